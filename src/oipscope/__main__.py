@@ -1,0 +1,5 @@
+"""Allow ``python -m oipscope``."""
+
+from .cli import main
+
+main()

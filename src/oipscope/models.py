@@ -1,0 +1,142 @@
+"""Access to Keras models: safe loading, layer lookup, feature sub-models, summaries."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+
+from .errors import LayerError, ModelError
+
+__all__ = [
+    "LayerInfo",
+    "load_model",
+    "get_layer",
+    "image_input_shape",
+    "feature_layers",
+    "feature_submodel",
+    "describe",
+]
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One layer of a model: name, class, output shape and number of feature maps.
+
+    ``n_maps`` is the channel count for layers with 4-D (N, H, W, C) output,
+    else None.
+    """
+
+    name: str
+    class_name: str
+    output_shape: tuple
+    n_params: int
+
+    @property
+    def n_maps(self) -> int | None:
+        return int(self.output_shape[-1]) if len(self.output_shape) == 4 else None
+
+
+def load_model(path: str | os.PathLike, *, safe_mode: bool = True) -> keras.Model:
+    """Load a ``.keras`` or legacy ``.h5`` model, without compiling it.
+
+    Keras' safe mode stays on unless ``safe_mode=False``: a ``.keras`` file with
+    a ``Lambda`` layer (arbitrary code) is then refused.
+
+    Raises:
+        ModelError: the file is missing, not a Keras model, truncated, or unsafe.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"model file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix not in (".keras", ".h5", ".hdf5"):
+        raise ModelError(f"{path} is not a Keras model file: expected a .keras or .h5 file")
+    if suffix == ".keras" and not zipfile.is_zipfile(path):
+        raise ModelError(f"{path} is not a valid .keras file (not a zip archive; truncated or wrong format)")
+    try:
+        model = keras.saving.load_model(path, compile=False, safe_mode=safe_mode)
+    except ValueError as exc:
+        if "safe_mode" in str(exc) or "Lambda" in str(exc):
+            raise ModelError(
+                f"{path} contains code (e.g. a Lambda layer) and was refused in safe mode; "
+                "load it only if you trust its source, with --unsafe-load (safe_mode=False)"
+            ) from exc
+        raise ModelError(f"cannot load model {path}: {exc}") from exc
+    except Exception as exc:  # h5py/zip/deserialization errors come in many types
+        raise ModelError(f"cannot load model {path}: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(model, keras.Model):
+        raise ModelError(f"{path} holds a {type(model).__name__}, not a Keras model")
+    return model
+
+
+def image_input_shape(model: keras.Model) -> tuple[int, int, int]:
+    """Return (height, width, channels) of the model's single image input.
+
+    Raises:
+        ModelError: the model has several inputs or its input is not an image.
+    """
+    inputs = model.inputs
+    if len(inputs) != 1:
+        raise ModelError(f"model {model.name!r} has {len(inputs)} inputs; oipscope needs exactly one image input")
+    shape = tuple(inputs[0].shape)
+    if len(shape) != 4 or any(dim is None for dim in shape[1:]):
+        raise ModelError(
+            f"model {model.name!r} input has shape {shape}; oipscope needs an image input "
+            "(batch, height, width, channels) with fixed size"
+        )
+    if shape[3] not in (1, 3):
+        raise ModelError(f"model {model.name!r} input has {shape[3]} channels; oipscope supports 1 or 3")
+    return int(shape[1]), int(shape[2]), int(shape[3])
+
+
+def _layer_info(layer) -> LayerInfo:
+    try:
+        shape = tuple(layer.output.shape)
+    except (AttributeError, ValueError):
+        shape = ()
+    return LayerInfo(layer.name, type(layer).__name__, shape, int(layer.count_params()))
+
+
+def get_layer(model: keras.Model, name: str):
+    """Return the layer called ``name``; an unknown name lists the closest names."""
+    names = [layer.name for layer in model.layers]
+    if name in names:
+        return model.get_layer(name)
+    close = difflib.get_close_matches(name, names, n=5, cutoff=0.4)
+    hint = f"did you mean {', '.join(close)}?" if close else f"layers are: {', '.join(names)}"
+    raise LayerError(f"no layer named {name!r} in model {model.name!r}; {hint}")
+
+
+def feature_layers(model: keras.Model) -> list[LayerInfo]:
+    """Layers with feature maps (4-D outputs), in model order."""
+    return [info for info in map(_layer_info, model.layers) if info.n_maps is not None and info.class_name != "InputLayer"]
+
+
+def feature_submodel(model: keras.Model, layer_name: str) -> keras.Model:
+    """Sub-model from the model's image input to the output of ``layer_name``.
+
+    Works for Sequential and Functional models (the seed's ``_build_oip_model``).
+
+    Raises:
+        LayerError: unknown layer, or the layer has no 4-D feature-map output.
+    """
+    image_input_shape(model)
+    layer = get_layer(model, layer_name)
+    info = _layer_info(layer)
+    if info.n_maps is None:
+        with_maps = ", ".join(f.name for f in feature_layers(model)) or "none"
+        raise LayerError(
+            f"layer {layer_name!r} has output shape {info.output_shape}, no feature maps; "
+            f"layers with maps: {with_maps}"
+        )
+    return keras.Model(model.inputs, layer.output, name=f"oip_{layer_name}")
+
+
+def describe(model: keras.Model) -> list[LayerInfo]:
+    """Every layer of the model with its output shape and map count."""
+    return [_layer_info(layer) for layer in model.layers]
