@@ -1,0 +1,106 @@
+"""Shared fixtures of the oipscope test suite.
+
+Data folders are looked up, never downloaded: tests needing them skip with a
+reason when the files are absent.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"  # before anything imports TensorFlow
+
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SYSTEM_DATA = Path("/usr/share/datasets")
+IDX_FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
+
+
+def _has_idx_files(folder: Path) -> bool:
+    return all((folder / name).is_file() for name in IDX_FILES)
+
+
+def _find_data(name: str, extra: tuple[Path, ...] = ()) -> tuple[Path | None, list[Path]]:
+    candidates: list[Path] = []
+    env = os.environ.get("OIPSCOPE_DATA_DIR")
+    if env:
+        candidates += [Path(env) / name, Path(env)]
+    candidates += [SHARED_DATA / name, *extra]
+    for folder in candidates:
+        if _has_idx_files(folder):
+            return folder, candidates
+    return None, candidates
+
+
+# --- data -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    """Folder holding the four MNIST IDX .gz files ($OIPSCOPE_DATA_DIR, else ../shared/data)."""
+    folder, tried = _find_data("mnist")
+    if folder is None:
+        pytest.skip(f"MNIST IDX files not found (looked in: {', '.join(map(str, tried))})")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def fashion_dir() -> Path:
+    """Folder holding the four Fashion-MNIST IDX .gz files, or skip."""
+    folder, tried = _find_data("fashion-mnist", (SYSTEM_DATA / "fashion-mnist",))
+    if folder is None:
+        pytest.skip(f"Fashion-MNIST IDX files not found (looked in: {', '.join(map(str, tried))})")
+    return folder
+
+
+# --- models -----------------------------------------------------------------
+# Shapes for a 12x12x1 input: c1 (10,10,4), pool (5,5,4), c2 (3,3,6), flat (54,), out (3,)
+
+
+@pytest.fixture
+def tiny_model():
+    """A small Sequential CNN: c1 (4 maps) → pool → c2 (6 maps) → flat → out (3)."""
+    import keras
+
+    return keras.Sequential(
+        [
+            keras.Input(shape=(12, 12, 1)),
+            keras.layers.Conv2D(4, 3, activation="relu", name="c1"),
+            keras.layers.MaxPooling2D(2, name="pool"),
+            keras.layers.Conv2D(6, 3, activation="relu", name="c2"),
+            keras.layers.Flatten(name="flat"),
+            keras.layers.Dense(3, name="out"),
+        ],
+        name="tiny_seq",
+    )
+
+
+@pytest.fixture
+def tiny_functional():
+    """The same CNN as ``tiny_model`` built with the functional API."""
+    import keras
+
+    inputs = keras.Input(shape=(12, 12, 1), name="image")
+    x = keras.layers.Conv2D(4, 3, activation="relu", name="c1")(inputs)
+    x = keras.layers.MaxPooling2D(2, name="pool")(x)
+    x = keras.layers.Conv2D(6, 3, activation="relu", name="c2")(x)
+    x = keras.layers.Flatten(name="flat")(x)
+    outputs = keras.layers.Dense(3, name="out")(x)
+    return keras.Model(inputs, outputs, name="tiny_func")
+
+
+@pytest.fixture
+def tiny_model_file(tiny_model, tmp_path) -> Path:
+    """``tiny_model`` saved as a .keras file."""
+    path = tmp_path / "tiny.keras"
+    tiny_model.save(path)
+    return path

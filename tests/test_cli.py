@@ -1,0 +1,142 @@
+"""The command line: help texts, `info`, `train`, and exit codes of `python -m oipscope`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from oipscope.cli import app
+from oipscope.cnn import default_model_path
+from oipscope.errors import ConfigError, ModelError
+
+runner = CliRunner()
+COMMANDS = ["train", "info"]  # the foundation's commands; later ones are checked via ALL_COMMANDS
+ALL_COMMANDS = sorted(
+    {cmd.name or cmd.callback.__name__.replace("_", "-") for cmd in app.registered_commands} | set(COMMANDS)
+)
+
+
+def run_module(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run ``python -m oipscope ARGS`` and capture its output."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "oipscope", *args],
+        capture_output=True, text=True, timeout=timeout, env=env,
+    )
+
+
+# --- help -----------------------------------------------------------------------
+
+
+def test_help_lists_commands():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0, result.output
+    for command in COMMANDS:
+        assert command in result.output
+
+
+@pytest.mark.parametrize("command", ALL_COMMANDS)
+def test_command_help_has_example(command):
+    result = runner.invoke(app, [command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Example" in result.output
+    assert f"oipscope {command}" in result.output
+
+
+def test_module_help_exit_code():
+    proc = run_module("--help")
+    assert proc.returncode == 0, proc.stderr
+    assert "train" in proc.stdout and "info" in proc.stdout
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
+# --- info -----------------------------------------------------------------------
+
+
+def test_info_tiny_model(tiny_model_file):
+    result = runner.invoke(app, ["info", str(tiny_model_file)])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    for name in ("c1", "pool", "c2", "flat", "out"):
+        assert name in out
+    assert "image input: 12x12, 1 channel(s)" in out
+    assert "layers with feature maps: c1 (4), pool (4), c2 (6)" in out
+
+
+def test_info_dense_model_has_no_image_input(tmp_path):
+    import keras
+
+    path = tmp_path / "dense.keras"
+    keras.Sequential([keras.Input((10,)), keras.layers.Dense(3, name="d")]).save(path)
+    result = runner.invoke(app, ["info", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "no image input" in result.output
+    assert "layers with feature maps: none" in result.output
+
+
+def test_info_missing_file_raises_model_error_in_app(tmp_path):
+    result = runner.invoke(app, ["info", str(tmp_path / "missing.keras")])
+    assert result.exit_code != 0
+    assert isinstance(result.exception, ModelError)
+
+
+def test_info_missing_file_exit_code(tmp_path):
+    missing = tmp_path / "missing.keras"
+    proc = run_module("info", str(missing))
+    assert proc.returncode == 4
+    combined = proc.stdout + proc.stderr
+    assert "Traceback" not in combined
+    error_lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1, proc.stderr
+    assert error_lines[0].startswith("error: model file not found")
+    assert str(missing) in error_lines[0]
+
+
+@pytest.mark.skipif(not default_model_path().is_file(), reason=f"embedded model {default_model_path()} not built yet")
+def test_info_default_model():
+    result = runner.invoke(app, ["info"])
+    assert result.exit_code == 0, result.output
+    assert "Conv2D_3" in result.output
+    assert "image input: 28x28, 1 channel(s)" in result.output
+    assert "layers with feature maps:" in result.output
+    assert "Conv2D_3 (128)" in result.output
+
+
+# --- train ----------------------------------------------------------------------
+
+
+def test_train_epochs_zero_in_app():
+    result = runner.invoke(app, ["train", "--epochs", "0"])
+    assert isinstance(result.exception, ConfigError)
+
+
+def test_train_epochs_zero_exit_code(tmp_path):
+    proc = run_module("train", "--epochs", "0", "--out", str(tmp_path / "x.keras"))
+    assert proc.returncode == 2
+    assert "epochs must be >= 1, got 0" in proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert not (tmp_path / "x.keras").exists()
+
+
+def test_usage_error_exit_code():
+    """An unknown option is a usage error: exit code 2, a message, no traceback."""
+    proc = run_module("train", "--no-such-option")
+    assert "Traceback" not in proc.stdout + proc.stderr, proc.stderr
+    assert proc.returncode == 2
+    assert "no-such-option" in proc.stderr
+
+
+def test_train_short_run(mnist_dir, tmp_path):
+    out = tmp_path / "tmp" / "x.keras"
+    result = runner.invoke(app, [
+        "train", "--epochs", "1", "--train-limit", "2000",
+        "--data-dir", str(mnist_dir), "--out", str(out),
+    ])
+    assert result.exit_code == 0, result.output
+    assert out.is_file()
+    assert "test accuracy" in result.output
+    assert str(out) in result.output.replace("\n", "")

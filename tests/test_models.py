@@ -1,0 +1,255 @@
+"""oipscope.models: safe loading, layer lookup, feature sub-models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import keras
+
+from oipscope.errors import LayerError, ModelError
+from oipscope.models import (
+    describe,
+    feature_layers,
+    feature_submodel,
+    get_layer,
+    image_input_shape,
+    load_model,
+)
+
+
+def _batch(n: int = 2, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(n, 12, 12, 1)).astype("float32")
+
+
+# --- load_model ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+def test_load_round_trip(tiny_model, tmp_path, suffix):
+    path = tmp_path / f"tiny{suffix}"
+    tiny_model.save(path)
+    loaded = load_model(path)
+    assert isinstance(loaded, keras.Model)
+    assert [layer.name for layer in loaded.layers] == ["c1", "pool", "c2", "flat", "out"]
+    x = _batch()
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), tiny_model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_load_functional_round_trip(tiny_functional, tmp_path):
+    path = tmp_path / "func.keras"
+    tiny_functional.save(path)
+    loaded = load_model(str(path))
+    x = _batch(seed=1)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), tiny_functional.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_load_missing_file(tmp_path):
+    path = tmp_path / "missing.keras"
+    with pytest.raises(ModelError, match="not found") as exc_info:
+        load_model(path)
+    assert str(path) in str(exc_info.value)
+
+
+def test_load_directory_is_not_a_file(tmp_path):
+    with pytest.raises(ModelError, match="not found"):
+        load_model(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["model.pt", "model.txt", "model"])
+def test_load_wrong_suffix(tmp_path, name):
+    path = tmp_path / name
+    path.write_bytes(b"whatever")
+    with pytest.raises(ModelError, match=r"\.keras or \.h5") as exc_info:
+        load_model(path)
+    assert str(path) in str(exc_info.value)
+
+
+def test_load_garbage_keras(tmp_path):
+    path = tmp_path / "garbage.keras"
+    path.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    with pytest.raises(ModelError) as exc_info:
+        load_model(path)
+    assert str(path) in str(exc_info.value)
+
+
+def test_load_truncated_keras(tiny_model_file, tmp_path):
+    raw = tiny_model_file.read_bytes()
+    path = tmp_path / "truncated.keras"
+    path.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(ModelError) as exc_info:
+        load_model(path)
+    assert str(path) in str(exc_info.value)
+
+
+def test_load_zip_that_is_not_a_model(tmp_path):
+    import zipfile
+
+    path = tmp_path / "notamodel.keras"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("hello.txt", "not a keras model")
+    with pytest.raises(ModelError) as exc_info:
+        load_model(path)
+    assert str(path) in str(exc_info.value)
+
+
+def test_load_garbage_h5(tmp_path):
+    path = tmp_path / "garbage.h5"
+    path.write_bytes(b"\x00" * 1000)
+    with pytest.raises(ModelError):
+        load_model(path)
+
+
+@pytest.fixture
+def lambda_model_file(tmp_path):
+    inputs = keras.Input(shape=(12, 12, 1))
+    x = keras.layers.Lambda(lambda t: t * 2.0, name="double")(inputs)
+    x = keras.layers.Conv2D(2, 3, name="c1")(x)
+    model = keras.Model(inputs, x, name="with_lambda")
+    path = tmp_path / "lambda.keras"
+    model.save(path)
+    return path, model
+
+
+def test_lambda_refused_in_safe_mode(lambda_model_file):
+    path, _ = lambda_model_file
+    with pytest.raises(ModelError) as exc_info:
+        load_model(path)
+    message = str(exc_info.value)
+    assert "safe mode" in message
+    assert "--unsafe-load" in message
+    assert str(path) in message
+
+
+def test_lambda_loaded_with_safe_mode_off(lambda_model_file):
+    path, model = lambda_model_file
+    loaded = load_model(path, safe_mode=False)
+    assert "double" in [layer.name for layer in loaded.layers]
+    x = _batch()
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+# --- layers -------------------------------------------------------------------
+
+
+def test_get_layer_known(tiny_model):
+    assert get_layer(tiny_model, "c2") is tiny_model.get_layer("c2")
+
+
+def test_get_layer_unknown_suggests_close_names(tiny_model):
+    with pytest.raises(LayerError) as exc_info:
+        get_layer(tiny_model, "c3")
+    message = str(exc_info.value)
+    assert "'c3'" in message
+    assert "c1" in message or "c2" in message
+    assert "did you mean" in message
+    assert not message.startswith('"')  # LayerError is a KeyError that does not quote its message
+    assert isinstance(exc_info.value, KeyError)
+
+
+def test_get_layer_unknown_without_close_names_lists_all(tiny_model):
+    with pytest.raises(LayerError) as exc_info:
+        get_layer(tiny_model, "zzzzzzzzzz")
+    message = str(exc_info.value)
+    for name in ("c1", "pool", "c2", "flat", "out"):
+        assert name in message
+
+
+@pytest.mark.parametrize("fixture", ["tiny_model", "tiny_functional"])
+def test_feature_layers(request, fixture):
+    model = request.getfixturevalue(fixture)
+    maps = feature_layers(model)
+    assert [info.name for info in maps] == ["c1", "pool", "c2"]
+    assert [info.n_maps for info in maps] == [4, 4, 6]
+    assert [info.class_name for info in maps] == ["Conv2D", "MaxPooling2D", "Conv2D"]
+    assert maps[0].output_shape == (None, 10, 10, 4)
+
+
+def test_describe(tiny_model):
+    infos = describe(tiny_model)
+    assert [info.name for info in infos] == ["c1", "pool", "c2", "flat", "out"]
+    by_name = {info.name: info for info in infos}
+    assert by_name["flat"].output_shape == (None, 54)
+    assert by_name["flat"].n_maps is None
+    assert by_name["out"].n_maps is None
+    assert by_name["c1"].n_params == 4 * 9 + 4
+    assert by_name["c2"].n_params == 6 * 9 * 4 + 6
+    assert by_name["pool"].n_params == 0
+
+
+@pytest.mark.parametrize("fixture", ["tiny_model", "tiny_functional"])
+@pytest.mark.parametrize("layer, shape", [("c1", (10, 10, 4)), ("pool", (5, 5, 4)), ("c2", (3, 3, 6))])
+def test_feature_submodel(request, fixture, layer, shape):
+    model = request.getfixturevalue(fixture)
+    sub = feature_submodel(model, layer)
+    assert tuple(sub.output.shape) == (None, *shape)
+    x = _batch(3)
+    out = sub.predict(x, verbose=0)
+    assert out.shape == (3, *shape)
+    # same values as the layer inside the full model
+    reference = keras.Model(model.inputs, model.get_layer(layer).output)
+    np.testing.assert_allclose(out, reference.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_feature_submodel_of_loaded_model(tiny_model_file):
+    sub = feature_submodel(load_model(tiny_model_file), "c2")
+    assert tuple(sub.output.shape) == (None, 3, 3, 6)
+
+
+@pytest.mark.parametrize("layer", ["flat", "out"])
+def test_feature_submodel_without_maps(tiny_model, layer):
+    with pytest.raises(LayerError) as exc_info:
+        feature_submodel(tiny_model, layer)
+    message = str(exc_info.value)
+    assert repr(layer) in message
+    assert "c1, pool, c2" in message
+
+
+def test_feature_submodel_unknown_layer(tiny_functional):
+    with pytest.raises(LayerError, match="c1|c2"):
+        feature_submodel(tiny_functional, "c3")
+
+
+# --- image_input_shape ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("fixture", ["tiny_model", "tiny_functional"])
+def test_image_input_shape(request, fixture):
+    assert image_input_shape(request.getfixturevalue(fixture)) == (12, 12, 1)
+
+
+def test_image_input_shape_rgb():
+    model = keras.Sequential([keras.Input((8, 9, 3)), keras.layers.Conv2D(2, 3, name="c")])
+    assert image_input_shape(model) == (8, 9, 3)
+
+
+def test_image_input_shape_dense_only():
+    model = keras.Sequential([keras.Input((10,)), keras.layers.Dense(4), keras.layers.Dense(2)])
+    with pytest.raises(ModelError, match="image input"):
+        image_input_shape(model)
+    with pytest.raises(ModelError):
+        feature_submodel(model, model.layers[0].name)
+
+
+def test_image_input_shape_unknown_size():
+    model = keras.Sequential([keras.Input((None, None, 1)), keras.layers.Conv2D(2, 3)])
+    with pytest.raises(ModelError, match="fixed size"):
+        image_input_shape(model)
+
+
+def test_image_input_shape_bad_channels():
+    model = keras.Sequential([keras.Input((8, 8, 2)), keras.layers.Conv2D(2, 3)])
+    with pytest.raises(ModelError, match="2 channels"):
+        image_input_shape(model)
+
+
+def test_image_input_shape_multiple_inputs():
+    a = keras.Input((12, 12, 1), name="a")
+    b = keras.Input((12, 12, 1), name="b")
+    x = keras.layers.Concatenate(name="cat")([a, b])
+    x = keras.layers.Conv2D(2, 3, name="c1")(x)
+    model = keras.Model([a, b], x, name="two_inputs")
+    with pytest.raises(ModelError, match="2 inputs"):
+        image_input_shape(model)
+    with pytest.raises(ModelError):
+        feature_submodel(model, "c1")
