@@ -1,0 +1,211 @@
+"""Results of an OIP search: one :class:`MapOip` per OIP, bundled in an :class:`OipResult`.
+
+A result is saved as a folder holding ``arrays.npz`` (all arrays) and
+``result.json`` (everything else); both are written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .engine import OipConfig
+from .errors import ConfigError
+
+__all__ = ["MapOip", "OipResult", "RESULT_JSON", "ARRAYS_NPZ"]
+
+RESULT_JSON = "result.json"
+ARRAYS_NPZ = "arrays.npz"
+_FORMAT = 1
+
+
+@dataclass(frozen=True, eq=False)
+class MapOip:
+    """The OIP of one map.
+
+    Attributes:
+        map_index: the map of the layer.
+        image: the OIP (H, W, C), standardized.
+        activation: final mean activation of the map.
+        status: "converged", "step_limit", "silent" or "nonfinite".
+        converged_step: step at which convergence was reached, -1 if never.
+        snapshots: images after the snapshot steps (S, H, W, C).
+        snapshot_steps: the S steps.
+        loss_history: mean activation before each step (steps,).
+        start: which start produced it, e.g. "precursor#12" or "restart2:fourier".
+        superstimulus_ratio: activation ÷ the map's highest mean activation over a
+            dataset (NaN if the map never fires on it); None until assessed.
+        evoked_probabilities: class probabilities the full model gives the OIP
+            (n_classes,); None until assessed.
+    """
+
+    map_index: int
+    image: np.ndarray
+    activation: float
+    status: str
+    converged_step: int
+    snapshots: np.ndarray
+    snapshot_steps: tuple[int, ...]
+    loss_history: np.ndarray
+    start: str
+    superstimulus_ratio: float | None = None
+    evoked_probabilities: np.ndarray | None = None
+
+    @property
+    def evoked_class(self) -> int | None:
+        """The class the full model sees in the OIP, if assessed."""
+        if self.evoked_probabilities is None:
+            return None
+        return int(np.argmax(self.evoked_probabilities))
+
+
+def _atomic_write(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+@dataclass(frozen=True, eq=False)
+class OipResult:
+    """All OIPs of one layer, with provenance.
+
+    Attributes:
+        layer_name: the layer whose maps were visualized.
+        model_name: the Keras model name.
+        model_hash: sha256 of the model file if known, else None.
+        config: the OipConfig used.
+        maps: one MapOip per OIP, in map order (n_per_map consecutive per map).
+        versions: versions of oipscope, tensorflow, keras, numpy.
+        seconds: wall time of the search.
+    """
+
+    layer_name: str
+    model_name: str
+    model_hash: str | None
+    config: OipConfig
+    maps: tuple[MapOip, ...]
+    versions: dict[str, str]
+    seconds: float
+
+    def summary(self) -> dict[str, Any]:
+        """Counts of OIPs per status, the wall time and, once assessed, the data figures.
+
+        ``median_ratio`` and ``ratio_at_least_1`` count only maps that fire on the
+        dataset (finite ratio); ``common_evoked_class`` is the most frequent class
+        the full model sees in the OIPs.
+        """
+        statuses = [m.status for m in self.maps]
+        summary: dict[str, Any] = {
+            "maps": len(self.maps),
+            "converged": statuses.count("converged"),
+            "step_limit": statuses.count("step_limit"),
+            "silent": statuses.count("silent"),
+            "nonfinite": statuses.count("nonfinite"),
+            "seconds": self.seconds,
+        }
+        ratios = np.array([m.superstimulus_ratio for m in self.maps if m.superstimulus_ratio is not None])
+        if ratios.size:
+            live = ratios[np.isfinite(ratios)]
+            summary["maps_live_on_data"] = int(live.size)
+            summary["median_ratio"] = float(np.median(live)) if live.size else float("nan")
+            summary["ratio_at_least_1"] = int(np.sum(live >= 1.0))
+        classes = [m.evoked_class for m in self.maps if m.evoked_class is not None]
+        if classes:
+            summary["common_evoked_class"] = int(np.bincount(classes).argmax())
+        return summary
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the result into folder ``path`` (created if needed); returns the folder."""
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        arrays: dict[str, np.ndarray] = {}
+        meta_maps = []
+        for k, m in enumerate(self.maps):
+            arrays[f"image_{k}"] = np.asarray(m.image)
+            arrays[f"snapshots_{k}"] = np.asarray(m.snapshots)
+            arrays[f"history_{k}"] = np.asarray(m.loss_history)
+            if m.evoked_probabilities is not None:
+                arrays[f"evoked_{k}"] = np.asarray(m.evoked_probabilities)
+            meta_maps.append({
+                "map_index": int(m.map_index),
+                "activation": float(m.activation),
+                "status": m.status,
+                "converged_step": int(m.converged_step),
+                "snapshot_steps": [int(s) for s in m.snapshot_steps],
+                "start": m.start,
+                "superstimulus_ratio": None if m.superstimulus_ratio is None else float(m.superstimulus_ratio),
+            })
+        meta = {
+            "format": _FORMAT,
+            "layer_name": self.layer_name,
+            "model_name": self.model_name,
+            "model_hash": self.model_hash,
+            "config": self.config.to_dict(),
+            "versions": dict(self.versions),
+            "seconds": float(self.seconds),
+            "maps": meta_maps,
+        }
+        _atomic_write(folder / ARRAYS_NPZ, lambda fh: np.savez_compressed(fh, **arrays))
+        _atomic_write(folder / RESULT_JSON, lambda fh: fh.write(json.dumps(meta, indent=1).encode()))
+        return folder
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "OipResult":
+        """Read a result folder written by :meth:`save`.
+
+        Raises:
+            ConfigError: the folder or its files are missing or malformed.
+        """
+        folder = Path(path)
+        try:
+            meta = json.loads((folder / RESULT_JSON).read_text())
+            if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
+                found = meta.get("format") if isinstance(meta, dict) else None
+                raise ConfigError(
+                    f"{folder} holds an OIP result in format {found!r}; this oipscope reads format "
+                    f"{_FORMAT}: re-create it with `oipscope find`"
+                )
+            with np.load(folder / ARRAYS_NPZ, allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+            maps = tuple(
+                MapOip(
+                    map_index=int(m["map_index"]),
+                    image=arrays[f"image_{k}"],
+                    activation=float(m["activation"]),
+                    status=str(m["status"]),
+                    converged_step=int(m["converged_step"]),
+                    snapshots=arrays[f"snapshots_{k}"],
+                    snapshot_steps=tuple(int(s) for s in m["snapshot_steps"]),
+                    loss_history=arrays[f"history_{k}"],
+                    start=str(m["start"]),
+                    superstimulus_ratio=(None if m.get("superstimulus_ratio") is None
+                                         else float(m["superstimulus_ratio"])),
+                    evoked_probabilities=arrays.get(f"evoked_{k}"),
+                )
+                for k, m in enumerate(meta["maps"])
+            )
+            return cls(
+                layer_name=meta["layer_name"],
+                model_name=meta["model_name"],
+                model_hash=meta["model_hash"],
+                config=OipConfig.from_dict(meta["config"]),
+                maps=maps,
+                versions=dict(meta["versions"]),
+                seconds=float(meta["seconds"]),
+            )
+        except (OSError, KeyError, ValueError, TypeError) as exc:
+            if isinstance(exc, ConfigError):
+                raise
+            raise ConfigError(f"cannot read OIP result from {folder}: {type(exc).__name__}: {exc}") from exc

@@ -1,0 +1,123 @@
+"""Tests of the batched OIP engine, the search and results (tiny models, few steps)."""
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from oipscope.engine import OipConfig, ascend  # noqa: E402
+from oipscope.errors import ConfigError, LayerError  # noqa: E402
+from oipscope.initial import scale_noise  # noqa: E402
+from oipscope.models import feature_submodel  # noqa: E402
+from oipscope.results import OipResult  # noqa: E402
+from oipscope.search import find_oips  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential([
+        keras.Input((12, 12, 1)),
+        keras.layers.Conv2D(4, 3, activation="relu", name="c1"),
+        keras.layers.MaxPooling2D(2),
+        keras.layers.Conv2D(6, 3, activation="relu", name="c2"),
+        keras.layers.Flatten(),
+        keras.layers.Dense(2, name="d"),
+    ], name="tiny")
+    k, b = model.get_layer("c2").get_weights()
+    b[5] = -100.0  # map 5 can never fire: silent
+    model.get_layer("c2").set_weights([k, b])
+    return model
+
+
+@pytest.fixture(scope="module")
+def sub(tiny):
+    return feature_submodel(tiny, "c2")
+
+
+def _x(n, seed=0):
+    return scale_noise(seed, n, 12, 12, 1, (3, 6, 12))
+
+
+def test_ascent_raises_activation(sub):
+    cfg = OipConfig(steps=60, stop_on_convergence=False, scales=(3, 6, 12))
+    r = ascend(sub, _x(5), range(5), cfg)
+    fired = r.history[:, 0] > 0
+    assert fired.any()
+    assert np.all(r.losses[fired] > r.history[fired, 0])
+    np.testing.assert_allclose(r.images.mean(axis=(1, 2, 3)), 0, atol=1e-4)
+    np.testing.assert_allclose(r.images.std(axis=(1, 2, 3)), 1, atol=1e-3)
+    assert r.history.shape == (5, 60) and r.snapshots.shape[:2] == (5, len(r.snapshot_steps))
+
+
+def test_converged_elements_are_frozen(sub):
+    cfg = OipConfig(steps=300, conv_criterion=1e-2, scales=(3, 6, 12))
+    r = ascend(sub, _x(5), range(5), cfg)
+    conv = np.flatnonzero(r.status == 0)
+    assert len(conv)
+    for i in conv:
+        c = r.converged_step[i]
+        assert c > 10
+        assert np.all(r.history[i, c:] == r.history[i, c])  # loss history stays
+        later = [k for k, s in enumerate(r.snapshot_steps) if s >= c]
+        for k in later:
+            np.testing.assert_array_equal(r.snapshots[i, k], r.images[i])
+
+
+def test_silent_map_detected(sub):
+    r = ascend(sub, _x(2), [5, 5], OipConfig(steps=20))
+    assert list(r.status) == [2, 2]
+    assert np.all(r.losses == 0)
+
+
+def test_same_seed_identical(tiny):
+    cfg = OipConfig(steps=30, n_candidates=4, restarts=1, scales=(3, 6, 12), seed=5)
+    a = find_oips(tiny, "c2", "0-2", cfg)
+    b = find_oips(tiny, "c2", [0, 1, 2], cfg)
+    for ma, mb in zip(a.maps, b.maps):
+        np.testing.assert_array_equal(ma.image, mb.image)
+        assert ma.start == mb.start
+
+
+def test_find_oips_statuses_and_roundtrip(tiny, tmp_path):
+    seen = []
+    cfg = OipConfig(steps=40, n_candidates=4, restarts=2, scales=(3, 6, 12), n_per_map=2)
+    res = find_oips(tiny, "c2", "all", cfg, on_progress=lambda d, t: seen.append((d, t)))
+    assert len(res.maps) == 12 and seen[-1] == (12, 12)
+    assert [m.map_index for m in res.maps] == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
+    assert res.maps[-1].status == "silent"
+    assert res.maps[0].start.startswith(("precursor#", "restart"))
+    s = res.summary()
+    assert s["maps"] == 12 and s["silent"] >= 2
+    res.save(tmp_path / "r")
+    back = OipResult.load(tmp_path / "r")
+    assert back.config == res.config and back.versions == res.versions and back.seconds == res.seconds
+    for ma, mb in zip(res.maps, back.maps):
+        for f in ("image", "snapshots", "loss_history"):
+            np.testing.assert_array_equal(getattr(ma, f), getattr(mb, f))
+        for f in ("map_index", "activation", "status", "converged_step", "snapshot_steps", "start"):
+            assert getattr(ma, f) == getattr(mb, f)
+
+
+@pytest.mark.parametrize("extra", [dict(strategy=1, strategy1_steps=(5, 5, 20)), dict(start="fourier")])
+def test_strategy1_and_fourier_raise_activation(tiny, extra):
+    cfg = OipConfig(steps=30, n_candidates=2, restarts=0, scales=(3, 6, 12), stop_on_convergence=False, **extra)
+    res = find_oips(tiny, "c2", "0-4", cfg)
+    fired = [m for m in res.maps if m.loss_history[0] > 0]
+    assert fired
+    assert all(m.activation > m.loss_history[0] for m in fired)
+
+
+def test_errors(tiny):
+    with pytest.raises(LayerError):
+        find_oips(tiny, "nope", "all", OipConfig(steps=2))
+    with pytest.raises(LayerError):
+        find_oips(tiny, "d", "all", OipConfig(steps=2))
+    with pytest.raises(LayerError, match="6"):
+        find_oips(tiny, "c2", "0-6", OipConfig(steps=2))
+    with pytest.raises(ConfigError, match="28"):
+        find_oips(tiny, "c2", "0", OipConfig(steps=2, scales=(3, 28)))
+    for bad in [dict(epsilon=0), dict(steps=0), dict(strategy=2), dict(start="x"), dict(scales=(3, 7), factors=(1.0,)),
+                dict(n_candidates=0), dict(restarts=-1), dict(snapshot_steps=(700,))]:
+        with pytest.raises(ConfigError):
+            OipConfig(**bad)
