@@ -121,3 +121,27 @@ def test_errors(tiny):
                 dict(n_candidates=0), dict(restarts=-1), dict(snapshot_steps=(700,))]:
         with pytest.raises(ConfigError):
             OipConfig(**bad)
+
+
+def test_rescue_wakes_a_map_that_no_random_start_triggers(tiny):
+    """A map whose bias is below anything random starts reach is woken via its pre-activation."""
+    model = keras.models.clone_model(tiny)
+    model.set_weights(tiny.get_weights())
+    layer = model.get_layer("c2")
+    kernel, bias = layer.get_weights()
+    bias[4] = 0.0
+    layer.set_weights([kernel, bias])
+    pre = keras.Model(model.inputs, layer.input)
+    starts = pre(scale_noise(9, 256, 12, 12, 1, (3, 6, 12))).numpy()
+    patches = np.lib.stride_tricks.sliding_window_view(starts, (3, 3), axis=(1, 2))
+    best_random = np.einsum("nhwcij,ijc->nhw", patches, kernel[:, :, :, 4]).max()
+    bias[4] = -1.5 * best_random
+    layer.set_weights([kernel, bias])
+
+    cfg = OipConfig(steps=60, n_candidates=4, restarts=1, scales=(3, 6, 12), rescue_steps=150)
+    woken = find_oips(model, "c2", [4], cfg).maps[0]
+    assert woken.activation > 0 and woken.status != "silent"
+    assert woken.start.startswith("rescue:pre-activation")
+    without = find_oips(model, "c2", [4], OipConfig(steps=60, n_candidates=4, restarts=1,
+                                                    scales=(3, 6, 12), rescue_steps=0)).maps[0]
+    assert without.status == "silent"

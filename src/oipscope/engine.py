@@ -80,6 +80,9 @@ class OipConfig:
         precursor: pick the best of ``n_candidates`` starts per map first.
         n_candidates: candidate starts per map for the precursor.
         restarts: extra rounds with other starts for maps that end silent.
+        rescue_steps: for maps still silent after the restarts, steps of ascent on
+            the layer's pre-activation (before its ReLU) before the ordinary
+            ascent; 0 turns the rescue off.
         n_per_map: OIPs per map (different seeds).
         seed: RNG seed; the same seed gives identical results.
         snapshot_steps: steps after which the image is recorded; None = log-spaced.
@@ -102,6 +105,7 @@ class OipConfig:
     precursor: bool = True
     n_candidates: int = 32
     restarts: int = 3
+    rescue_steps: int = 100
     n_per_map: int = 1
     seed: int = 0
     snapshot_steps: tuple[int, ...] | None = None
@@ -145,6 +149,8 @@ class OipConfig:
         _check(_is_int(self.n_candidates) and self.n_candidates >= 1,
                f"n_candidates must be an integer >= 1, got {self.n_candidates!r}")
         _check(_is_int(self.restarts) and self.restarts >= 0, f"restarts must be an integer >= 0, got {self.restarts!r}")
+        _check(_is_int(self.rescue_steps) and self.rescue_steps >= 0,
+               f"rescue_steps must be an integer >= 0, got {self.rescue_steps!r}")
         _check(_is_int(self.n_per_map) and self.n_per_map >= 1,
                f"n_per_map must be an integer >= 1, got {self.n_per_map!r}")
         _check(_is_int(self.seed) and self.seed >= 0, f"seed must be an integer >= 0, got {self.seed!r}")

@@ -19,6 +19,7 @@ __all__ = [
     "image_input_shape",
     "feature_layers",
     "feature_submodel",
+    "preactivation_submodel",
     "describe",
 ]
 
@@ -135,6 +136,26 @@ def feature_submodel(model: keras.Model, layer_name: str) -> keras.Model:
             f"layers with maps: {with_maps}"
         )
     return keras.Model(model.inputs, layer.output, name=f"oip_{layer_name}")
+
+
+def preactivation_submodel(model: keras.Model, layer_name: str) -> keras.Model | None:
+    """Like :func:`feature_submodel`, but the layer's own activation (e.g. ReLU) left out.
+
+    Its gradient is non-zero where the layer's ReLU is off everywhere, so an
+    ascent on it can wake a silent map. Returns None when the layer has no
+    built-in non-linear activation or more than one input.
+    """
+    layer = get_layer(model, layer_name)
+    activation = getattr(layer, "activation", None)
+    if activation is None or activation is keras.activations.linear or isinstance(layer.input, (list, tuple)):
+        return None
+    config = layer.get_config()
+    config["activation"] = "linear"
+    config["name"] = f"{layer.name}_preactivation"
+    linear_copy = type(layer).from_config(config)
+    outputs = linear_copy(layer.input)
+    linear_copy.set_weights(layer.get_weights())
+    return keras.Model(model.inputs, outputs, name=f"oip_{layer_name}_preactivation")
 
 
 def describe(model: keras.Model) -> list[LayerInfo]:

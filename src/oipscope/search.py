@@ -29,7 +29,7 @@ from .engine import (
 )
 from .errors import ConfigError
 from .initial import combine_grids, draw_grids, fourier_noise, parse_maps, scale_noise
-from .models import feature_submodel, image_input_shape
+from .models import feature_submodel, image_input_shape, preactivation_submodel
 from .results import MapOip, OipResult
 
 __all__ = ["find_oips", "file_sha256", "RESTART_KINDS"]
@@ -246,6 +246,20 @@ def find_oips(
                 images[i], losses[i], status[i], conv[i] = r2.images[j], r2.losses[j], r2.status[j], r2.converged_step[j]
                 hist[i], snaps[i] = r2.history[j], r2.snapshots[j]
                 labels[i] = lab2[j].split("#")[0]
+    still_silent = [i for i in range(total) if status[i] == STATUS_SILENT or not losses[i] > 0]
+    pre = preactivation_submodel(model, layer_name) if config.rescue_steps and still_silent else None
+    if pre is not None:
+        # Rescue: climb the map's pre-activation (its gradient is not cut by ReLU) until
+        # the map wakes up, then run the ordinary ascent from there.
+        sub_maps = [elems[i][0] for i in still_silent]
+        woken = ascend(pre, images[still_silent], sub_maps, config, steps=config.rescue_steps,
+                       snapshot_steps=(), stop_on_convergence=False).images
+        r3 = ascend(search.sub, woken, sub_maps, config, steps=config.total_steps)
+        for j, i in enumerate(still_silent):
+            if r3.losses[j] > losses[i]:
+                images[i], losses[i], status[i], conv[i] = r3.images[j], r3.losses[j], r3.status[j], r3.converged_step[j]
+                hist[i], snaps[i] = r3.history[j], r3.snapshots[j]
+                labels[i] = f"rescue:pre-activation({labels[i]})"
     if on_progress and done[0] < total:
         on_progress(total, total)
 
