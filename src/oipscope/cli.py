@@ -111,6 +111,225 @@ def info(model: Optional[Path] = ModelArg, unsafe_load: bool = UnsafeOpt) -> Non
     console.print(f"layers with feature maps: {listing}", markup=False)
 
 
+@app.command()
+def find(
+    model: Optional[Path] = ModelArg,
+    layer: str = typer.Option("Conv2D_3", help="Layer whose maps to visualize."),
+    maps: str = typer.Option("all", help='Maps: "all", or indices and ranges like "0-15,40".'),
+    strategy: int = typer.Option(0, help="0: one ascent from mixed scales; 1: coarse-to-fine."),
+    steps: int = typer.Option(600, help="Maximum ascent steps (strategy 0)."),
+    epsilon: float = typer.Option(0.01, help="Step size of the normalized gradient."),
+    start: str = typer.Option("scales", help="Initial image: scales (the series' noise) or fourier."),
+    precursor: bool = typer.Option(True, "--precursor/--no-precursor", help="Pick the best of many starts per map."),
+    restarts: int = typer.Option(3, help="Extra rounds with other starts for maps that stay silent."),
+    n_per_map: int = typer.Option(1, help="OIPs per map, from different seeds."),
+    seed: int = typer.Option(0, help="Random seed; the same seed gives the same OIPs."),
+    memory_budget_mb: float = typer.Option(512.0, help="Split big layers into chunks within this budget."),
+    dataset: str = typer.Option("mnist", help="Training set to compare the OIPs with (mnist, fashion-mnist)."),
+    assess: bool = typer.Option(True, "--assess/--no-assess", help="Compare OIPs with the dataset's best images."),
+    out: Path = typer.Option(Path("oipscope-out"), help="Folder for the result and the PNG grid."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in --out."),
+    unsafe_load: bool = UnsafeOpt,
+) -> None:
+    """Create OIPs for the maps of a layer; write the result and a PNG grid.
+
+    Maps are done in chunks of 32 and each finished chunk is saved at once: after Ctrl-C,
+    the same command with --resume computes only what is missing.
+
+    With --assess (default) the training set is streamed through the layer to give each OIP its
+    superstimulus ratio (OIP activation / best training image's) and the class it evokes.
+
+    Example: oipscope find --layer Conv2D_3 --maps 0-15 --out oips
+    """
+    from .cnn import default_model_path
+    from .engine import OipConfig
+    from .runs import run_layer
+
+    config = OipConfig(
+        epsilon=epsilon, steps=steps, strategy=strategy, start=start, precursor=precursor,
+        restarts=restarts, n_per_map=n_per_map, seed=seed, memory_budget_mb=memory_budget_mb,
+    )
+    keras_model = _load(model, unsafe_load)
+    with Progress(TextColumn(f"{layer}"), BarColumn(), TextColumn("{task.completed}/{task.total} OIPs"),
+                  TimeElapsedColumn(), console=console) as progress:
+        task = progress.add_task("", total=None)
+        try:
+            result = run_layer(
+                keras_model, layer, maps, config, out, resume=resume,
+                on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+                model_path=model or default_model_path(),
+            )
+        except KeyboardInterrupt:
+            progress.stop()
+            err_console.print(f"interrupted: finished chunks are kept in {out}; "
+                              "run the same command with --resume to continue", markup=False)
+            raise typer.Exit(130) from None
+    if assess:
+        result = _assess(result, keras_model, dataset, out)
+    folder = result.save(out)
+    grid = _save_oip_grid(result, folder / "oips.png")
+    _print_summary(result)
+    console.print(f"wrote {folder} (result) and {grid}", markup=False)
+
+
+def _assess(result, keras_model, dataset: str, out: Path):
+    """Dataset examples of the layer (saved as examples.npz) and the OIPs' ratios and classes."""
+    from .data import load_dataset
+    from .examples import assess_oips, dataset_examples
+    from .models import image_input_shape
+
+    data = load_dataset(dataset)
+    height, width, channels = image_input_shape(keras_model)
+    if data.train.images.shape[1:3] != (height, width) or channels != 1:
+        console.print(f"note: {dataset} images do not fit the model input {height}x{width}x{channels}; "
+                      "OIPs not compared with data", markup=False)
+        return result
+    with Progress(TextColumn(f"{dataset} examples"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), console=console) as progress:
+        task = progress.add_task("", total=len(data.train.images))
+        examples = dataset_examples(
+            keras_model, result.layer_name, data.train.images, data.train.labels,
+            on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
+    Path(out).mkdir(parents=True, exist_ok=True)
+    examples.save(Path(out) / "examples.npz")
+    return assess_oips(result, keras_model, examples)
+
+
+def _save_oip_grid(result, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from .plot import oip_grid
+
+    figure = oip_grid(result)
+    figure.savefig(path, dpi=100)
+    return path
+
+
+def _print_summary(result) -> None:
+    summary = result.summary()
+    console.print(
+        f"{result.layer_name}: {summary['maps']} OIPs, {summary['converged']} converged, "
+        f"{summary['step_limit']} at the step limit, {summary['silent']} silent"
+        + (f", {summary['nonfinite']} non-finite" if summary.get("nonfinite") else "")
+        + f", {summary['seconds']:.1f} s",
+        markup=False,
+    )
+    if "median_ratio" in summary:
+        console.print(
+            f"superstimulus ratio: median {summary['median_ratio']:.2f}, "
+            f"{summary['ratio_at_least_1']}/{summary['maps_live_on_data']} maps that fire on the data "
+            f"beat every training image; most common evoked class: {summary.get('common_evoked_class')}",
+            markup=False,
+        )
+
+
+def _activation_grid(images, maps, row_titles: list[str], out: Path, title: str) -> None:
+    """PNG grid: one row per image (the input first), one column per map (viridis, scale per row).
+
+    The grid is tiled into one RGB mosaic and drawn with a single ``imshow``
+    (hundreds of Matplotlib axes would take tens of seconds).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import numpy as np
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
+
+    maps = np.asarray(maps, dtype=np.float32)
+    if maps.ndim == 2:  # dense units: each unit a 1x1 map
+        maps = maps[:, np.newaxis, np.newaxis, :]
+    images = np.asarray(images, dtype=np.float32).reshape(len(maps), *np.shape(images)[1:3], -1)
+    n_rows, (height, width, n_maps) = len(maps), maps.shape[1:]
+    zoom = max(1, images.shape[1] // height)
+    cell = max(images.shape[1], height * zoom, images.shape[2], width * zoom)
+    gap = 2
+    mosaic = np.ones((n_rows * (cell + gap), (n_maps + 1) * (cell + gap), 3), np.float32)
+
+    def put(row: int, col: int, rgb) -> None:
+        top, left = row * (cell + gap), col * (cell + gap)
+        mosaic[top:top + rgb.shape[0], left:left + rgb.shape[1]] = rgb
+
+    viridis = colormaps["viridis"]
+    for row in range(n_rows):
+        picture = np.clip(images[row], 0, 255) / 255.0
+        put(row, 0, np.repeat(picture, 3, axis=-1) if picture.shape[-1] == 1 else picture)
+        low, high = float(maps[row].min()), float(maps[row].max())
+        scaled = (maps[row] - low) / max(high - low, 1e-6)
+        scaled = scaled.repeat(zoom, axis=0).repeat(zoom, axis=1)
+        for col in range(n_maps):
+            put(row, col + 1, viridis(scaled[:, :, col])[..., :3])
+    fig = Figure(figsize=(mosaic.shape[1] / 60 + 1.0, mosaic.shape[0] / 60 + 0.8))
+    ax = fig.add_axes((0.6 / (mosaic.shape[1] / 60 + 1.0), 0.02, 0.98 - 0.6 / (mosaic.shape[1] / 60 + 1.0), 0.9))
+    ax.imshow(mosaic, interpolation="nearest")
+    step = 1 if n_maps <= 64 else 8
+    columns = [0, *range(1, n_maps + 1, step)]
+    ax.set_xticks([c * (cell + gap) + cell / 2 for c in columns],
+                  ["input", *(str(c - 1) for c in columns[1:])], fontsize=6)
+    ax.xaxis.tick_top()
+    ax.set_yticks([r * (cell + gap) + cell / 2 for r in range(n_rows)], row_titles, fontsize=6)
+    ax.tick_params(length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
+    fig.suptitle(title, fontsize=9)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+
+
+@app.command()
+def activations(
+    model: Optional[Path] = ModelArg,
+    layer: str = typer.Option(..., "--layer", help="Layer name, e.g. Conv2D_2 or Dense_1 (see `oipscope info`)."),
+    index: Optional[list[int]] = typer.Option(None, "--index", help="Dataset image index (repeatable)."),
+    digit: Optional[int] = typer.Option(None, "--digit", help="Class label: show the first --count images of it."),
+    count: int = typer.Option(6, help="Images for --digit (or random images when nothing is chosen)."),
+    image: Optional[Path] = typer.Option(None, "--image", help="A PNG/JPEG file instead of dataset images."),
+    invert: bool = typer.Option(False, "--invert", help="Invert --image (for dark digits on light paper)."),
+    dataset: str = typer.Option("mnist", help="mnist or fashion-mnist."),
+    split: str = typer.Option("test", help="Dataset split: test or train."),
+    top: int = typer.Option(8, help="Top maps listed per image."),
+    out: Path = typer.Option(Path("activations.png"), help="PNG grid of the maps to write."),
+    unsafe_load: bool = UnsafeOpt,
+) -> None:
+    """Show a layer's activations for real images: top maps per image and a PNG grid of the maps.
+
+    Example: oipscope activations --layer Conv2D_2 --digit 4 --count 6 --out four.png
+    """
+    from .activations import layer_activations, load_image_file, select_images, top_maps
+    from .data import load_dataset
+    from .errors import ConfigError
+    from .models import image_input_shape
+
+    chosen = [name for name, value in (("--index", index), ("--digit", digit), ("--image", image))
+              if value not in (None, [])]
+    if len(chosen) > 1:
+        raise ConfigError(f"give only one of --index, --digit, --image (got {', '.join(chosen)})")
+    if split not in ("test", "train"):
+        raise ConfigError(f"--split must be 'test' or 'train', got {split!r}")
+    keras_model = _load(model, unsafe_load)
+    if image is not None:
+        images = load_image_file(image, image_input_shape(keras_model), invert=invert)[None]
+        row_titles, labels = [image.name], ["-"]
+    else:
+        data = load_dataset(dataset)
+        images, label_values, indices = select_images(
+            getattr(data, split), indices=index or None, label=digit, count=count)
+        labels = [data.class_names[int(v)] for v in label_values]
+        row_titles = [f"#{int(i)}" for i in indices]
+    values = layer_activations(keras_model, layer, images)
+    table = Table(title=f"{layer}: top maps by mean activation  {tuple(values.shape[1:])}")
+    for column in ("image", "label", "top maps (map: mean activation)"):
+        table.add_column(column)
+    for row_title, label, activation in zip(row_titles, labels, values):
+        table.add_row(row_title, label, "  ".join(f"{i}: {v:.3g}" for i, v in top_maps(activation, top)))
+    console.print(table, markup=False)
+    _activation_grid(images, values, [f"{t} {lab}" for t, lab in zip(row_titles, labels)], out,
+                     f"{layer} activations ({keras_model.name})")
+    console.print(f"wrote {out}", markup=False)
+
+
 def main() -> None:
     """Entry point of the console script: run the app, turning errors into one line."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter

@@ -11,7 +11,6 @@ class the network sees in an OIP.
 from __future__ import annotations
 
 import os
-import tempfile
 import weakref
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 from .activations import as_image_batch, layer_submodel
 from .data import standardize
 from .errors import ConfigError, DataError, LayerError
+from .files import atomic_write
 from .models import get_layer, image_input_shape
 
 __all__ = [
@@ -107,15 +107,8 @@ class DatasetExamples:
     def save(self, path: str | os.PathLike) -> Path:
         """Write an ``.npz`` file atomically (temporary file, then ``os.replace``)."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False)
-        try:
-            with handle:
-                np.savez(handle, **{key: np.asarray(value) for key, value in self.to_dict().items()})
-            os.replace(handle.name, path)
-        except BaseException:
-            Path(handle.name).unlink(missing_ok=True)
-            raise
+        arrays = {key: np.asarray(value) for key, value in self.to_dict().items()}
+        atomic_write(path, lambda handle: np.savez(handle, **arrays))
         return path
 
     @classmethod

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import numpy as np
 
 from .engine import OipConfig
 from .errors import ConfigError
+from .files import atomic_write
 
 __all__ = ["MapOip", "OipResult", "RESULT_JSON", "ARRAYS_NPZ"]
 
@@ -63,18 +63,6 @@ class MapOip:
         if self.evoked_probabilities is None:
             return None
         return int(np.argmax(self.evoked_probabilities))
-
-
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 @dataclass(frozen=True, eq=False)
@@ -157,8 +145,8 @@ class OipResult:
             "seconds": float(self.seconds),
             "maps": meta_maps,
         }
-        _atomic_write(folder / ARRAYS_NPZ, lambda fh: np.savez_compressed(fh, **arrays))
-        _atomic_write(folder / RESULT_JSON, lambda fh: fh.write(json.dumps(meta, indent=1).encode()))
+        atomic_write(folder / ARRAYS_NPZ, lambda fh: np.savez_compressed(fh, **arrays))
+        atomic_write(folder / RESULT_JSON, lambda fh: fh.write(json.dumps(meta, indent=1).encode()))
         return folder
 
     @classmethod

@@ -1,0 +1,133 @@
+"""Resumable OIP runs: a layer's maps in chunks, each chunk saved as soon as it is done.
+
+An interrupted run (Ctrl-C, a crash) keeps every finished chunk in
+``<out>/parts/``; running again with ``resume=True`` computes only the missing
+chunks and merges them. Chunks are the same in both runs and every map's random
+draws depend only on (seed, map), so a resumed run ends with the same OIPs as an
+uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Callable, Iterable
+
+from .engine import OipConfig
+from .errors import ConfigError
+from .initial import parse_maps
+from .models import feature_submodel
+from .files import atomic_write
+from .results import ARRAYS_NPZ, RESULT_JSON, OipResult
+from .search import file_sha256, find_oips
+
+__all__ = ["RUN_JSON", "run_layer", "merge_results", "finished_result"]
+
+RUN_JSON = "run.json"
+_PARTS = "parts"
+
+
+def merge_results(parts: Iterable[OipResult]) -> OipResult:
+    """One result from chunk results of the same layer and settings, in map order."""
+    parts = list(parts)
+    if not parts:
+        raise ConfigError("no partial results to merge")
+    maps = sorted((oip for part in parts for oip in part.maps), key=lambda oip: oip.map_index)
+    return dataclasses.replace(parts[0], maps=tuple(maps), seconds=sum(part.seconds for part in parts))
+
+
+def _run_key(layer_name: str, maps: tuple[int, ...], config: OipConfig, model_hash: str | None,
+             chunk_maps: int) -> dict:
+    return {"layer_name": layer_name, "maps": list(maps), "config": config.to_dict(),
+            "model_hash": model_hash, "chunk_maps": chunk_maps}
+
+
+def finished_result(out_dir: str | os.PathLike, key: dict | None = None) -> OipResult | None:
+    """The complete result in ``out_dir`` if there is one (and it matches ``key``), else None."""
+    out_dir = Path(out_dir)
+    if not (out_dir / RESULT_JSON).is_file() or not (out_dir / RUN_JSON).is_file():
+        return None
+    if key is not None and json.loads((out_dir / RUN_JSON).read_text()) != key:
+        return None
+    return OipResult.load(out_dir)
+
+
+def run_layer(
+    model,
+    layer_name: str,
+    maps: str | int | Iterable[int] | None = "all",
+    config: OipConfig = OipConfig(),
+    out_dir: str | os.PathLike = "oipscope-out",
+    *,
+    resume: bool = False,
+    chunk_maps: int = 32,
+    model_path: str | os.PathLike | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> OipResult:
+    """Find the OIPs of a layer chunk by chunk, saving each chunk; return the merged result.
+
+    Args:
+        model, layer_name, maps, config: as for :func:`oipscope.find_oips`.
+        out_dir: folder of the result; chunks go to ``out_dir/parts`` meanwhile.
+        resume: keep chunks (or the whole result) of an earlier run with the same
+            settings instead of starting over.
+        chunk_maps: maps per saved chunk.
+        model_path: the model file, to record its hash.
+        on_progress: ``on_progress(done, total)`` in OIPs.
+
+    Raises:
+        ConfigError: ``resume`` on a folder that holds a run with other settings.
+    """
+    if chunk_maps < 1:
+        raise ConfigError(f"chunk_maps must be >= 1, got {chunk_maps}")
+    out_dir = Path(out_dir)
+    n_maps = int(feature_submodel(model, layer_name).outputs[0].shape[-1])
+    selected = parse_maps(maps, n_maps)
+    model_hash = file_sha256(model_path) if model_path is not None else None
+    key = _run_key(layer_name, selected, config, model_hash, chunk_maps)
+    parts_dir = out_dir / _PARTS
+    run_file = out_dir / RUN_JSON
+    if resume and run_file.is_file():
+        if json.loads(run_file.read_text()) != key:
+            raise ConfigError(
+                f"{out_dir} holds a run with other settings (layer, maps, parameters or model); "
+                "resume it with the same options, or choose another --out"
+            )
+        done = finished_result(out_dir, key)
+        if done is not None:
+            if on_progress:
+                on_progress(len(done.maps), len(done.maps))
+            return done
+    else:  # a fresh run: what an earlier run left here must not pass for this run's result
+        shutil.rmtree(parts_dir, ignore_errors=True)
+        for name in (RESULT_JSON, ARRAYS_NPZ, RUN_JSON):
+            (out_dir / name).unlink(missing_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write(run_file, json.dumps(key, indent=1).encode())
+
+    chunks = [selected[start:start + chunk_maps] for start in range(0, len(selected), chunk_maps)]
+    total = len(selected) * config.n_per_map
+    parts: list[OipResult] = []
+    for chunk in chunks:
+        chunk_dir = parts_dir / f"maps-{chunk[0]:05d}-{chunk[-1]:05d}"
+        part = None
+        if resume and (chunk_dir / RESULT_JSON).is_file():
+            part = OipResult.load(chunk_dir)
+        if part is None:
+            offset = len(parts) * chunk_maps * config.n_per_map
+            part = find_oips(
+                model, layer_name, list(chunk), config, model_path=None,
+                on_progress=(lambda done, _t, offset=offset: on_progress(offset + done, total))
+                if on_progress else None,
+            )
+            part.save(chunk_dir)
+        parts.append(part)
+        if on_progress:
+            on_progress(len(parts) * chunk_maps * config.n_per_map if len(parts) < len(chunks) else total, total)
+    result = dataclasses.replace(merge_results(parts), model_hash=model_hash)
+    result.save(out_dir)
+    shutil.rmtree(parts_dir, ignore_errors=True)
+    return result
