@@ -7,8 +7,11 @@ oipscope are printed as one line and exit with the error's code (see README);
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -17,7 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .errors import OipscopeError
+from .errors import ConfigError, OipscopeError, OutputError
 
 app = typer.Typer(
     help="See what the feature maps of a Keras CNN respond to.",
@@ -45,6 +48,56 @@ def _load(model_path: Optional[Path], unsafe_load: bool):
     if unsafe_load:
         err_console.print("[yellow]warning:[/] --unsafe-load: code inside the model file may run")
     return load_model(model_path or default_model_path(), safe_mode=not unsafe_load)
+
+
+def _numbers(text: Optional[str], convert, option: str, example: str) -> Optional[tuple]:
+    """A comma-separated option such as ``--scales 3,7,14`` as a tuple (None when not given)."""
+    if text is None:
+        return None
+    try:
+        return tuple(convert(part.strip()) for part in text.split(","))
+    except ValueError:
+        raise ConfigError(f"{option} must be comma-separated numbers like {example}, got {text!r}") from None
+
+
+def _check_output(path: Path, option: str = "--out") -> None:
+    """Fail at once (not after the work) when the output ``path`` cannot be created.
+
+    ``path`` is a folder or file still to be written; its nearest existing
+    ancestor must be a writable folder.
+    """
+    probe = path
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    if probe != path and not probe.is_dir():
+        raise OutputError(f"cannot write output {path}: {probe} is a file, not a folder; "
+                          f"choose another {option}")
+    folder = probe if probe.is_dir() else probe.parent
+    if not os.access(folder, os.W_OK):
+        raise OutputError(f"cannot write output {path}: no write permission in {folder}; "
+                          f"choose another {option}")
+
+
+@contextmanager
+def _output_errors(path: Path, option: str = "--out"):
+    """Turn an OSError while writing results into a one-line OutputError (exit code 6)."""
+    try:
+        yield
+    except OSError as exc:
+        raise OutputError(f"cannot write output {path}: {exc}; choose another {option} "
+                          "(a folder you can write to, with free space)") from exc
+
+
+def _kept_chunks(out: Path) -> tuple[int, int]:
+    """(finished chunks, OIPs in them) that an interrupted ``find`` left in ``out/parts``."""
+    n_chunks = n_oips = 0
+    for meta in sorted((out / "parts").glob("maps-*/result.json")):
+        try:
+            n_oips += len(json.loads(meta.read_text())["maps"])
+            n_chunks += 1
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return n_chunks, n_oips
 
 
 @app.command()
@@ -124,7 +177,13 @@ def find(
     restarts: int = typer.Option(3, help="Extra rounds with other starts for maps that stay silent."),
     n_per_map: int = typer.Option(1, help="OIPs per map, from different seeds."),
     seed: int = typer.Option(0, help="Random seed; the same seed gives the same OIPs."),
-    memory_budget_mb: float = typer.Option(512.0, help="Split big layers into chunks within this budget."),
+    memory_budget_mb: float = typer.Option(
+        512.0, help="Memory budget in MB: maps are ascended in batches that fit it (smaller = less RAM, slower)."),
+    scales: Optional[str] = typer.Option(
+        None, help="Length scales of the initial noise, comma-separated, e.g. 3,7,14,28 (default: relative to the image)."),
+    factors: Optional[str] = typer.Option(
+        None, help="One amplitude >= 0 per scale, comma-separated, e.g. 0.5,0.5,0.5,0.5 (default 0.5 each)."),
+    chunk_maps: int = typer.Option(32, help="Maps per saved chunk (what --resume can skip)."),
     dataset: str = typer.Option("mnist", help="Training set to compare the OIPs with (mnist, fashion-mnist)."),
     assess: bool = typer.Option(True, "--assess/--no-assess", help="Compare OIPs with the dataset's best images."),
     out: Path = typer.Option(Path("oipscope-out"), help="Folder for the result and the PNG grid."),
@@ -133,8 +192,8 @@ def find(
 ) -> None:
     """Create OIPs for the maps of a layer; write the result and a PNG grid.
 
-    Maps are done in chunks of 32 and each finished chunk is saved at once: after Ctrl-C,
-    the same command with --resume computes only what is missing.
+    Maps are done in chunks of --chunk-maps (32) and each finished chunk is saved at once:
+    after Ctrl-C, the same command with --resume computes only what is missing.
 
     With --assess (default) the training set is streamed through the layer to give each OIP its
     superstimulus ratio (OIP activation / best training image's) and the class it evokes.
@@ -148,52 +207,127 @@ def find(
     config = OipConfig(
         epsilon=epsilon, steps=steps, strategy=strategy, start=start, precursor=precursor,
         restarts=restarts, n_per_map=n_per_map, seed=seed, memory_budget_mb=memory_budget_mb,
+        scales=_numbers(scales, int, "--scales", "3,7,14,28"),
+        factors=_numbers(factors, float, "--factors", "0.5,0.5,0.5,0.5"),
     )
+    if chunk_maps < 1:
+        raise ConfigError(f"--chunk-maps must be >= 1, got {chunk_maps}")
+    _check_output(out)
     keras_model = _load(model, unsafe_load)
     with Progress(TextColumn(f"{layer}"), BarColumn(), TextColumn("{task.completed}/{task.total} OIPs"),
-                  TimeElapsedColumn(), console=console) as progress:
+                  TimeElapsedColumn(), console=console) as progress, _output_errors(out):
         task = progress.add_task("", total=None)
         try:
             result = run_layer(
-                keras_model, layer, maps, config, out, resume=resume,
+                keras_model, layer, maps, config, out, resume=resume, chunk_maps=chunk_maps,
                 on_progress=lambda done, total: progress.update(task, completed=done, total=total),
                 model_path=model or default_model_path(),
             )
         except KeyboardInterrupt:
             progress.stop()
-            err_console.print(f"interrupted: finished chunks are kept in {out}; "
-                              "run the same command with --resume to continue", markup=False)
+            n_chunks, n_oips = _kept_chunks(out)
+            kept = (f"{n_chunks} finished chunk(s) with {n_oips} OIP(s) kept in {out / 'parts'}"
+                    if n_chunks else f"no chunk finished yet, nothing kept in {out}")
+            err_console.print(f"interrupted: {kept}; run the same command with --resume to continue",
+                              markup=False, soft_wrap=True)
             raise typer.Exit(130) from None
-    if assess:
-        result = _assess(result, keras_model, dataset, out)
-    folder = result.save(out)
-    grid = _save_oip_grid(result, folder / "oips.png")
+    with _output_errors(out):
+        if assess:
+            result = _assess(result, keras_model, dataset, out)
+        folder = result.save(out)
+        grid = _save_oip_grid(result, folder / "oips.png")
     _print_summary(result)
     console.print(f"wrote {folder} (result) and {grid}", markup=False)
+
+
+@app.command()
+def zoo(
+    model: Optional[Path] = ModelArg,
+    layers: Optional[str] = typer.Option(None, help="Comma-separated layers (default: all layers with maps)."),
+    steps: int = typer.Option(600, help="Maximum ascent steps."),
+    epsilon: float = typer.Option(0.01, help="Step size of the normalized gradient."),
+    seed: int = typer.Option(0, help="Random seed."),
+    dataset: str = typer.Option("mnist", help="Training set for dataset examples (mnist, fashion-mnist)."),
+    assess: bool = typer.Option(True, "--assess/--no-assess", help="Dataset examples and superstimulus ratios."),
+    memory_budget_mb: float = typer.Option(512.0, help="Split big layers into chunks within this budget."),
+    out: Path = typer.Option(Path("oipscope-zoo"), help="Folder for the gallery and its data."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted zoo in --out."),
+    unsafe_load: bool = UnsafeOpt,
+) -> None:
+    """OIPs for every map of every chosen layer, dataset examples, and a browsable HTML gallery.
+
+    Ctrl-C keeps every finished layer (and chunk); the same command with --resume continues.
+
+    Example: oipscope zoo --layers Conv2D_1,Conv2D_3 --out zoo
+    """
+    from .cnn import default_model_path
+    from .data import load_dataset
+    from .engine import OipConfig
+    from .report import write_gallery
+    from .runs import dataset_fits, run_zoo
+
+    config = OipConfig(steps=steps, epsilon=epsilon, seed=seed, memory_budget_mb=memory_budget_mb)
+    keras_model = _load(model, unsafe_load)
+    data = load_dataset(dataset) if assess else None
+    if data is not None and not dataset_fits(keras_model, data):
+        console.print(f"note: {dataset} images do not fit the model input; no dataset examples", markup=False)
+        data = None
+    names = [name.strip() for name in layers.split(",") if name.strip()] if layers else None
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), console=console) as progress:
+        tasks: dict[str, int] = {}
+
+        def on_layer(name: str, index: int, total: int) -> None:
+            tasks[name] = progress.add_task(f"{name} ({index + 1}/{total})", total=None)
+            timings[name] = time.perf_counter()
+
+        def on_progress(name: str, done: int, total: int) -> None:
+            progress.update(tasks[name], completed=done, total=total)
+
+        try:
+            runs = run_zoo(keras_model, names, config, out, dataset=data, resume=resume,
+                           model_path=model or default_model_path(), on_layer=on_layer, on_progress=on_progress)
+        except KeyboardInterrupt:
+            progress.stop()
+            finished = [name for name in timings][:-1]
+            err_console.print(f"interrupted: finished layers ({', '.join(finished) or 'none'}) are kept in {out}; "
+                              "run the same command with --resume to continue", markup=False)
+            raise typer.Exit(130) from None
+    index = write_gallery(out, keras_model, [(run.result, run.examples) for run in runs],
+                          images=data.train.images if data is not None else None,
+                          class_names=data.class_names if data is not None else None)
+    table = Table(title=f"oipscope zoo of {keras_model.name}")
+    for column in ("layer", "maps", "converged", "silent", "median ratio", "seconds"):
+        table.add_column(column)
+    for run in runs:
+        summary = run.result.summary()
+        ratio = summary.get("median_ratio")
+        table.add_row(run.result.layer_name, str(summary["maps"]), str(summary["converged"]),
+                      str(summary["silent"]), "-" if ratio is None else f"{ratio:.2f}", f"{summary['seconds']:.1f}")
+    console.print(table, markup=False)
+    console.print(f"gallery: {index}  ({time.perf_counter() - started:.0f} s)", markup=False)
 
 
 def _assess(result, keras_model, dataset: str, out: Path):
     """Dataset examples of the layer (saved as examples.npz) and the OIPs' ratios and classes."""
     from .data import load_dataset
-    from .examples import assess_oips, dataset_examples
-    from .models import image_input_shape
+    from .runs import dataset_fits, examine_layer
 
     data = load_dataset(dataset)
-    height, width, channels = image_input_shape(keras_model)
-    if data.train.images.shape[1:3] != (height, width) or channels != 1:
-        console.print(f"note: {dataset} images do not fit the model input {height}x{width}x{channels}; "
-                      "OIPs not compared with data", markup=False)
+    if not dataset_fits(keras_model, data):
+        console.print(f"note: {dataset} images do not fit the model input; OIPs not compared with data",
+                      markup=False)
         return result
     with Progress(TextColumn(f"{dataset} examples"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), console=console) as progress:
         task = progress.add_task("", total=len(data.train.images))
-        examples = dataset_examples(
-            keras_model, result.layer_name, data.train.images, data.train.labels,
-            on_progress=lambda done, total: progress.update(task, completed=done, total=total),
-        )
-    Path(out).mkdir(parents=True, exist_ok=True)
+        result, examples = examine_layer(
+            keras_model, result, data,
+            on_progress=lambda done, total: progress.update(task, completed=done, total=total))
     examples.save(Path(out) / "examples.npz")
-    return assess_oips(result, keras_model, examples)
+    return result
 
 
 def _save_oip_grid(result, path: Path) -> Path:
@@ -299,7 +433,6 @@ def activations(
     """
     from .activations import layer_activations, load_image_file, select_images, top_maps
     from .data import load_dataset
-    from .errors import ConfigError
     from .models import image_input_shape
 
     chosen = [name for name, value in (("--index", index), ("--digit", digit), ("--image", image))
@@ -308,6 +441,7 @@ def activations(
         raise ConfigError(f"give only one of --index, --digit, --image (got {', '.join(chosen)})")
     if split not in ("test", "train"):
         raise ConfigError(f"--split must be 'test' or 'train', got {split!r}")
+    _check_output(out)
     keras_model = _load(model, unsafe_load)
     if image is not None:
         images = load_image_file(image, image_input_shape(keras_model), invert=invert)[None]
@@ -325,8 +459,9 @@ def activations(
     for row_title, label, activation in zip(row_titles, labels, values):
         table.add_row(row_title, label, "  ".join(f"{i}: {v:.3g}" for i, v in top_maps(activation, top)))
     console.print(table, markup=False)
-    _activation_grid(images, values, [f"{t} {lab}" for t, lab in zip(row_titles, labels)], out,
-                     f"{layer} activations ({keras_model.name})")
+    with _output_errors(out):
+        _activation_grid(images, values, [f"{t} {lab}" for t, lab in zip(row_titles, labels)], out,
+                         f"{layer} activations ({keras_model.name})")
     console.print(f"wrote {out}", markup=False)
 
 
@@ -340,3 +475,8 @@ def main() -> None:
             raise
         err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        if _state["debug"]:
+            raise
+        err_console.print("interrupted", markup=False)
+        sys.exit(130)

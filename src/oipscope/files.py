@@ -1,16 +1,19 @@
-"""Atomic file writes: a temporary file in the same folder, then a rename.
+"""Safe file output: atomic writes and file names from untrusted model names.
 
-An interrupt or crash never leaves a half-written file that later loads as valid.
+An interrupt or crash never leaves a half-written file that later loads as valid
+(a temporary file in the same folder, then a rename).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import BinaryIO, Callable
 
-__all__ = ["atomic_write"]
+__all__ = ["atomic_write", "safe_filename"]
 
 
 def atomic_write(path: str | os.PathLike, content: bytes | Callable[[BinaryIO], object]) -> Path:
@@ -29,3 +32,15 @@ def atomic_write(path: str | os.PathLike, content: bytes | Callable[[BinaryIO], 
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def safe_filename(name: str, max_length: int = 40) -> str:
+    """A file-name slug for a name taken from a model file (layer or model name).
+
+    Only letters, digits, ``-`` and ``_`` survive, so ``../../x`` or ``<script>`` cannot
+    leave the output folder or inject markup; a short hash of the original name keeps
+    names that differ only in removed characters apart.
+    """
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_-")[:max_length] or "layer"
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{slug}-{digest}"

@@ -1,4 +1,5 @@
-"""Resumable OIP runs: a layer's maps in chunks, each chunk saved as soon as it is done.
+"""Resumable OIP runs: a layer's maps in chunks (:func:`run_layer`), or a whole model's layers
+(:func:`run_zoo`), each piece saved as soon as it is done.
 
 An interrupted run (Ctrl-C, a crash) keeps every finished chunk in
 ``<out>/parts/``; running again with ``resume=True`` computes only the missing
@@ -13,18 +14,31 @@ import dataclasses
 import json
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
+from .data import Dataset
 from .engine import OipConfig
-from .errors import ConfigError
+from .errors import ConfigError, LayerError
+from .examples import DatasetExamples, assess_oips, dataset_examples
+from .files import atomic_write, safe_filename
 from .initial import parse_maps
-from .models import feature_submodel
-from .files import atomic_write
+from .models import feature_layers, feature_submodel, image_input_shape
 from .results import ARRAYS_NPZ, RESULT_JSON, OipResult
 from .search import file_sha256, find_oips
 
-__all__ = ["RUN_JSON", "run_layer", "merge_results", "finished_result"]
+__all__ = [
+    "RUN_JSON",
+    "LayerRun",
+    "run_layer",
+    "run_zoo",
+    "examine_layer",
+    "dataset_fits",
+    "merge_results",
+    "finished_result",
+    "zoo_layer_folder",
+]
 
 RUN_JSON = "run.json"
 _PARTS = "parts"
@@ -86,6 +100,7 @@ def run_layer(
     out_dir = Path(out_dir)
     n_maps = int(feature_submodel(model, layer_name).outputs[0].shape[-1])
     selected = parse_maps(maps, n_maps)
+    config.check_image_size(*image_input_shape(model)[:2])  # before anything is written
     model_hash = file_sha256(model_path) if model_path is not None else None
     key = _run_key(layer_name, selected, config, model_hash, chunk_maps)
     parts_dir = out_dir / _PARTS
@@ -131,3 +146,88 @@ def run_layer(
     result.save(out_dir)
     shutil.rmtree(parts_dir, ignore_errors=True)
     return result
+
+
+def dataset_fits(model, dataset: Dataset) -> bool:
+    """Whether the dataset's images have the model's input size and channel count."""
+    height, width, channels = image_input_shape(model)
+    images = dataset.train.images
+    image_channels = images.shape[3] if images.ndim == 4 else 1
+    return images.shape[1:3] == (height, width) and image_channels == channels
+
+
+def examine_layer(model, result: OipResult, dataset: Dataset,
+                  on_progress: Callable[[int, int], None] | None = None) -> tuple[OipResult, DatasetExamples]:
+    """Dataset examples of the result's layer (training split) and the result, assessed against them."""
+    examples = dataset_examples(model, result.layer_name, dataset.train.images, dataset.train.labels,
+                                on_progress=on_progress, n_classes=len(dataset.class_names))
+    return assess_oips(result, model, examples), examples
+
+
+@dataclass(frozen=True, eq=False)
+class LayerRun:
+    """One layer of a zoo run: its OIPs (assessed when a dataset was given) and dataset examples."""
+
+    result: OipResult
+    examples: DatasetExamples | None
+    folder: Path
+
+
+def zoo_layer_folder(out_dir: str | os.PathLike, layer_name: str) -> Path:
+    """Where a zoo run keeps the data of one layer: ``<out>/data/<safe name>``."""
+    return Path(out_dir) / "data" / safe_filename(layer_name)
+
+
+def run_zoo(
+    model,
+    layers: Sequence[str] | None = None,
+    config: OipConfig = OipConfig(),
+    out_dir: str | os.PathLike = "oipscope-zoo",
+    *,
+    dataset: Dataset | None = None,
+    resume: bool = False,
+    model_path: str | os.PathLike | None = None,
+    on_layer: Callable[[str, int, int], None] | None = None,
+    on_progress: Callable[[str, int, int], None] | None = None,
+) -> list[LayerRun]:
+    """OIPs for every map of every chosen layer, each layer saved as soon as it is done.
+
+    Args:
+        model: the Keras model.
+        layers: layer names; default all layers with feature maps.
+        config: the OIP search parameters, the same for every layer.
+        out_dir: the zoo folder; each layer's data goes to :func:`zoo_layer_folder`.
+        dataset: when given, the dataset examples of each layer (training split) and the
+            OIPs' superstimulus ratios and evoked classes.
+        resume: keep the layers (and chunks) an interrupted run with the same settings finished.
+        model_path: the model file, to record its hash.
+        on_layer: ``on_layer(layer_name, index, n_layers)`` before each layer.
+        on_progress: ``on_progress(layer_name, done, total)`` in OIPs, then in dataset images.
+    """
+    names = list(layers) if layers else [info.name for info in feature_layers(model)]
+    if not names:
+        raise LayerError(f"model {model.name!r} has no layers with feature maps (4-D outputs)")
+    for name in names:
+        feature_submodel(model, name)  # every name checked before the first minute is spent
+    if dataset is not None and not dataset_fits(model, dataset):
+        raise ConfigError(f"{dataset.name} images do not fit the input of model {model.name!r}; "
+                          "give a matching dataset or none")
+    runs = []
+    for index, name in enumerate(names):
+        if on_layer:
+            on_layer(name, index, len(names))
+        folder = zoo_layer_folder(out_dir, name)
+        report = (lambda done, total, name=name: on_progress(name, done, total)) if on_progress else None
+        examples_file = folder / "examples.npz"
+        result = run_layer(model, name, "all", config, folder, resume=resume,
+                           model_path=model_path, on_progress=report)
+        examples = None
+        if dataset is not None:
+            if resume and examples_file.is_file() and all(m.superstimulus_ratio is not None for m in result.maps):
+                examples = DatasetExamples.load(examples_file)
+            else:
+                result, examples = examine_layer(model, result, dataset, on_progress=report)
+                result.save(folder)
+                examples.save(examples_file)
+        runs.append(LayerRun(result=result, examples=examples, folder=folder))
+    return runs
