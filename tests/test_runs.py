@@ -72,7 +72,7 @@ def test_zoo_runs_every_layer_with_dataset_examples(tiny_model, tmp_path):
     assert [name for name, _, _ in layers_seen] == ["c1", "pool", "c2"]
     for run in runs:
         assert run.folder == zoo_layer_folder(tmp_path, run.result.layer_name)
-        assert (run.folder / "examples.npz").is_file()
+        assert (run.folder.parent / "examples.npz").is_file()
         assert all(m.evoked_probabilities is not None and m.evoked_probabilities.shape == (3,)
                    for m in run.result.maps)
         assert OipResult.load(run.folder).maps[0].superstimulus_ratio is not None

@@ -13,7 +13,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-from .errors import ConfigError, DataError, LayerError, ModelError, OipscopeError
+from .errors import ConfigError, DataError, LayerError, ModelError, OipscopeError, OutputError
 
 __version__ = "0.1.0"
 
@@ -49,6 +49,7 @@ __all__ = [
     "DataError",
     "LayerError",
     "ModelError",
+    "OutputError",
     "OipConfig",
     "ascend",
     "find_oips",

@@ -263,6 +263,7 @@ def zoo(
     from .cnn import default_model_path
     from .data import load_dataset
     from .engine import OipConfig
+    from .models import describe
     from .report import write_gallery
     from .runs import dataset_fits, run_zoo
 
@@ -295,8 +296,10 @@ def zoo(
             err_console.print(f"interrupted: finished layers ({', '.join(finished) or 'none'}) are kept in {out}; "
                               "run the same command with --resume to continue", markup=False)
             raise typer.Exit(130) from None
-    index = write_gallery(out, keras_model, [(run.result, run.examples) for run in runs],
+    index = write_gallery(out, (keras_model.name, describe(keras_model)),
+                          [(run.result, run.examples) for run in runs],
                           images=data.train.images if data is not None else None,
+                          labels=data.train.labels if data is not None else None,
                           class_names=data.class_names if data is not None else None)
     table = Table(title=f"oipscope zoo of {keras_model.name}")
     for column in ("layer", "maps", "converged", "silent", "median ratio", "seconds"):
@@ -308,6 +311,20 @@ def zoo(
                       str(summary["silent"]), "-" if ratio is None else f"{ratio:.2f}", f"{summary['seconds']:.1f}")
     console.print(table, markup=False)
     console.print(f"gallery: {index}  ({time.perf_counter() - started:.0f} s)", markup=False)
+
+
+@app.command()
+def report(
+    results_dir: Path = typer.Argument(..., help="A gallery folder written by `oipscope zoo`."),
+    out: Optional[Path] = typer.Option(None, help="Where to write the pages (default: RESULTS_DIR)."),
+) -> None:
+    """Rebuild the HTML gallery from saved results, without recomputing anything.
+
+    Example: oipscope report oipscope-zoo --out zoo-pages
+    """
+    from .report import rebuild_gallery
+
+    console.print(f"gallery: {rebuild_gallery(results_dir, out)}", markup=False)
 
 
 def _assess(result, keras_model, dataset: str, out: Path):

@@ -107,7 +107,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     if payload != expected:
         raise DataError(
             f"IDX file {path} is {'truncated' if payload < expected else 'too long'}: "
-            f"header says shape {shape} ({expected} bytes of data), file has {payload}"
+            f"header says shape {shape} ({expected} bytes of data), file has {payload}; re-download it"
         )
     return np.frombuffer(raw, dtype=dtype, offset=header_end).reshape(shape).astype(dtype.newbyteorder("="))
 
@@ -154,7 +154,8 @@ def _read_split(folder: Path, split: str) -> Split:
         raise DataError(f"{image_file} holds shape {images.shape}, expected (N, rows, cols) images")
     if labels.ndim != 1 or len(labels) != len(images):
         raise DataError(
-            f"{label_file} holds {labels.shape} labels but {image_file} holds {len(images)} images"
+            f"{label_file} holds {labels.shape} labels but {image_file} holds {len(images)} images; "
+            "the two files do not belong together: re-download both"
         )
     return Split(images=images.astype(np.uint8), labels=labels.astype(np.int64))
 

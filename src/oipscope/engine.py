@@ -140,6 +140,10 @@ class OipConfig:
             _check(n is None or len(self.factors) == n,
                    f"{len(self.factors)} factors for {n} scales; give one factor per scale")
             _check(all(math.isfinite(f) for f in self.factors), f"factors must be finite, got {self.factors!r}")
+            _check(all(f >= 0 for f in self.factors),
+                   f"factors must be >= 0 (amplitudes of the noise on each scale), got {self.factors!r}")
+            _check(any(f > 0 for f in self.factors),
+                   "factors are all 0, the initial image would be blank; give at least one factor > 0")
         _check(self.strategy in (0, 1) and _is_int(self.strategy), f"strategy must be 0 or 1, got {self.strategy!r}")
         _check(len(self.strategy1_steps) >= 1 and all(s >= 1 for s in self.strategy1_steps),
                f"strategy1_steps must be integers >= 1, got {self.strategy1_steps!r}")
@@ -170,6 +174,19 @@ class OipConfig:
         from .initial import default_scales
 
         return self.scales if self.scales is not None else default_scales(height)
+
+    def check_image_size(self, height: int, width: int) -> None:
+        """Check the scales and factors against an image of ``height`` x ``width`` pixels.
+
+        Raises:
+            ConfigError: a length scale is larger than the image, or the number of
+                factors does not match the (default) scales.
+        """
+        too_big = [s for s in self.resolved_scales(height) if s > min(height, width)]
+        _check(not too_big,
+               f"length scale {too_big[0] if len(too_big) == 1 else too_big} is larger than the "
+               f"{height}x{width} model input; use scales between 1 and {min(height, width)}")
+        self.resolved_factors(height)
 
     def resolved_factors(self, height: int) -> tuple[float, ...]:
         """One factor per resolved scale."""

@@ -12,6 +12,7 @@ __all__ = [
     "ModelError",
     "LayerError",
     "ConfigError",
+    "OutputError",
 ]
 
 
@@ -37,6 +38,12 @@ class ModelError(OipscopeError):
     """A model file cannot be loaded or the model is unsuitable (exit code 4)."""
 
     exit_code = 4
+
+
+class OutputError(OipscopeError):
+    """An output file or folder cannot be written (exit code 6)."""
+
+    exit_code = 6
 
 
 class LayerError(OipscopeError, KeyError):

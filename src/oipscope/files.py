@@ -35,12 +35,14 @@ def atomic_write(path: str | os.PathLike, content: bytes | Callable[[BinaryIO], 
 
 
 def safe_filename(name: str, max_length: int = 40) -> str:
-    """A file-name slug for a name taken from a model file (layer or model name).
+    """A file-name-safe slug for ``name``, unique per name.
 
-    Only letters, digits, ``-`` and ``_`` survive, so ``../../x`` or ``<script>`` cannot
-    leave the output folder or inject markup; a short hash of the original name keeps
-    names that differ only in removed characters apart.
+    Letters and digits are kept (lower-cased), every other run of characters
+    becomes one ``-``, and a short hash of the full name is appended, so
+    ``"../../x"`` → ``"x-<hash>"``, ``"<script>"`` → ``"script-<hash>"``, and two
+    names differing only in removed characters or case still differ.
     """
-    slug = re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_-")[:max_length] or "layer"
-    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    text = str(name)
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:max_length].strip("-") or "layer"
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
     return f"{slug}-{digest}"

@@ -65,7 +65,8 @@ def parse_maps(spec: str | int | Iterable[int] | None, n_maps: int) -> tuple[int
                 lo_s, hi_s = part[:cut], part[cut + 1 :]
                 lo, hi = _map_index(lo_s, n_maps), _map_index(hi_s, n_maps)
                 if hi < lo:
-                    raise ConfigError(f"bad map range {part!r}: end is below start")
+                    raise ConfigError(f"bad map range {part!r}: end is below start; write ranges as "
+                                      f"start-end with start <= end, e.g. '{hi}-{lo}'")
                 indices.extend(range(lo, hi + 1))
             else:
                 indices.append(_map_index(part, n_maps))
@@ -129,10 +130,15 @@ def scale_noise(
     optionally smoothed (down to 3/4 size and back, bicubic) and standardized.
 
     Returns:
-        float32 array (batch, height, width, channels), each image mean 0, std 1.
+        float32 array (batch, height, width, channels), each image mean 0 and std 1,
+        except where the summed noise varies less than the standardization floor
+        ``1/sqrt(height*width*channels)`` (see :func:`oipscope.data.standardize`): then
+        the std is the noise's std divided by the floor, and 0 for a constant image
+        (e.g. only a 1x1 grid has a non-zero factor).
 
     Raises:
-        ConfigError: a scale is < 1 or larger than the image, or factors mismatch.
+        ConfigError: a scale is < 1 or larger than the image, or factors are
+            negative, not finite or do not match the scales.
     """
     rng = as_rng(rng_or_seed)
     scales = tuple(int(s) for s in scales)
@@ -145,6 +151,8 @@ def scale_noise(
         raise ConfigError(f"{len(factors)} factors given for {len(scales)} scales; give one factor per scale")
     if not all(np.isfinite(factors)):
         raise ConfigError(f"factors must be finite, got {factors}")
+    if any(f < 0 for f in factors):
+        raise ConfigError(f"factors must be >= 0 (amplitudes of the noise on each scale), got {factors}")
     for s in scales:
         if not 1 <= s <= min(height, width):
             raise ConfigError(f"length scale {s} must be between 1 and the image size {min(height, width)}")

@@ -7,10 +7,12 @@ import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-
-import keras
+from typing import TYPE_CHECKING
 
 from .errors import LayerError, ModelError
+
+if TYPE_CHECKING:  # keras (TensorFlow) is imported on use: a bad path fails in a blink
+    import keras
 
 __all__ = [
     "LayerInfo",
@@ -42,6 +44,9 @@ class LayerInfo:
         return int(self.output_shape[-1]) if len(self.output_shape) == 4 else None
 
 
+_DAMAGED = "the file is damaged, truncated or not a Keras model: re-save or re-download it"
+
+
 def load_model(path: str | os.PathLike, *, safe_mode: bool = True) -> keras.Model:
     """Load a ``.keras`` or legacy ``.h5`` model, without compiling it.
 
@@ -53,12 +58,16 @@ def load_model(path: str | os.PathLike, *, safe_mode: bool = True) -> keras.Mode
     """
     path = Path(path)
     if not path.is_file():
-        raise ModelError(f"model file not found: {path}")
+        raise ModelError(f"model file not found: {path}; check the path (a .keras or .h5 file)")
     suffix = path.suffix.lower()
     if suffix not in (".keras", ".h5", ".hdf5"):
-        raise ModelError(f"{path} is not a Keras model file: expected a .keras or .h5 file")
+        raise ModelError(f"{path} is not a Keras model file: expected a .keras or .h5 file "
+                         "(save one with model.save('model.keras'))")
     if suffix == ".keras" and not zipfile.is_zipfile(path):
-        raise ModelError(f"{path} is not a valid .keras file (not a zip archive; truncated or wrong format)")
+        raise ModelError(f"{path} is not a valid .keras file (not a zip archive: truncated or wrong format); "
+                         "re-save or re-download the model")
+    import keras
+
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=safe_mode)
     except ValueError as exc:
@@ -69,7 +78,7 @@ def load_model(path: str | os.PathLike, *, safe_mode: bool = True) -> keras.Mode
             ) from exc
         raise ModelError(f"cannot load model {path}: {exc}") from exc
     except Exception as exc:  # h5py/zip/deserialization errors come in many types
-        raise ModelError(f"cannot load model {path}: {type(exc).__name__}: {exc}") from exc
+        raise ModelError(f"cannot load model {path}: {type(exc).__name__}: {exc}; {_DAMAGED}") from exc
     if not isinstance(model, keras.Model):
         raise ModelError(f"{path} holds a {type(model).__name__}, not a Keras model")
     return model
@@ -126,6 +135,8 @@ def feature_submodel(model: keras.Model, layer_name: str) -> keras.Model:
     Raises:
         LayerError: unknown layer, or the layer has no 4-D feature-map output.
     """
+    import keras
+
     image_input_shape(model)
     layer = get_layer(model, layer_name)
     info = _layer_info(layer)
@@ -145,6 +156,8 @@ def preactivation_submodel(model: keras.Model, layer_name: str) -> keras.Model |
     ascent on it can wake a silent map. Returns None when the layer has no
     built-in non-linear activation or more than one input.
     """
+    import keras
+
     layer = get_layer(model, layer_name)
     activation = getattr(layer, "activation", None)
     if activation is None or activation is keras.activations.linear or isinstance(layer.input, (list, tuple)):

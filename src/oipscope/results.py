@@ -1,7 +1,10 @@
 """Results of an OIP search: one :class:`MapOip` per OIP, bundled in an :class:`OipResult`.
 
 A result is saved as a folder holding ``arrays.npz`` (all arrays) and
-``result.json`` (everything else); both are written atomically.
+``result.json`` (everything else); both are written atomically, ``result.json``
+last: it marks a complete result. Saving over an older result first removes
+its ``result.json``, so an interrupted save leaves no result that loads, never
+the old JSON paired with new arrays.
 """
 
 from __future__ import annotations
@@ -145,6 +148,7 @@ class OipResult:
             "seconds": float(self.seconds),
             "maps": meta_maps,
         }
+        (folder / RESULT_JSON).unlink(missing_ok=True)  # no old JSON pairs with new arrays
         atomic_write(folder / ARRAYS_NPZ, lambda fh: np.savez_compressed(fh, **arrays))
         atomic_write(folder / RESULT_JSON, lambda fh: fh.write(json.dumps(meta, indent=1).encode()))
         return folder

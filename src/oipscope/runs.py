@@ -174,8 +174,12 @@ class LayerRun:
 
 
 def zoo_layer_folder(out_dir: str | os.PathLike, layer_name: str) -> Path:
-    """Where a zoo run keeps the data of one layer: ``<out>/data/<safe name>``."""
-    return Path(out_dir) / "data" / safe_filename(layer_name)
+    """Where a zoo run keeps the OIPs of one layer: ``<out>/data/<safe name>/result``.
+
+    The gallery (:mod:`oipscope.report`) keeps its data in the same place, so
+    ``oipscope report`` can rebuild the pages from a zoo folder.
+    """
+    return Path(out_dir) / "data" / safe_filename(layer_name) / "result"
 
 
 def run_zoo(
@@ -218,7 +222,7 @@ def run_zoo(
             on_layer(name, index, len(names))
         folder = zoo_layer_folder(out_dir, name)
         report = (lambda done, total, name=name: on_progress(name, done, total)) if on_progress else None
-        examples_file = folder / "examples.npz"
+        examples_file = folder.parent / "examples.npz"
         result = run_layer(model, name, "all", config, folder, resume=resume,
                            model_path=model_path, on_progress=report)
         examples = None

@@ -58,11 +58,9 @@ class _Search:
         self.sub = sub
         self.h, self.w, self.c = shape
         self.config = config
+        config.check_image_size(self.h, self.w)
         self.scales = config.resolved_scales(self.h)
         self.factors = config.resolved_factors(self.h)
-        for s in self.scales:
-            if s > min(self.h, self.w):
-                raise ConfigError(f"length scale {s} is larger than the image ({self.h}x{self.w})")
 
     # ---- starts ----------------------------------------------------------
     def _mix(self, rng: np.random.Generator, kind: str, n: int):

@@ -1,0 +1,506 @@
+"""A static HTML gallery of OIP results: one page per model, per layer and per map.
+
+:func:`write_gallery` writes a self-contained site (no network, no CDN: inline
+CSS, a few lines of inline JavaScript for sorting, PNG figures next to the
+pages; it works from ``file://``)::
+
+    out_dir/
+      index.html                 model summary, one tile per layer
+      thumbs/<slug>.png          layer mosaics
+      layers/<slug>.html         all OIPs of a layer as sortable tiles
+      layers/<slug>/map_0003.html, card_0003.png, tiles/map_0003.png, loss.png
+      data/gallery.json          everything needed to rebuild the pages
+      data/<slug>/result/        the layer's OipResult (OipResult.save)
+      data/<slug>/examples.npz   its DatasetExamples (DatasetExamples.save)
+      data/example_images.npz    the dataset images the examples show
+
+:func:`rebuild_gallery` re-renders the site from ``data/`` without recomputing.
+Layer names come from model files, so they are HTML-escaped everywhere (Jinja2
+autoescape) and never used in file names as they are (:func:`safe_filename`).
+Every file is written atomically (:func:`oipscope.files.atomic_write`).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from . import __version__, plot
+from .errors import ConfigError
+from .files import atomic_write, safe_filename
+
+__all__ = ["write_gallery", "rebuild_gallery", "safe_filename", "GALLERY_JSON", "DATA_DIR"]
+
+DATA_DIR = "data"
+GALLERY_JSON = "gallery.json"
+EXAMPLE_IMAGES = "example_images.npz"
+_FORMAT = 1
+_TEMPLATES = Path(__file__).resolve().parent / "templates"
+_MARKED = ("silent", "nonfinite")
+
+
+# ---- file names and writing ---------------------------------------------------------
+
+
+class _Writer:
+    """Writes files atomically, only below ``root``."""
+
+    def __init__(self, root: Path):
+        self.root = root.resolve()
+        self.count = 0
+
+    def path(self, *parts: str) -> Path:
+        path = self.root.joinpath(*parts).resolve()
+        if path != self.root and self.root not in path.parents:
+            raise ConfigError(f"refusing to write {path}: outside the gallery folder {self.root}")
+        return path
+
+    def write(self, rel: str, data: bytes | str) -> Path:
+        path = self.path(*rel.split("/"))
+        atomic_write(path, data.encode("utf-8") if isinstance(data, str) else data)
+        self.count += 1
+        return path
+
+
+def _png_image(rgb: np.ndarray) -> bytes:
+    """An RGB float array in [0, 1] as PNG bytes (no matplotlib figure: fast)."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.round(np.clip(rgb, 0, 1) * 255).astype(np.uint8)).save(buf, format="png")
+    return buf.getvalue()
+
+
+def _png_figure(fig, dpi: float) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, pil_kwargs={"compress_level": 1})
+    fig.clear()
+    return buf.getvalue()
+
+
+# ---- inputs ----------------------------------------------------------------------------
+
+
+def _info_dict(info) -> dict[str, Any]:
+    """A LayerInfo (or a dict with its fields) as a plain JSON-able dict."""
+    get = info.get if isinstance(info, Mapping) else lambda key, default=None: getattr(info, key, default)
+    shape = tuple(get("output_shape", ()) or ())
+    return {
+        "name": str(get("name")),
+        "class_name": str(get("class_name", "")),
+        "output_shape": [None if s is None else int(s) for s in shape],
+        "n_params": int(get("n_params", 0) or 0),
+    }
+
+
+def _model_summary(model_summary, layers: list) -> tuple[str, list[dict]]:
+    """(model name, layer dicts) from the accepted forms of ``model_summary``."""
+    name = None
+    infos = model_summary
+    if isinstance(model_summary, Mapping):
+        name, infos = model_summary.get("name"), model_summary.get("layers", [])
+    elif (isinstance(model_summary, (tuple, list)) and len(model_summary) == 2
+          and isinstance(model_summary[0], str)):
+        name, infos = model_summary
+    infos = [_info_dict(i) for i in (infos or [])]
+    if name is None:
+        name = layers[0][0].model_name if layers else "model"
+    return str(name), infos
+
+
+def _layer_pairs(layers) -> list[tuple[Any, Any]]:
+    pairs = []
+    for item in layers:
+        if hasattr(item, "maps") and hasattr(item, "layer_name"):
+            pairs.append((item, None))
+        else:
+            result, examples = item
+            pairs.append((result, examples))
+    if not pairs:
+        raise ConfigError("no layers to show: give at least one (OipResult, DatasetExamples | None)")
+    return pairs
+
+
+class _Lookup:
+    """Images or labels by dataset index, from an array or a mapping."""
+
+    def __init__(self, data):
+        self.data = data
+
+    def __getitem__(self, index: int):
+        return self.data[int(index)]
+
+
+def _fmt(value: float | None, digits: int = 3) -> str | None:
+    if value is None:
+        return None
+    value = float(value)
+    return f"{value:.{digits}f}" if math.isfinite(value) else "n/a"
+
+
+def _attr(value: float | None) -> str:
+    """A numeric data attribute: '' for missing or non-finite (sorted last)."""
+    if value is None or not math.isfinite(float(value)):
+        return ""
+    return repr(round(float(value), 6))
+
+
+def _shape_text(shape: Sequence) -> str:
+    return "×".join("N" if s is None else str(s) for s in shape) if shape else "?"
+
+
+def _map_shape(infos: list[dict], layer_name: str, examples) -> tuple[int, int] | None:
+    for info in infos:
+        if info["name"] == layer_name and len(info["output_shape"]) == 4:
+            return int(info["output_shape"][1]), int(info["output_shape"][2])
+    shape = getattr(examples, "map_shape", None) if examples is not None else None
+    return tuple(int(s) for s in shape)[-2:] if shape is not None else None
+
+
+# ---- rendering ---------------------------------------------------------------------------
+
+
+def _environment():
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(_TEMPLATES)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    return env
+
+
+def _mosaic(oips: list, vmin: float, vmax: float, max_tiles: int = 256) -> np.ndarray:
+    """All OIPs of a layer as one RGB array (silent ones hatched grey)."""
+    oips = oips[:max_tiles]
+    h, w = np.asarray(oips[0].image).shape[:2]
+    ncols = max(1, math.ceil(math.sqrt(len(oips))))
+    nrows = math.ceil(len(oips) / ncols)
+    gap = max(1, w // 14)
+    out = np.ones((nrows * h + (nrows - 1) * gap, ncols * w + (ncols - 1) * gap, 3), np.float32)
+    yy, xx = np.mgrid[0:h, 0:w]
+    hatch = np.where(((yy + xx) % 6)[..., None] < 2, 0.7, 0.83) * np.ones(3, np.float32)
+    for k, oip in enumerate(oips):
+        r, c = divmod(k, ncols)
+        tile = hatch if oip.status in _MARKED else plot.colorize(oip.image, vmin, vmax)
+        out[r * (h + gap): r * (h + gap) + h, c * (w + gap): c * (w + gap) + w] = tile
+    return out
+
+
+def _class_name(class_names, index: int | None) -> str | None:
+    if index is None:
+        return None
+    if class_names is not None and 0 <= index < len(class_names):
+        return str(class_names[index])
+    return str(index)
+
+
+def _oip_labels(oips: list) -> list[str]:
+    counts: dict[int, int] = {}
+    for oip in oips:
+        counts[int(oip.map_index)] = counts.get(int(oip.map_index), 0) + 1
+    seen: dict[int, int] = {}
+    labels = []
+    for oip in oips:
+        m = int(oip.map_index)
+        seen[m] = seen.get(m, 0) + 1
+        labels.append(f"map {m}" if counts[m] == 1 else f"map {m} (OIP {seen[m]})")
+    return labels
+
+
+def _render_layer(env, writer: _Writer, common: dict, slug: str, result, examples, infos: list[dict],
+                  images, labels, class_names, dpi: float, max_examples: int, cards: bool = True) -> dict:
+    oips = list(result.maps)
+    if not oips:
+        raise ConfigError(f"the result of layer {result.layer_name!r} holds no OIPs")
+    live = [m.image for m in oips if m.status not in _MARKED]
+    vmin, vmax = plot.display_limits(live, robust=0.5)
+    map_shape = _map_shape(infos, result.layer_name, examples)
+    page_name = f"{slug}.html"
+    rel = f"layers/{slug}"
+    summary = result.summary()
+    median = summary.get("median_ratio")
+    layer = {
+        "name": result.layer_name,
+        "slug": slug,
+        "page": f"layers/{page_name}",
+        "page_name": page_name,
+        "thumb": f"thumbs/{slug}.png",
+        "loss": f"{slug}/loss.png",
+        "summary": summary,
+        "median_ratio": _fmt(median, 2) if median is not None else None,
+        "seconds": f"{float(result.seconds):.1f}",
+        "vmin": f"{vmin:.2f}",
+        "vmax": f"{vmax:.2f}",
+        "model_hash": result.model_hash,
+        "versions": sorted(dict(result.versions).items()),
+    }
+    writer.write(layer["thumb"], _png_image(_mosaic(oips, vmin, vmax)))
+    writer.write(f"{rel}/loss.png", _png_figure(plot.loss_curves(result), dpi))
+
+    config = sorted((k, json.dumps(v) if isinstance(v, (list, tuple, dict)) or v is None else str(v))
+                    for k, v in result.config.to_dict().items())
+    with_examples = examples is not None and images is not None
+    painters: dict[tuple, Any] = {}
+    names = _oip_labels(oips)
+    tiles, maps = [], []
+    for k, oip in enumerate(oips):
+        marked = oip.status in _MARKED
+        tile = None
+        if not marked:
+            tile = f"{slug}/tiles/map_{k:04d}.png"
+            writer.write(f"layers/{tile}", _png_image(plot.colorize(oip.image, vmin, vmax)))
+        if cards:
+            layout = plot._card_layout(oip, examples if with_examples else None,
+                                       images if with_examples else None, labels, max_examples)
+            key = tuple(sorted((a, str(b)) for a, b in layout.items()))
+            if key not in painters:
+                painters[key] = plot._Card(**layout, dpi=dpi, blit=True, limits=(vmin, vmax),
+                                           class_names=class_names)
+            card = painters[key]
+            card.paint(oip, examples if with_examples else None, images if with_examples else None,
+                       class_names, map_shape, labels, result.layer_name)
+            writer.write(f"{rel}/card_{k:04d}.png", card.png())
+
+        probs = getattr(oip, "evoked_probabilities", None)
+        ratio = getattr(oip, "superstimulus_ratio", None)
+        evoked = int(np.argmax(probs)) if probs is not None else None
+        evoked_p = float(np.asarray(probs).reshape(-1)[evoked]) if evoked is not None else None
+        entry = {
+            "order": k,
+            "map_index": int(oip.map_index),
+            "label": names[k],
+            "status": oip.status,
+            "page": f"{slug}/map_{k:04d}.html",
+            "tile": tile,
+            "card": f"card_{k:04d}.png" if cards else None,
+            "tile_local": None if tile is None else f"tiles/map_{k:04d}.png",
+            "activation": _fmt(oip.activation, 2),
+            "activation_attr": _attr(oip.activation),
+            "ratio": _fmt(ratio, 2),
+            "ratio_attr": _attr(ratio),
+            "evoked": (f"{_class_name(class_names, evoked)} ({evoked_p:.2f})" if evoked is not None else None),
+            "evoked_attr": "" if evoked is None else str(evoked),
+            "evoked_p_attr": _attr(evoked_p),
+            "converged": int(oip.converged_step) if int(oip.converged_step) >= 0 else "never",
+            "start": oip.start,
+            "probabilities": (None if probs is None else
+                              [(_class_name(class_names, c), f"{p:.3f}")
+                               for c, p in enumerate(np.asarray(probs, dtype=np.float64).reshape(-1))]),
+            "data": None,
+        }
+        if examples is not None and 0 <= int(oip.map_index) < examples.n_maps:
+            m = int(oip.map_index)
+            entry["data"] = [
+                ("best dataset mean activation", _fmt(examples.top_values[m, 0])),
+                ("dataset max unit", _fmt(examples.max_activation[m])),
+                ("dataset mean activation", _fmt(examples.mean_activation[m])),
+                ("fraction of images it fires on", _fmt(examples.fire_fraction[m])),
+            ]
+        tiles.append(entry)
+        maps.append(entry)
+
+    h, w = np.asarray(oips[0].image).shape[:2]
+    page_common = dict(common, aspect=f"{w} / {h}", layer=layer, config=config)
+    writer.write(f"layers/{page_name}", env.get_template("layer.html.j2").render(tiles=tiles, **page_common))
+    template = env.get_template("map.html.j2")
+    for k, entry in enumerate(maps):
+        prev = f"map_{k - 1:04d}.html" if k > 0 else None
+        nxt = f"map_{k + 1:04d}.html" if k + 1 < len(maps) else None
+        m = dict(entry, activation=_fmt(oips[k].activation, 4))
+        writer.write(f"{rel}/map_{k:04d}.html", template.render(m=m, prev=prev, next=nxt, **page_common))
+    return layer
+
+
+def _save_data(writer: _Writer, slug: str, result, examples) -> dict:
+    folder = writer.path(DATA_DIR, slug)
+    result.save(folder / "result")
+    entry = {"layer_name": result.layer_name, "slug": slug, "result": f"{DATA_DIR}/{slug}/result",
+             "examples": None}
+    if examples is not None:
+        examples.save(folder / "examples.npz")
+        entry["examples"] = f"{DATA_DIR}/{slug}/examples.npz"
+    return entry
+
+
+def _save_example_images(writer: _Writer, pairs, images, labels) -> str | None:
+    """The dataset images (and labels) that the examples show, so the gallery can be rebuilt."""
+    if images is None:
+        return None
+    needed = sorted({int(i) for _, ex in pairs if ex is not None for i in np.asarray(ex.top_indices).reshape(-1)})
+    if not needed:
+        return None
+    arrays: dict[str, np.ndarray] = {"indices": np.asarray(needed, np.int64),
+                                     "images": np.stack([np.asarray(images[i]) for i in needed])}
+    if labels is not None:
+        arrays["labels"] = np.asarray([int(labels[i]) for i in needed], np.int64)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    writer.write(f"{DATA_DIR}/{EXAMPLE_IMAGES}", buf.getvalue())
+    return f"{DATA_DIR}/{EXAMPLE_IMAGES}"
+
+
+def write_gallery(
+    out_dir: str | os.PathLike,
+    model_summary,
+    layers: Iterable,
+    *,
+    images=None,
+    labels=None,
+    class_names: Sequence[str] | None = None,
+    title: str | None = None,
+    dpi: float = 80,
+    max_examples: int = 9,
+    save_data: bool = True,
+    cards: bool = True,
+) -> Path:
+    """Write the static gallery into ``out_dir``; returns the path of ``index.html``.
+
+    Args:
+        out_dir: the gallery folder (created if needed). Nothing is written outside it.
+        model_summary: the model's layers: ``(model_name, [LayerInfo, ...])``, a
+            dict ``{"name": ..., "layers": [...]}``, or just the list of
+            :class:`~oipscope.models.LayerInfo` (the name is then the results'
+            ``model_name``). Layer dicts with the LayerInfo fields work too.
+        layers: ``(OipResult, DatasetExamples | None)`` per layer (a bare
+            OipResult counts as one without examples).
+        images: the dataset images the examples were computed on, raw
+            (N, H, W[, C]), or a mapping from dataset index to image; without
+            them the cards show no dataset examples.
+        labels: dataset labels (array or mapping), for the example titles.
+        class_names: names of the classes (evoked class, labels).
+        title: page title; default "OIPs of <model name>".
+        dpi: resolution of the card figures.
+        max_examples: dataset examples per card.
+        save_data: also save results, examples and the shown images under
+            ``data/`` so that :func:`rebuild_gallery` can redo the pages.
+        cards: render a card figure per map (:func:`oipscope.plot.map_card`,
+            about 0.05-0.1 s each); without, map pages show the OIP and tables only.
+    """
+    pairs = _layer_pairs(layers)
+    model_name, infos = _model_summary(model_summary, pairs)
+    writer = _Writer(Path(out_dir))
+    writer.root.mkdir(parents=True, exist_ok=True)
+    images_lookup = None if images is None else (images if isinstance(images, np.ndarray) else _Lookup(images))
+    labels_lookup = None if labels is None else (np.asarray(labels) if not isinstance(labels, Mapping)
+                                                 else _Lookup(labels))
+    class_names = None if class_names is None else [str(c) for c in class_names]
+    title = title or f"OIPs of {model_name}"
+
+    slugs: list[str] = []
+    for result, _ in pairs:
+        slug = safe_filename(result.layer_name)
+        base, n = slug, 2
+        while slug in slugs:
+            slug, n = f"{base}-{n}", n + 1
+        slugs.append(slug)
+
+    env = _environment()
+    common = {"model_name": model_name, "version": __version__, "title": title, "data_dir": DATA_DIR}
+    rendered = []
+    for slug, (result, examples) in zip(slugs, pairs):
+        rendered.append(_render_layer(env, writer, common, slug, result, examples, infos, images_lookup,
+                                      labels_lookup, class_names, dpi, max_examples, cards))
+
+    pages: dict[str, list[str]] = {}
+    for layer in rendered:
+        pages.setdefault(layer["name"], []).append(layer["page"])
+    model_layers = [dict(info, shape=_shape_text(info["output_shape"]),
+                         n_maps=info["output_shape"][-1] if len(info["output_shape"]) == 4 else None,
+                         pages=pages.get(info["name"], [])) for info in infos]
+    known = {info["name"] for info in infos}
+    for layer in rendered:  # results of layers missing from the summary still get a row
+        if layer["name"] not in known:
+            known.add(layer["name"])
+            model_layers.append({"name": layer["name"], "class_name": "", "shape": "?", "n_params": "",
+                                 "n_maps": None, "pages": pages[layer["name"]]})
+    index = writer.write("index.html", env.get_template("index.html.j2").render(
+        layers=rendered, model_layers=model_layers, aspect="1 / 1", **common))
+
+    if save_data:
+        entries = [_save_data(writer, slug, result, examples) for slug, (result, examples) in zip(slugs, pairs)]
+        meta = {
+            "format": _FORMAT,
+            "model_name": model_name,
+            "layers_info": infos,
+            "layers": entries,
+            "class_names": class_names,
+            "title": title,
+            "dpi": dpi,
+            "max_examples": max_examples,
+            "example_images": _save_example_images(writer, pairs, images_lookup, labels_lookup),
+        }
+        writer.write(f"{DATA_DIR}/{GALLERY_JSON}", json.dumps(meta, indent=1))
+    return index
+
+
+def _find_gallery_json(results_dir: Path) -> Path:
+    for candidate in (results_dir / DATA_DIR / GALLERY_JSON, results_dir / GALLERY_JSON):
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(
+        f"no {DATA_DIR}/{GALLERY_JSON} in {results_dir}: give the folder of a gallery written by write_gallery"
+    )
+
+
+def rebuild_gallery(results_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None) -> Path:
+    """Re-render a gallery from its saved data (no OIP search, no model needed).
+
+    Args:
+        results_dir: a gallery folder written by :func:`write_gallery` (or its
+            ``data/`` folder).
+        out_dir: where to write; default the gallery folder itself.
+
+    Returns:
+        The path of the new ``index.html``.
+
+    Raises:
+        ConfigError: the folder holds no gallery data or it is malformed.
+    """
+    from .examples import DatasetExamples
+    from .results import OipResult
+
+    meta_path = _find_gallery_json(Path(results_dir))
+    root = meta_path.parent.parent if meta_path.parent.name == DATA_DIR else meta_path.parent
+    try:
+        meta = json.loads(meta_path.read_text())
+        if meta.get("format") != _FORMAT:
+            raise ConfigError(f"{meta_path} has format {meta.get('format')!r}; this oipscope reads {_FORMAT}")
+        layers = []
+        for entry in meta["layers"]:
+            result = OipResult.load(_inside(root, entry["result"]))
+            examples = DatasetExamples.load(_inside(root, entry["examples"])) if entry.get("examples") else None
+            layers.append((result, examples))
+        images = labels = None
+        if meta.get("example_images"):
+            with np.load(_inside(root, meta["example_images"]), allow_pickle=False) as npz:
+                indices = [int(i) for i in npz["indices"]]
+                images = dict(zip(indices, npz["images"]))
+                if "labels" in npz.files:
+                    labels = dict(zip(indices, (int(v) for v in npz["labels"])))
+    except (KeyError, TypeError, ValueError, OSError) as exc:
+        raise ConfigError(f"cannot rebuild the gallery from {meta_path}: {type(exc).__name__}: {exc}") from exc
+    target = Path(out_dir) if out_dir is not None else root
+    return write_gallery(
+        target, (meta["model_name"], meta["layers_info"]), layers, images=images, labels=labels,
+        class_names=meta.get("class_names"), title=meta.get("title"), dpi=meta.get("dpi", 80),
+        max_examples=meta.get("max_examples", 9),
+    )
+
+
+def _inside(root: Path, rel: str) -> Path:
+    """``root/rel``, refusing paths that leave ``root`` (the JSON might have been edited)."""
+    path = (root / rel).resolve()
+    if root.resolve() not in path.parents:
+        raise ConfigError(f"gallery data path {rel!r} points outside {root}")
+    return path

@@ -1,0 +1,92 @@
+"""memory_budget_mb: a layer with many maps is ascended in batches that fit the budget.
+
+The run happens in a fresh Python process, and the peak is the kernel's high-water mark
+of resident memory (``VmHWM``), reset just before each measured run. (``getrusage``'s
+``ru_maxrss`` is no use here: Linux carries it over from the parent across fork and exec,
+so after a big test it reads the pytest process's peak and never grows.) The script spies
+on the engine's compiled loop to record every batch it gets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+SCRIPT = r"""
+import json, os, sys
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+import keras
+import numpy as np
+from oipscope import engine
+from oipscope.engine import OipConfig, estimate_chunk_size
+from oipscope.search import find_oips
+
+calls = []
+real_get_loop = engine._get_loop
+
+def spying_get_loop(submodel, jit):
+    loop = real_get_loop(submodel, jit)
+    def spy(x0, maps, steps, *rest):
+        n_snap = int(rest[-1])
+        calls.append({"batch": int(x0.shape[0]), "submodel": submodel.name,
+                      "limit": estimate_chunk_size(submodel, n_snap, int(steps), BUDGET)})
+        return loop(x0, maps, steps, *rest)
+    return spy
+
+engine._get_loop = spying_get_loop
+
+def status_mb(field):
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith(field + ":")) / 1024
+
+def reset_peak_mb():
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")  # high-water mark := current RSS
+    return status_mb("VmRSS")
+
+def peak_mb():
+    return status_mb("VmHWM")
+
+keras.utils.set_random_seed(0)
+model = keras.Sequential([keras.Input((16, 16, 1)), keras.layers.Conv2D(256, 3, activation="relu", name="wide")])
+out = {}
+for BUDGET in (2.0, 512.0):
+    config = OipConfig(steps=5, precursor=False, restarts=0, memory_budget_mb=BUDGET)
+    find_oips(model, "wide", [0, 1], config)  # trace the loop first: tracing memory is not the batch's
+    calls.clear()
+    before = reset_peak_mb()
+    result = find_oips(model, "wide", "all", config)
+    out[str(BUDGET)] = {"growth_mb": peak_mb() - before, "calls": list(calls),
+                        "maps": len(result.maps), "finite": bool(all(np.isfinite(m.image).all() for m in result.maps))}
+print("RESULT " + json.dumps(out))
+"""
+
+GROWTH_LIMIT_MB = 64  # the 2 MB budget run grows the peak by ~6 MB; all 256 maps at once by ~165 MB
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="needs Linux /proc peak-RSS reset")
+def test_small_memory_budget_chunks_a_wide_layer_and_bounds_peak_rss():
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")][-1]
+    runs = json.loads(line[len("RESULT "):])
+
+    small = runs["2.0"]
+    assert small["maps"] == 256 and small["finite"]
+    main_calls = [c for c in small["calls"] if c["submodel"] == "oip_wide"]
+    limit = main_calls[0]["limit"]
+    assert 1 <= limit < 256, f"a 2 MB budget should not fit 256 maps of 14x14, estimate {limit}"
+    assert all(c["batch"] <= c["limit"] for c in small["calls"]), small["calls"]
+    assert sum(c["batch"] for c in main_calls) == 256
+    assert len(main_calls) >= 256 // limit
+    assert small["growth_mb"] < GROWTH_LIMIT_MB, small
+
+    # the same layer with the default budget: one batch, and a peak the limit above would catch
+    large = runs["512.0"]
+    assert [c["batch"] for c in large["calls"] if c["submodel"] == "oip_wide"] == [256]
+    assert large["growth_mb"] > GROWTH_LIMIT_MB, large["growth_mb"]

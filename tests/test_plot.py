@@ -1,0 +1,227 @@
+"""Figures of oipscope.plot on a small real OIP result (tiny CNN, 20 ascent steps)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+from oipscope import plot
+from oipscope.errors import ConfigError
+
+SILENT_MAP = 2
+
+
+def _tiny_cnn():
+    import keras
+
+    model = keras.Sequential(
+        [
+            keras.Input((12, 12, 1)),
+            keras.layers.Conv2D(4, 3, activation="relu", name="c1"),
+            keras.layers.MaxPooling2D(2),
+            keras.layers.Conv2D(6, 3, activation="relu", name="c2"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(3, activation="softmax", name="out"),
+        ],
+        name="tiny_plot",
+    )
+    kernel, bias = model.get_layer("c1").get_weights()
+    bias[SILENT_MAP] = -100.0  # this map can never fire: its OIP search ends silent
+    model.get_layer("c1").set_weights([kernel, bias])
+    return model
+
+
+@pytest.fixture(scope="module")
+def setup():
+    """A tiny model, its OIPs for c1 (one map silent) and c2, assessed on random data."""
+    from oipscope.engine import OipConfig
+    from oipscope.examples import assess_oips, dataset_examples
+    from oipscope.search import find_oips
+
+    model = _tiny_cnn()
+    config = OipConfig(steps=20, n_candidates=4, restarts=1, seed=3)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (40, 12, 12), dtype=np.uint8)
+    labels = rng.integers(0, 3, 40)
+    c1 = find_oips(model, "c1", config=config)
+    examples = dataset_examples(model, "c2", images, labels, k=4)
+    c2 = assess_oips(find_oips(model, "c2", config=config), model, examples)
+    return {"model": model, "c1": c1, "c2": c2, "examples": examples, "images": images, "labels": labels}
+
+
+def _image_axes(fig: Figure) -> list:
+    return [ax for ax in fig.axes if ax.images]
+
+
+def _texts(fig: Figure) -> list[str]:
+    out = [t.get_text() for t in fig.texts]
+    for ax in fig.axes:
+        out += [ax.get_title()] + [t.get_text() for t in ax.texts]
+    return out
+
+
+def test_the_silent_map_is_silent(setup):
+    statuses = [m.status for m in setup["c1"].maps]
+    assert statuses[SILENT_MAP] == "silent"
+    assert [s for i, s in enumerate(statuses) if i != SILENT_MAP].count("silent") == 0
+
+
+def test_oip_grid_marks_silent_maps(setup):
+    result = setup["c1"]
+    fig = plot.oip_grid(result)
+    assert isinstance(fig, Figure)
+    assert len(_image_axes(fig)) == len(result.maps) - 1  # the silent map has no image ...
+    marked = [ax for ax in fig.axes if ax.get_gid() == "oip-silent"]
+    assert len(marked) == 1  # ... but a hatched panel labelled "silent"
+    assert not marked[0].images
+    assert any(isinstance(p, Rectangle) and p.get_hatch() for p in marked[0].patches)
+    assert "silent" in [t.get_text() for t in marked[0].texts]
+    assert marked[0].get_title().startswith(f"map {SILENT_MAP} / act ")
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert f"map 0 / act {result.maps[0].activation:.2f} / {result.maps[0].status}" in titles
+    assert any(ax.get_ylabel() == "standardized value" for ax in fig.axes)  # the colorbar
+    fig.savefig(os.devnull, format="png")
+
+
+def test_oip_grid_selection_and_columns(setup):
+    fig = plot.oip_grid(setup["c2"], maps="1-3", ncols=2)
+    assert len(_image_axes(fig)) == 3
+    with pytest.raises(ConfigError, match="no OIP for map"):
+        plot.oip_grid(setup["c2"], maps=[99])
+
+
+def test_evolution_strip(setup):
+    oip = setup["c2"].maps[0]
+    fig = plot.evolution(oip)
+    axes = _image_axes(fig)
+    assert len(axes) == len(oip.snapshot_steps)
+    for ax, step in zip(axes, oip.snapshot_steps):
+        assert ax.get_title().startswith(f"step {step}\nloss ")
+    fig.savefig(os.devnull, format="png")
+
+
+def test_loss_curves_legend_by_map(setup):
+    result = setup["c2"]
+    fig = plot.loss_curves(result)
+    (ax,) = fig.axes
+    curves = [line for line in ax.lines if len(line.get_xdata()) > 1]
+    assert len(curves) == len(result.maps)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [f"map {m.map_index}" for m in result.maps]
+    single = plot.loss_curves(list(result.maps), maps=[1])
+    assert len([line for line in single.axes[0].lines if len(line.get_xdata()) > 1]) == 1
+
+
+def test_activation_grid_rows_and_columns(setup):
+    from oipscope.activations import layer_activations
+
+    images = setup["images"][:3]
+    acts = layer_activations(setup["model"], "c2", images)
+    fig = plot.activation_grid(acts, images, titles=["a", "b", "c"])
+    assert len(_image_axes(fig)) == 3 * (acts.shape[-1] + 1)
+    assert {ax.get_ylabel() for ax in fig.axes} >= {"a", "b", "c"}
+    fig = plot.activation_grid(acts[0], maps=[0, 2])
+    assert len(_image_axes(fig)) == 2
+    with pytest.raises(ConfigError, match="titles"):
+        plot.activation_grid(acts, titles=["a"])
+
+
+def test_dataset_examples_marks_strongest_unit(setup):
+    ex, images = setup["examples"], setup["images"]
+    live = int(ex.live_maps[0])
+    fig = plot.dataset_examples(ex, live, images, map_shape=(3, 3), labels=setup["labels"])
+    axes = _image_axes(fig)
+    assert len(axes) == ex.k
+    for ax, value, (r, c) in zip(axes, ex.top_values[live], ex.top_positions[live]):
+        marks = [p for p in ax.patches if isinstance(p, Rectangle)]
+        if value > 0:  # a 12x12 image over a 3x3 map: 4x4 pixels per unit
+            (mark,) = marks
+            assert mark.get_xy() == pytest.approx((c * 4 - 0.5, r * 4 - 0.5))
+            assert (mark.get_width(), mark.get_height()) == pytest.approx((4, 4))
+        else:
+            assert not marks
+    # no grid shape known: no marker, still a figure
+    fig = plot.dataset_examples(ex, live, images, k=2)
+    assert len(_image_axes(fig)) == 2
+    assert not any(ax.patches for ax in fig.axes)
+
+
+def test_map_card_has_everything(setup):
+    oip = setup["c2"].maps[0]
+    fig = plot.map_card(oip, setup["examples"], setup["images"], ["zero", "one", "two"],
+                        map_shape=(3, 3), labels=setup["labels"], layer_name="c2")
+    assert isinstance(fig, Figure)
+    assert len(_image_axes(fig)) == 3  # OIP, evolution strip, dataset examples strip
+    texts = "\n".join(_texts(fig))
+    assert "superstimulus ratio" in texts and "evoked classes" in texts
+    bars = [p for ax in fig.axes for p in ax.patches if ax.get_title() == "evoked classes"]
+    assert len(bars) == 3
+    assert [t.get_text() for t in fig.axes[3].get_xticklabels()] == ["zero", "one", "two"]
+    fig.savefig(os.devnull, format="png")
+
+
+def test_map_card_silent_map_without_examples(setup):
+    oip = setup["c1"].maps[SILENT_MAP]
+    fig = plot.map_card(oip)
+    oip_ax = fig.axes[0]
+    assert not oip_ax.images[0].get_visible()
+    hatch = [p for p in oip_ax.patches if p.get_hatch()]
+    assert hatch and hatch[0].get_visible()
+    assert "silent" in [t.get_text() for t in oip_ax.texts if t.get_visible()]
+    assert "not assessed" in "\n".join(_texts(fig))
+    assert len(_image_axes(fig)) == 2  # the (hidden) OIP image and the evolution strip
+    fig.savefig(os.devnull, format="png")
+
+
+def test_figures_stay_out_of_pyplot(setup):
+    import matplotlib.pyplot as plt
+
+    before = plt.get_fignums()
+    plot.oip_grid(setup["c1"])
+    plot.loss_curves(setup["c1"])
+    assert plt.get_fignums() == before
+
+
+def test_rgb_images_are_shown_in_colour(setup):
+    oip = setup["c2"].maps[0]
+    rgb = dataclasses.replace(oip, image=np.repeat(oip.image, 3, axis=-1),
+                              snapshots=np.repeat(oip.snapshots, 3, axis=-1))
+    fig = plot.oip_grid([rgb])
+    assert _image_axes(fig)[0].images[0].get_array().shape[-1] == 3
+    plot.map_card(rgb).savefig(os.devnull, format="png")
+
+
+def test_fast_card_for_the_gallery(setup):
+    """The gallery's reused card (static background, Pillow text) has the map card's size and changes per map."""
+    import io
+
+    from PIL import Image
+
+    ex, images, labels = setup["examples"], setup["images"], setup["labels"]
+    oips = setup["c2"].maps
+    layout = plot._card_layout(oips[0], ex, images, labels)
+    card = plot._Card(**layout, dpi=50, blit=True, limits=(-3.0, 3.0), class_names=["a", "b", "c"])
+    pngs = []
+    for oip in oips[:2]:
+        card.paint(oip, ex, images, ["a", "b", "c"], (3, 3), labels, "c2")
+        pngs.append(card.png())
+    assert pngs[0] != pngs[1]
+    reference = io.BytesIO()
+    plot.map_card(oips[0], ex, images, ["a", "b", "c"], map_shape=(3, 3), labels=labels, dpi=50).savefig(reference)
+    sizes = {Image.open(io.BytesIO(png)).size for png in pngs + [reference.getvalue()]}
+    assert len(sizes) == 1
+    title = np.asarray(Image.open(io.BytesIO(pngs[0])).convert("L"))[:20]
+    assert title.min() < 100  # the title text was drawn
+
+
+def test_tick_strings():
+    assert plot._tick_strings([0.0, 0.5, 1.0]) == ["0.0", "0.5", "1.0"]
+    assert plot._tick_strings([0, 150, 300]) == ["0", "150", "300"]
+    assert plot._tick_strings([-0.0001, 0.0, 0.0001]) == ["-0.0001", "0.0000", "0.0001"]
+    assert plot._tick_strings([]) == []

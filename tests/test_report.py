@@ -1,0 +1,177 @@
+"""The static HTML gallery: pages, tiles, self-containment, escaping, safe file names, rebuild."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np
+import pytest
+
+from oipscope import report
+from oipscope.errors import ConfigError
+
+# Keras refuses "/" in layer names, and TensorFlow graphs refuse names like
+# KERAS_HOSTILE (which Keras accepts), so the hostile names get in through the
+# results (as a hand-edited or foreign result file could).
+KERAS_HOSTILE = "<script>alert(1)<\\script> & \"x\""
+SCRIPT = "<script>alert(1)</script>"
+TRAVERSAL = "../../evil"
+
+
+def _hostile_model():
+    import keras
+
+    inputs = keras.Input((12, 12, 1))
+    x = keras.layers.Conv2D(4, 3, activation="relu", name="c1")(inputs)
+    x = keras.layers.MaxPooling2D(2, name="pool")(x)
+    x = keras.layers.Conv2D(6, 3, activation="relu", name="c2")(x)
+    x = keras.layers.Flatten()(x)
+    outputs = keras.layers.Dense(3, activation="softmax", name="out")(x)
+    return keras.Model(inputs, outputs, name="tiny<b>model<\\b>")
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """Assessed OIP results and dataset examples of both conv layers of a tiny model."""
+    from oipscope.engine import OipConfig
+    from oipscope.examples import assess_oips, dataset_examples
+    from oipscope.models import describe
+    from oipscope.search import find_oips
+
+    model = _hostile_model()
+    config = OipConfig(steps=20, n_candidates=4, restarts=0, seed=1)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (30, 12, 12), dtype=np.uint8)
+    labels = rng.integers(0, 3, 30)
+    layers = []
+    for name in ("c1", "c2"):
+        examples = dataset_examples(model, name, images, labels, k=3)
+        layers.append((assess_oips(find_oips(model, name, config=config), model, examples), examples))
+    return {"model_name": model.name, "infos": describe(model), "layers": layers, "images": images,
+            "labels": labels, "class_names": ["zero", "one", "two"]}
+
+
+def _write(tiny, out: Path, layers=None, infos=None) -> Path:
+    return report.write_gallery(out, (tiny["model_name"], infos or tiny["infos"]), layers or tiny["layers"],
+                                images=tiny["images"], labels=tiny["labels"], class_names=tiny["class_names"])
+
+
+def _pages(out: Path) -> dict[str, str]:
+    return {str(p.relative_to(out)): p.read_text() for p in sorted(out.rglob("*.html"))}
+
+
+def _references(page: Path) -> list[str]:
+    return re.findall(r'(?:src|href)="([^"]+)"', page.read_text())
+
+
+def _renamed(tiny, names: list[str]):
+    """The tiny layers and layer infos with the layer names replaced."""
+    layers, infos = [], list(tiny["infos"])
+    for (result, examples), name in zip(tiny["layers"], names):
+        layers.append((dataclasses.replace(result, layer_name=name), dataclasses.replace(examples, layer_name=name)))
+        infos = [dataclasses.replace(i, name=name) if i.name == result.layer_name else i for i in infos]
+    return layers, infos
+
+
+def test_gallery_pages_tiles_and_references(tiny, tmp_path):
+    out = tmp_path / "gallery"
+    index = _write(tiny, out)
+    assert index == out.resolve() / "index.html" and index.is_file()
+    html = index.read_text()
+    for result, _ in tiny["layers"]:
+        slug = report.safe_filename(result.layer_name)
+        layer_page = out / "layers" / f"{slug}.html"
+        assert layer_page.is_file()
+        assert f'href="layers/{slug}.html"' in html
+        assert layer_page.read_text().count('<a class="tile ') == len(result.maps)
+        for k in range(len(result.maps)):
+            assert (out / "layers" / slug / f"map_{k:04d}.html").is_file()
+            assert (out / "layers" / slug / f"card_{k:04d}.png").is_file()
+        assert 'data-ratio="' in layer_page.read_text() and 'id="sort"' in layer_page.read_text()
+    pages = list(out.rglob("*.html"))
+    assert len(pages) == 1 + sum(1 + len(r.maps) for r, _ in tiny["layers"])
+    for page in pages:
+        text = page.read_text()
+        assert "http://" not in text and "https://" not in text, page  # self-contained
+        for ref in _references(page):
+            assert not re.match(r"^[a-z]+:", ref), (page, ref)
+            assert (page.parent / ref).resolve().is_file(), (page, ref)
+    assert not list(out.rglob("*.tmp")) and not list(out.rglob(".*"))  # atomic writes left nothing behind
+
+
+def test_hostile_layer_names_are_escaped_and_contained(tiny, tmp_path):
+    layers, infos = _renamed(tiny, [SCRIPT, TRAVERSAL])
+    out = tmp_path / "a" / "b" / "gallery"
+    _write(tiny, out, layers, infos)
+    files = {p for p in tmp_path.rglob("*") if p.is_file()}
+    assert all(out in p.parents for p in files)  # nothing written next to or above out_dir
+    assert not (tmp_path / "evil").exists() and not (tmp_path / "a" / "evil").exists()
+    assert all(re.fullmatch(r"[a-z0-9_.-]+", p.name) for p in files if "data" not in p.relative_to(out).parts)
+    pages = _pages(out)
+    everything = "\n".join(pages.values())
+    assert "<script>alert" not in everything
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in pages["index.html"]
+    assert "../../evil" in pages["index.html"]  # shown as text ...
+    assert 'href="../../evil' not in everything and 'src="../../evil' not in everything  # ... never as a path
+    assert "tiny&lt;b&gt;model&lt;\\b&gt;" in pages["index.html"]
+    layer_page = pages[f"layers/{report.safe_filename(SCRIPT)}.html"]
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in layer_page
+
+
+def test_other_hostile_names_are_escaped(tiny, tmp_path):
+    backslashes = "..\\..\\c2"
+    layers, infos = _renamed(tiny, [KERAS_HOSTILE, backslashes])
+    out = tmp_path / "g"
+    _write(tiny, out, layers, infos)
+    pages = {p.name for p in (out / "layers").glob("*.html")}
+    assert pages == {f"{report.safe_filename(KERAS_HOSTILE)}.html", f"{report.safe_filename(backslashes)}.html"}
+    everything = "\n".join(_pages(out).values())
+    assert "<script>alert" not in everything
+    assert "&lt;script&gt;alert(1)&lt;\\script&gt; &amp; &#34;x&#34;" in everything
+
+
+def test_safe_filename():
+    names = ["../../x", "<script>", "..", "", "Conv2D_1", "conv2d_1", "a/b", "a\\b", "ü" * 100, "CON"]
+    slugs = [report.safe_filename(n) for n in names]
+    assert all(re.fullmatch(r"[a-z0-9][a-z0-9-]*-[0-9a-f]{8}", s) for s in slugs), slugs
+    assert len(set(slugs)) == len(names)
+    assert report.safe_filename("../../x").startswith("x-")
+    assert report.safe_filename("<script>").startswith("script-")
+    assert report.safe_filename("Conv2D_1") == report.safe_filename("Conv2D_1")
+    assert all(len(s) <= 49 for s in slugs)
+
+
+def test_rebuild_reproduces_the_pages(tiny, tmp_path):
+    layers, infos = _renamed(tiny, [SCRIPT, "Conv 2"])
+    out = tmp_path / "gallery"
+    _write(tiny, out, layers, infos)
+    before = _pages(out)
+    again = report.rebuild_gallery(out, tmp_path / "copy")
+    assert again == (tmp_path / "copy").resolve() / "index.html"
+    assert _pages(tmp_path / "copy") == before
+    card = next((out / "layers").rglob("card_0000.png")).relative_to(out)
+    assert (tmp_path / "copy" / card).read_bytes() == (out / card).read_bytes()
+    report.rebuild_gallery(out / "data")  # in place, from the data folder
+    assert _pages(out) == before
+
+
+def test_gallery_without_examples_or_cards(tiny, tmp_path):
+    result = tiny["layers"][1][0]
+    index = report.write_gallery(tmp_path / "g", tiny["infos"], [result], cards=False)
+    slug = report.safe_filename(result.layer_name)
+    assert not list((tmp_path / "g").rglob("card_*.png"))
+    for page in (tmp_path / "g").rglob("*.html"):
+        for ref in _references(page):
+            assert (page.parent / ref).resolve().is_file(), (page, ref)
+    assert tiny["model_name"].replace("<", "&lt;").replace(">", "&gt;") in index.read_text()
+    assert (tmp_path / "g" / "layers" / f"{slug}.html").is_file()
+
+
+def test_rebuild_needs_gallery_data(tmp_path):
+    with pytest.raises(ConfigError, match="gallery.json"):
+        report.rebuild_gallery(tmp_path)
