@@ -69,19 +69,7 @@ def fashion_dir() -> Path:
 @pytest.fixture
 def tiny_model():
     """A small Sequential CNN: c1 (4 maps) → pool → c2 (6 maps) → flat → out (3)."""
-    import keras
-
-    return keras.Sequential(
-        [
-            keras.Input(shape=(12, 12, 1)),
-            keras.layers.Conv2D(4, 3, activation="relu", name="c1"),
-            keras.layers.MaxPooling2D(2, name="pool"),
-            keras.layers.Conv2D(6, 3, activation="relu", name="c2"),
-            keras.layers.Flatten(name="flat"),
-            keras.layers.Dense(3, name="out"),
-        ],
-        name="tiny_seq",
-    )
+    return build_tiny_model()
 
 
 @pytest.fixture
@@ -104,3 +92,20 @@ def tiny_model_file(tiny_model, tmp_path) -> Path:
     path = tmp_path / "tiny.keras"
     tiny_model.save(path)
     return path
+
+
+def build_tiny_model(name: str = "tiny_seq"):
+    """The tiny Sequential CNN of the ``tiny_model`` fixture, for tests that need a fresh one."""
+    import keras
+
+    return keras.Sequential(
+        [
+            keras.Input(shape=(12, 12, 1)),
+            keras.layers.Conv2D(4, 3, activation="relu", name="c1"),
+            keras.layers.MaxPooling2D(2, name="pool"),
+            keras.layers.Conv2D(6, 3, activation="relu", name="c2"),
+            keras.layers.Flatten(name="flat"),
+            keras.layers.Dense(3, name="out"),
+        ],
+        name=name,
+    )

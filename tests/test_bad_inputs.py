@@ -25,6 +25,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from conftest import build_tiny_model
+
 import numpy as np
 import pytest
 
@@ -76,14 +78,7 @@ class Workspace:
         from oipscope.search import file_sha256
 
         r = self.root
-        tiny = keras.Sequential([
-            keras.Input(shape=(12, 12, 1)),
-            keras.layers.Conv2D(4, 3, activation="relu", name="c1"),
-            keras.layers.MaxPooling2D(2, name="pool"),
-            keras.layers.Conv2D(6, 3, activation="relu", name="c2"),
-            keras.layers.Flatten(name="flat"),
-            keras.layers.Dense(3, name="out"),
-        ], name="tiny")
+        tiny = build_tiny_model("tiny")
         self.tiny = r / "tiny.keras"
         tiny.save(self.tiny)
         tiny_h5 = r / "tiny.h5"
