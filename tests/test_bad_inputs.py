@@ -221,6 +221,15 @@ CASES = [
     pytest.param("out-in-proc", lambda w: ["find", str(w.tiny), "--layer", "c2", *FAST, "--out", "/proc/oipscope-x"],
                  6, ("cannot write output /proc/oipscope-x", "choose another --out"),
                  marks=pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")),
+    # zoo and report
+    ("zoo-unknown-layer", lambda w: ["zoo", str(w.tiny), "--layers", "c1,c3", "--steps", "5", "--no-assess",
+                                     "--out", str(w.out("zoo-unknown-layer"))], 5,
+     ("no layer named 'c3'", "did you mean", "c2")),
+    ("zoo-out-under-a-file", lambda w: ["zoo", str(w.tiny), "--steps", "5", "--no-assess",
+                                        "--out", str(w.afile / "zoo")], 6,
+     ("cannot write output", "afile is a file, not a folder", "choose another --out")),
+    ("report-not-a-gallery", lambda w: ["report", str(w.root / "idx-good")], 2,
+     ("no data/gallery.json in", "idx-good", "give the folder of a gallery")),
     # results from another version (exit 2): `find --resume` loads the finished result
     ("result-format-999", lambda w: ["find", str(w.tiny), "--layer", "c2", *FAST, "--out", str(w.old_result),
                                      "--resume"], 2,
@@ -293,8 +302,8 @@ def test_bad_input(case_id, build, code, fragments, outcomes, workspace):
     assert _meaningful_stderr(proc.stderr) == errors and len(errors) == 1, proc.stderr
     for fragment in fragments:
         assert fragment in errors[0], errors[0]
-    if build(workspace)[0] == "find" and case_id not in ("result-format-999", "out-in-proc"):
-        assert not workspace.out(case_id).exists(), "a failed find left its output folder behind"
+    if build(workspace)[0] in ("find", "zoo") and case_id not in ("result-format-999", "out-in-proc"):
+        assert not workspace.out(case_id).exists(), "a failed run left its output folder behind"
 
 
 def test_table_covers_every_exit_code():

@@ -131,7 +131,7 @@ def test_rescue_wakes_a_map_that_no_random_start_triggers(tiny):
     kernel, bias = layer.get_weights()
     bias[4] = 0.0
     layer.set_weights([kernel, bias])
-    pre = keras.Model(model.inputs, layer.input)
+    pre = keras.Model(model.inputs[0], layer.input)
     starts = pre(scale_noise(9, 256, 12, 12, 1, (3, 6, 12))).numpy()
     patches = np.lib.stride_tricks.sliding_window_view(starts, (3, 3), axis=(1, 2))
     best_random = np.einsum("nhwcij,ijc->nhw", patches, kernel[:, :, :, 4]).max()

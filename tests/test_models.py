@@ -7,6 +7,7 @@ import pytest
 
 import keras
 
+from conftest import build_tiny_model
 from oipscope.errors import LayerError, ModelError
 from oipscope.models import (
     describe,
@@ -187,7 +188,7 @@ def test_feature_submodel(request, fixture, layer, shape):
     out = sub.predict(x, verbose=0)
     assert out.shape == (3, *shape)
     # same values as the layer inside the full model
-    reference = keras.Model(model.inputs, model.get_layer(layer).output)
+    reference = keras.Model(model.inputs[0], model.get_layer(layer).output)
     np.testing.assert_allclose(out, reference.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
 
 
@@ -253,3 +254,80 @@ def test_image_input_shape_multiple_inputs():
         image_input_shape(model)
     with pytest.raises(ModelError):
         feature_submodel(model, "c1")
+
+
+# --- names TensorFlow refuses, sub-model reuse ----------------------------------
+
+
+def _oddly_named_model():
+    """Layer names Keras accepts but tf.name_scope refuses inside a graph; one clean-up collides."""
+    inputs = keras.Input((12, 12, 1), name="the image")
+    x = keras.layers.Conv2D(4, 3, activation="relu", name="conv 1")(inputs)
+    x = keras.layers.Conv2D(3, 3, activation="relu", name="Lconv_1")(x)  # what "conv 1" would become
+    x = keras.layers.Conv2D(5, 3, activation="relu", name="<b>&\"map\"")(x)
+    outputs = keras.layers.Dense(2, name="_head")(keras.layers.Flatten()(x))
+    return keras.Model(inputs, outputs, name="odd model")
+
+
+def test_traceable_renames_only_refused_names_uniquely():
+    from oipscope.models import traceable
+
+    model = _oddly_named_model()
+    clone, renamed = traceable(model)
+    assert set(renamed) == {"conv 1", '<b>&"map"', "_head"}
+    assert len(set(renamed.values()) | {"Lconv_1"}) == 4  # no collision with an existing name
+    assert clone is not model and traceable(model)[0] is clone  # cloned once
+    assert traceable(build_tiny_model())[1] == {}
+
+
+@pytest.mark.parametrize("layer", ["conv 1", '<b>&"map"'])
+def test_oddly_named_layer_works_inside_tf_function(layer):
+    import tensorflow as tf
+
+    model = _oddly_named_model()
+    sub = feature_submodel(model, layer)
+    x = _batch(2)
+    graph_out = tf.function(lambda images: sub(images, training=False))(x)
+    eager_reference = keras.Model(model.inputs[0], model.get_layer(layer).output)(x)
+    np.testing.assert_allclose(graph_out, eager_reference, rtol=1e-5, atol=1e-6)
+
+
+def test_renamed_copy_follows_new_weights():
+    model = _oddly_named_model()
+    sub = feature_submodel(model, "conv 1")
+    layer = model.get_layer("conv 1")
+    kernel, bias = layer.get_weights()
+    layer.set_weights([kernel * 2, bias + 1])
+    sub = feature_submodel(model, "conv 1")
+    x = _batch(1)
+    expected = keras.Model(model.inputs[0], layer.output)(x)
+    np.testing.assert_allclose(sub(x), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_find_oips_on_oddly_named_layer():
+    from oipscope import OipConfig, find_oips
+
+    result = find_oips(_oddly_named_model(), '<b>&"map"', config=OipConfig(steps=5, restarts=0))
+    assert result.layer_name == '<b>&"map"'
+    assert len(result.maps) == 5
+
+
+def test_feature_submodel_is_reused(tiny_model):
+    assert feature_submodel(tiny_model, "c2") is feature_submodel(tiny_model, "c2")
+    assert feature_submodel(tiny_model, "c1") is not feature_submodel(tiny_model, "c2")
+
+
+def test_preactivation_submodel_follows_new_weights():
+    from oipscope.models import preactivation_submodel
+
+    model = build_tiny_model()
+    layer = model.get_layer("c2")
+    first = preactivation_submodel(model, "c2")
+    kernel, bias = layer.get_weights()
+    layer.set_weights([-kernel, bias - 5.0])
+    second = preactivation_submodel(model, "c2")
+    assert second is first
+    x = _batch(2)
+    linear = keras.Model(model.inputs[0], layer.input)(x)
+    expected = keras.ops.conv(linear, -kernel) + (bias - 5.0)
+    np.testing.assert_allclose(second(x), expected, rtol=1e-4, atol=1e-5)

@@ -75,7 +75,7 @@ def test_nonfinite_map_is_flagged_and_others_are_unaffected(mode):
     assert np.isfinite(result.maps[BAD].image).all(), "the image stays at its last finite state"
 
     # the clean maps give exactly what a model without the poisoned channel gives
-    clean = keras.Model(model.inputs, model.get_layer("c").output)
+    clean = keras.Model(model.inputs[0], model.get_layer("c").output)
     expected = find_oips(clean, "c", [m for m in range(5) if m != BAD], config)
     for oip, want in zip([m for m in result.maps if m.map_index != BAD], expected.maps):
         assert oip.status in ("converged", "step_limit", "silent"), (oip.map_index, oip.status)

@@ -15,8 +15,7 @@ import pytest
 from oipscope import report
 from oipscope.errors import ConfigError
 
-# Keras refuses "/" in layer names, and TensorFlow graphs refuse names like
-# KERAS_HOSTILE (which Keras accepts), so the hostile names get in through the
+# Keras refuses "/" in layer names, so the hostile names get in through the
 # results (as a hand-edited or foreign result file could).
 KERAS_HOSTILE = "<script>alert(1)<\\script> & \"x\""
 SCRIPT = "<script>alert(1)</script>"
@@ -175,3 +174,39 @@ def test_gallery_without_examples_or_cards(tiny, tmp_path):
 def test_rebuild_needs_gallery_data(tmp_path):
     with pytest.raises(ConfigError, match="gallery.json"):
         report.rebuild_gallery(tmp_path)
+
+
+def test_rebuild_in_place_leaves_saved_data_untouched(tiny, tmp_path):
+    out = tmp_path / "gallery"
+    _write(tiny, out)
+    data_files = sorted(p for p in (out / "data").rglob("*")  # the computed results, not the page caches
+                        if p.is_file() and p.name not in ("gallery.json", "example_images.npz"))
+    assert any(p.name == "examples.npz" for p in data_files)
+    stamps = {p: p.stat().st_mtime_ns for p in data_files}
+    report.rebuild_gallery(out)
+    assert {p: p.stat().st_mtime_ns for p in data_files} == stamps
+
+
+def test_equal_values():
+    from oipscope.files import equal_values
+
+    a = {"x": np.array([1.0, np.nan]), "y": (1, "a", [2.5, float("nan")])}
+    b = {"x": np.array([1.0, np.nan]), "y": (1, "a", [2.5, float("nan")])}
+    assert equal_values(a, b)
+    assert not equal_values(a, {**b, "x": np.array([1.0, 2.0])})
+    assert not equal_values(a, {**b, "x": np.array([[1.0, np.nan]])})
+    assert not equal_values(a, {**b, "y": (1, "a", [2.5])})
+    assert not equal_values(1, 1.0) and not equal_values(None, 0)
+    assert not equal_values({"x": 1}, {"z": 1})
+
+
+def test_equal_values_on_results(tiny):
+    from oipscope.files import equal_values
+
+    result = tiny["layers"][0][0]
+    assert equal_values(result, dataclasses.replace(result))
+    changed = dataclasses.replace(result, maps=result.maps[:-1])
+    assert not equal_values(result, changed)
+    first = result.maps[0]
+    nudged = dataclasses.replace(first, image=first.image + np.float32(1e-6))
+    assert not equal_values(result, dataclasses.replace(result, maps=(nudged, *result.maps[1:])))

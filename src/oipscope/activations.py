@@ -16,7 +16,7 @@ import numpy as np
 
 from .data import Split, standardize
 from .errors import ConfigError, DataError
-from .models import get_layer, image_input_shape
+from .models import image_input_shape, output_submodel
 
 __all__ = [
     "layer_submodel",
@@ -38,11 +38,7 @@ def layer_submodel(model, layer_name: str):
         ModelError: the model has no single fixed-size image input.
         LayerError: no layer called ``layer_name`` (the message lists close names).
     """
-    import keras
-
-    image_input_shape(model)
-    layer = get_layer(model, layer_name)
-    return keras.Model(model.inputs, layer.output, name=f"act_{layer_name}")
+    return output_submodel(model, layer_name, "act_")
 
 
 def as_image_batch(images, input_shape: tuple[int, int, int]) -> np.ndarray:

@@ -268,6 +268,7 @@ def zoo(
     from .runs import dataset_fits, run_zoo
 
     config = OipConfig(steps=steps, epsilon=epsilon, seed=seed, memory_budget_mb=memory_budget_mb)
+    _check_output(out)
     keras_model = _load(model, unsafe_load)
     data = load_dataset(dataset) if assess else None
     if data is not None and not dataset_fits(keras_model, data):
@@ -275,32 +276,38 @@ def zoo(
         data = None
     names = [name.strip() for name in layers.split(",") if name.strip()] if layers else None
     started = time.perf_counter()
-    timings: dict[str, float] = {}
+    begun: list[str] = []  # layers in the order they were started; all but the last are finished
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), console=console) as progress:
-        tasks: dict[str, int] = {}
+                  TimeElapsedColumn(), console=console) as progress, _output_errors(out):
+        tasks: dict[tuple[str, str], int] = {}
+
+        n_layers = [0]
 
         def on_layer(name: str, index: int, total: int) -> None:
-            tasks[name] = progress.add_task(f"{name} ({index + 1}/{total})", total=None)
-            timings[name] = time.perf_counter()
+            begun.append(name)
+            n_layers[0] = total
 
-        def on_progress(name: str, done: int, total: int) -> None:
-            progress.update(tasks[name], completed=done, total=total)
+        def on_progress(name: str, stage: str, done: int, total: int) -> None:
+            if (name, stage) not in tasks:
+                label = f"{name} ({len(begun)}/{n_layers[0]}) {stage}"
+                tasks[name, stage] = progress.add_task(label, total=total)
+            progress.update(tasks[name, stage], completed=done, total=total)
 
         try:
             runs = run_zoo(keras_model, names, config, out, dataset=data, resume=resume,
                            model_path=model or default_model_path(), on_layer=on_layer, on_progress=on_progress)
         except KeyboardInterrupt:
             progress.stop()
-            finished = [name for name in timings][:-1]
-            err_console.print(f"interrupted: finished layers ({', '.join(finished) or 'none'}) are kept in {out}; "
-                              "run the same command with --resume to continue", markup=False)
+            finished = ", ".join(begun[:-1]) or "none"
+            err_console.print(f"interrupted: finished layers ({finished}) are kept in {out}; "
+                              "run the same command with --resume to continue", markup=False, soft_wrap=True)
             raise typer.Exit(130) from None
-    index = write_gallery(out, (keras_model.name, describe(keras_model)),
-                          [(run.result, run.examples) for run in runs],
-                          images=data.train.images if data is not None else None,
-                          labels=data.train.labels if data is not None else None,
-                          class_names=data.class_names if data is not None else None)
+    with _output_errors(out):
+        index = write_gallery(out, (keras_model.name, describe(keras_model)),
+                              [(run.result, run.examples) for run in runs],
+                              images=data.train.images if data is not None else None,
+                              labels=data.train.labels if data is not None else None,
+                              class_names=data.class_names if data is not None else None)
     table = Table(title=f"oipscope zoo of {keras_model.name}")
     for column in ("layer", "maps", "converged", "silent", "median ratio", "seconds"):
         table.add_column(column)

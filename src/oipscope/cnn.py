@@ -181,7 +181,7 @@ def train(
         callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=on_epoch_end))
     start = time.perf_counter()
     history = model.fit(train_data, epochs=config.epochs, validation_data=(val_x, val_y),
-                        callbacks=callbacks, verbose=0)
+                        shuffle=False, callbacks=callbacks, verbose=0)  # train_data shuffles itself
     seconds = time.perf_counter() - start
     best = keras.saving.load_model(out)
     test_loss, test_accuracy = best.evaluate(

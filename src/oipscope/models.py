@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import difflib
+import re
+import weakref
 import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable
 
 from .errors import LayerError, ModelError
 
@@ -21,9 +23,17 @@ __all__ = [
     "image_input_shape",
     "feature_layers",
     "feature_submodel",
+    "output_submodel",
+    "traceable",
+    "submodel_name",
     "preactivation_submodel",
     "describe",
 ]
+
+
+def submodel_name(prefix: str, layer_name: str) -> str:
+    """A sub-model name TensorFlow accepts as a name scope, whatever the layer is called."""
+    return prefix + re.sub(r"[^A-Za-z0-9_.-]", "_", layer_name)
 
 
 @dataclass(frozen=True)
@@ -127,26 +137,101 @@ def feature_layers(model: keras.Model) -> list[LayerInfo]:
     return [info for info in map(_layer_info, model.layers) if info.n_maps is not None and info.class_name != "InputLayer"]
 
 
-def feature_submodel(model: keras.Model, layer_name: str) -> keras.Model:
-    """Sub-model from the model's image input to the output of ``layer_name``.
+_SCOPE_SAFE = re.compile(r"[A-Za-z0-9.][A-Za-z0-9_.-]*")  # what tf.name_scope accepts in a graph
+_TRACEABLE: "weakref.WeakKeyDictionary[Any, tuple[Any, dict[str, str]]]" = weakref.WeakKeyDictionary()
+_SUBMODELS: "weakref.WeakKeyDictionary[Any, dict[tuple[str, str], Any]]" = weakref.WeakKeyDictionary()
 
-    Works for Sequential and Functional models (the seed's ``_build_oip_model``).
 
-    Raises:
-        LayerError: unknown layer, or the layer has no 4-D feature-map output.
+def _scope_safe_names(names: list[str]) -> dict[str, str]:
+    """Map each layer name TensorFlow refuses as a name scope to a unique one it accepts."""
+    taken = set(names)
+    renamed: dict[str, str] = {}
+    for name in names:
+        if _SCOPE_SAFE.fullmatch(name):
+            continue
+        base = "L" + re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+        candidate, n = base, 1
+        while candidate in taken:
+            candidate, n = f"{base}_{n}", n + 1
+        taken.add(candidate)
+        renamed[name] = candidate
+    return renamed
+
+
+def traceable(model: keras.Model) -> tuple[keras.Model, dict[str, str]]:
+    """The model, or a copy of it whose layer names work inside a ``tf.function``.
+
+    Keras accepts any layer name (``"conv 1"``, ``"a<b>"``) but TensorFlow
+    refuses such names as graph name scopes. Such a model is cloned once with
+    cleaned names; its weights are copied from the original on every call, so
+    the copy follows further training. Returns ``(model, {old: new name})``.
     """
+    import keras
+
+    inputs = {id(layer) for layer in model.layers if type(layer).__name__ == "InputLayer"}
+    renamed = _scope_safe_names([layer.name for layer in model.layers if id(layer) not in inputs])
+    if not renamed:
+        return model, {}
+    cached = _TRACEABLE.get(model)
+    if cached is None or cached[1] != renamed:
+        def rename(layer):
+            config = layer.get_config()
+            config["name"] = renamed.get(layer.name, layer.name)
+            return type(layer).from_config(config)
+
+        cached = (keras.models.clone_model(model, clone_function=rename), renamed)
+        _TRACEABLE[model] = cached
+    clone = cached[0]
+    for layer in model.layers:
+        if layer.weights:
+            clone.get_layer(renamed.get(layer.name, layer.name)).set_weights(layer.get_weights())
+    return clone, renamed
+
+
+def _cached_submodel(model: keras.Model, kind: str, layer_name: str, build: Callable[[], Any]):
+    """One sub-model per (model, kind, layer): ``tf.function`` loops built on it are reused."""
+    try:
+        per_model = _SUBMODELS.setdefault(model, {})
+    except TypeError:  # not weak-referenceable
+        return build()
+    key = (kind, layer_name)
+    if key not in per_model:
+        per_model[key] = build()
+    return per_model[key]
+
+
+def output_submodel(model: keras.Model, layer_name: str, prefix: str = "out_") -> keras.Model:
+    """Sub-model from the model's image input to the output of any layer (cached)."""
     import keras
 
     image_input_shape(model)
     layer = get_layer(model, layer_name)
-    info = _layer_info(layer)
+    graph_model, renamed = traceable(model)
+    inner = graph_model.get_layer(renamed.get(layer.name, layer.name))
+    return _cached_submodel(
+        graph_model, prefix, layer_name,
+        lambda: keras.Model(graph_model.inputs[0], inner.output, name=submodel_name(prefix, layer_name)),
+    )
+
+
+def feature_submodel(model: keras.Model, layer_name: str) -> keras.Model:
+    """Sub-model from the model's image input to the output of ``layer_name``.
+
+    Works for Sequential and Functional models (the seed's ``_build_oip_model``).
+    Repeated calls return the same sub-model, so compiled loops are reused.
+
+    Raises:
+        LayerError: unknown layer, or the layer has no 4-D feature-map output.
+    """
+    image_input_shape(model)
+    info = _layer_info(get_layer(model, layer_name))
     if info.n_maps is None:
         with_maps = ", ".join(f.name for f in feature_layers(model)) or "none"
         raise LayerError(
             f"layer {layer_name!r} has output shape {info.output_shape}, no feature maps; "
             f"layers with maps: {with_maps}"
         )
-    return keras.Model(model.inputs, layer.output, name=f"oip_{layer_name}")
+    return output_submodel(model, layer_name, "oip_")
 
 
 def preactivation_submodel(model: keras.Model, layer_name: str) -> keras.Model | None:
@@ -162,13 +247,20 @@ def preactivation_submodel(model: keras.Model, layer_name: str) -> keras.Model |
     activation = getattr(layer, "activation", None)
     if activation is None or activation is keras.activations.linear or isinstance(layer.input, (list, tuple)):
         return None
-    config = layer.get_config()
-    config["activation"] = "linear"
-    config["name"] = f"{layer.name}_preactivation"
-    linear_copy = type(layer).from_config(config)
-    outputs = linear_copy(layer.input)
-    linear_copy.set_weights(layer.get_weights())
-    return keras.Model(model.inputs, outputs, name=f"oip_{layer_name}_preactivation")
+    graph_model, renamed = traceable(model)
+    inner = graph_model.get_layer(renamed.get(layer.name, layer.name))
+
+    def build():
+        config = inner.get_config()
+        config["activation"] = "linear"
+        config["name"] = inner.name + "_preactivation"
+        linear_copy = type(inner).from_config(config)
+        outputs = linear_copy(inner.input)
+        return keras.Model(graph_model.inputs[0], outputs, name=submodel_name("oip_pre_", layer_name))
+
+    submodel = _cached_submodel(graph_model, "oip_pre_", layer_name, build)
+    submodel.get_layer(inner.name + "_preactivation").set_weights(layer.get_weights())  # follows the model's current weights
+    return submodel
 
 
 def describe(model: keras.Model) -> list[LayerInfo]:

@@ -33,7 +33,7 @@ import numpy as np
 
 from . import __version__, plot
 from .errors import ConfigError
-from .files import atomic_write, safe_filename
+from .files import atomic_write, safe_filename, save_if_changed
 
 __all__ = ["write_gallery", "rebuild_gallery", "safe_filename", "GALLERY_JSON", "DATA_DIR"]
 
@@ -323,12 +323,15 @@ def _render_layer(env, writer: _Writer, common: dict, slug: str, result, example
 
 
 def _save_data(writer: _Writer, slug: str, result, examples) -> dict:
+    from .examples import DatasetExamples
+    from .results import OipResult
+
     folder = writer.path(DATA_DIR, slug)
-    result.save(folder / "result")
+    save_if_changed(result, folder / "result", OipResult.load)
     entry = {"layer_name": result.layer_name, "slug": slug, "result": f"{DATA_DIR}/{slug}/result",
              "examples": None}
     if examples is not None:
-        examples.save(folder / "examples.npz")
+        save_if_changed(examples, folder / "examples.npz", DatasetExamples.load)
         entry["examples"] = f"{DATA_DIR}/{slug}/examples.npz"
     return entry
 

@@ -192,7 +192,7 @@ def run_zoo(
     resume: bool = False,
     model_path: str | os.PathLike | None = None,
     on_layer: Callable[[str, int, int], None] | None = None,
-    on_progress: Callable[[str, int, int], None] | None = None,
+    on_progress: Callable[[str, str, int, int], None] | None = None,
 ) -> list[LayerRun]:
     """OIPs for every map of every chosen layer, each layer saved as soon as it is done.
 
@@ -206,7 +206,8 @@ def run_zoo(
         resume: keep the layers (and chunks) an interrupted run with the same settings finished.
         model_path: the model file, to record its hash.
         on_layer: ``on_layer(layer_name, index, n_layers)`` before each layer.
-        on_progress: ``on_progress(layer_name, done, total)`` in OIPs, then in dataset images.
+        on_progress: ``on_progress(layer_name, stage, done, total)``; stage ``"OIPs"``
+            counts maps, then stage ``"examples"`` counts dataset images.
     """
     names = list(layers) if layers else [info.name for info in feature_layers(model)]
     if not names:
@@ -221,16 +222,18 @@ def run_zoo(
         if on_layer:
             on_layer(name, index, len(names))
         folder = zoo_layer_folder(out_dir, name)
-        report = (lambda done, total, name=name: on_progress(name, done, total)) if on_progress else None
+        def report(stage: str, name: str = name):
+            return (lambda done, total: on_progress(name, stage, done, total)) if on_progress else None
+
         examples_file = folder.parent / "examples.npz"
         result = run_layer(model, name, "all", config, folder, resume=resume,
-                           model_path=model_path, on_progress=report)
+                           model_path=model_path, on_progress=report("OIPs"))
         examples = None
         if dataset is not None:
             if resume and examples_file.is_file() and all(m.superstimulus_ratio is not None for m in result.maps):
                 examples = DatasetExamples.load(examples_file)
             else:
-                result, examples = examine_layer(model, result, dataset, on_progress=report)
+                result, examples = examine_layer(model, result, dataset, on_progress=report("examples"))
                 result.save(folder)
                 examples.save(examples_file)
         runs.append(LayerRun(result=result, examples=examples, folder=folder))

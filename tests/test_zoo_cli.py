@@ -1,0 +1,185 @@
+"""`oipscope zoo` and `oipscope report` through the command line: files, summary, Ctrl-C, --resume."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from oipscope.cli import app
+from oipscope.report import safe_filename
+from oipscope.results import RESULT_JSON, OipResult
+from oipscope.runs import zoo_layer_folder
+
+runner = CliRunner()
+LAYERS = ("c1", "pool", "c2")
+
+
+def _mnist_sized_model(path: Path, name: str = "zoo_tiny") -> Path:
+    """A tiny CNN on 28x28x1 input, so MNIST fits and the zoo finds dataset examples."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    keras.Sequential([
+        keras.Input((28, 28, 1)),
+        keras.layers.Conv2D(4, 5, strides=2, activation="relu", name="c1"),
+        keras.layers.MaxPooling2D(2, name="pool"),
+        keras.layers.Conv2D(6, 3, activation="relu", name="c2"),
+        keras.layers.Flatten(name="flat"),
+        keras.layers.Dense(10, activation="softmax", name="out"),
+    ], name=name).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def zoo_run(mnist_dir, tmp_path_factory):
+    """One `oipscope zoo` of the tiny model with MNIST examples: (output folder, CLI result)."""
+    root = tmp_path_factory.mktemp("zoo-cli")
+    model = _mnist_sized_model(root / "tiny.keras")
+    out = root / "zoo"
+    previous = os.environ.get("OIPSCOPE_DATA_DIR")
+    os.environ["OIPSCOPE_DATA_DIR"] = str(mnist_dir)
+    try:
+        result = runner.invoke(app, ["zoo", str(model), "--steps", "30", "--out", str(out)],
+                               env={"COLUMNS": "200"})
+    finally:
+        if previous is None:
+            os.environ.pop("OIPSCOPE_DATA_DIR")
+        else:
+            os.environ["OIPSCOPE_DATA_DIR"] = previous
+    return out, result
+
+
+def test_zoo_writes_results_examples_and_gallery(zoo_run):
+    out, result = zoo_run
+    assert result.exit_code == 0, result.output
+    assert (out / "index.html").is_file()
+    for name in LAYERS:
+        folder = zoo_layer_folder(out, name)
+        saved = OipResult.load(folder)
+        assert saved.layer_name == name and len(saved.maps) == (4 if name != "c2" else 6)
+        assert all(m.superstimulus_ratio is not None for m in saved.maps), "dataset examples were not used"
+        assert (folder.parent / "examples.npz").is_file()
+        slug = safe_filename(name)
+        page = out / "layers" / f"{slug}.html"
+        assert page.read_text().count('<a class="tile ') == len(saved.maps)
+        assert len(list((out / "layers" / slug).glob("map_*.html"))) == len(saved.maps)
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_zoo_prints_a_summary_row_per_layer(zoo_run):
+    out, result = zoo_run
+    rows = {}
+    for line in result.output.splitlines():
+        cells = [cell.strip() for cell in re.split(r"[│┃]", line) if cell.strip()]
+        if cells and cells[0] in LAYERS:
+            rows[cells[0]] = cells
+    assert list(rows) == list(LAYERS), result.output
+    for name, cells in rows.items():
+        summary = OipResult.load(zoo_layer_folder(out, name)).summary()
+        assert cells[1:4] == [str(summary["maps"]), str(summary["converged"]), str(summary["silent"])]
+        assert float(cells[4]) == pytest.approx(summary["median_ratio"], abs=0.005)
+    assert f"gallery: {out.resolve() / 'index.html'}" in result.output.replace("\n", "")
+    for name in LAYERS:  # one progress line per layer and stage
+        assert re.search(rf"{name} \(\d/3\) OIPs", result.output), result.output
+        assert re.search(rf"{name} \(\d/3\) examples .*60000/60000", result.output), result.output
+
+
+def test_report_rebuilds_the_same_pages_elsewhere(zoo_run, tmp_path):
+    out, zoo_result = zoo_run
+    assert zoo_result.exit_code == 0
+    copy = tmp_path / "pages"
+    result = runner.invoke(app, ["report", str(out), "--out", str(copy)])
+    assert result.exit_code == 0, result.output
+    assert f"gallery: {copy.resolve() / 'index.html'}" in result.output.replace("\n", "")
+    original = {p.relative_to(out): p.read_text() for p in out.rglob("*.html")}
+    rebuilt = {p.relative_to(copy): p.read_text() for p in copy.rglob("*.html")}
+    assert rebuilt == original
+    assert len(rebuilt) == 1 + len(LAYERS) + 4 + 4 + 6
+
+
+def test_report_in_place_restores_deleted_pages(zoo_run, tmp_path):
+    import shutil
+
+    out, _ = zoo_run
+    work = tmp_path / "zoo"
+    shutil.copytree(out, work)
+    before = {p.relative_to(work): p.read_text() for p in work.rglob("*.html")}
+    shutil.rmtree(work / "layers")
+    (work / "index.html").unlink()
+    result = runner.invoke(app, ["report", str(work)])
+    assert result.exit_code == 0, result.output
+    assert {p.relative_to(work): p.read_text() for p in work.rglob("*.html")} == before
+
+
+# --- Ctrl-C during a zoo keeps the finished layers ------------------------------------------
+
+
+def _start_zoo(model: Path, out: Path, *extra: str) -> subprocess.Popen:
+    argv = [sys.executable, "-m", "oipscope", "zoo", str(model), "--steps", "600", "--no-assess",
+            "--seed", "5", "--out", str(out), *extra]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "COLUMNS": "250"}
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            cwd=out.parent, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def _slow_model(path: Path) -> Path:
+    """Three conv layers; the later two have enough maps that each takes a second or more."""
+    import keras
+
+    keras.utils.set_random_seed(1)
+    keras.Sequential([
+        keras.Input((20, 20, 1)),
+        keras.layers.Conv2D(2, 3, activation="relu", name="first"),
+        keras.layers.Conv2D(48, 3, activation="relu", name="second"),
+        keras.layers.Conv2D(64, 3, activation="relu", name="third"),
+    ], name="slow_zoo").save(path)
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_ctrl_c_keeps_finished_layers_and_resume_completes(tmp_path):
+    model = _slow_model(tmp_path / "slow.keras")
+    out = tmp_path / "zoo"
+    proc = _start_zoo(model, out)
+    first = zoo_layer_folder(out, "first") / RESULT_JSON
+    deadline = time.monotonic() + 120
+    while not first.is_file():
+        assert proc.poll() is None, f"zoo ended before its first layer: {proc.communicate()}"
+        assert time.monotonic() < deadline, "the first layer did not finish within 120 s"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+
+    assert proc.returncode == 130, stdout + stderr
+    assert "Traceback" not in stdout + stderr
+    finished = [name for name in ("first", "second", "third")
+                if (zoo_layer_folder(out, name) / RESULT_JSON).is_file()]
+    assert finished and finished[0] == "first" and len(finished) < 3, "Ctrl-C should land mid-zoo"
+    message = [line for line in stderr.splitlines() if line.startswith("interrupted:")]
+    assert message == [f"interrupted: finished layers ({', '.join(finished)}) are kept in {out}; "
+                       "run the same command with --resume to continue"], stderr
+    assert not (out / "index.html").exists()
+    kept = OipResult.load(zoo_layer_folder(out, "first"))
+    kept_mtime = (zoo_layer_folder(out, "first") / RESULT_JSON).stat().st_mtime_ns
+
+    resumed = _start_zoo(model, out, "--resume")
+    r_out, r_err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, r_out + r_err
+    assert (zoo_layer_folder(out, "first") / RESULT_JSON).stat().st_mtime_ns == kept_mtime, "a kept layer was redone"
+    again = OipResult.load(zoo_layer_folder(out, "first"))
+    for a, b in zip(kept.maps, again.maps):
+        np.testing.assert_array_equal(a.image, b.image)
+    for name in ("second", "third"):
+        assert OipResult.load(zoo_layer_folder(out, name)).layer_name == name
+    assert (out / "index.html").is_file()
+    assert "gallery:" in r_out
