@@ -152,6 +152,33 @@ def test_dataset_examples_marks_strongest_unit(setup):
     assert not any(ax.patches for ax in fig.axes)
 
 
+def _rarely_firing(ex, live: int):
+    """The examples with map ``live`` firing on only 2 of its images (the rest tie at 0)."""
+    values = ex.top_values.copy()
+    values[live, 2:] = 0.0
+    fire = ex.fire_fraction.copy()
+    fire[live] = 2 / ex.n_images
+    return dataclasses.replace(ex, top_values=values, fire_fraction=fire)
+
+
+def test_images_that_leave_the_map_off_are_not_shown_as_examples(setup):
+    ex, images = setup["examples"], setup["images"]
+    live = int(ex.live_maps[0])
+    rare = _rarely_firing(ex, live)
+    fig = plot.dataset_examples(rare, live, images, map_shape=(3, 3))
+    assert len(_image_axes(fig)) == 2
+    assert _texts(fig).count("off") == ex.k - 2
+    assert f"fires on only 2 of {ex.n_images} images" in fig._suptitle.get_text()
+
+    card = plot.map_card(setup["c2"].maps[live], rare, images, map_shape=(3, 3), labels=setup["labels"])
+    texts = _texts(card)
+    assert texts.count("off") == ex.k - 2
+    assert f"fires on only 2 of {ex.n_images} images" in texts
+    none = dataclasses.replace(rare, top_values=np.zeros_like(rare.top_values))
+    assert "none makes the map fire" in _texts(plot.map_card(setup["c2"].maps[live], none, images))
+    assert "fires on only" not in " ".join(_texts(plot.map_card(setup["c2"].maps[live], ex, images)))
+
+
 def test_map_card_has_everything(setup):
     oip = setup["c2"].maps[0]
     fig = plot.map_card(oip, setup["examples"], setup["images"], ["zero", "one", "two"],
@@ -186,6 +213,21 @@ def test_figures_stay_out_of_pyplot(setup):
     plot.oip_grid(setup["c1"])
     plot.loss_curves(setup["c1"])
     assert plt.get_fignums() == before
+
+
+def test_figures_show_in_notebooks_without_pyplot(setup):
+    """Jupyter shows a cell's Figure value through _repr_png_ when pyplot's inline backend is off."""
+    import io
+
+    from PIL import Image
+
+    fig = plot.oip_grid(setup["c1"])
+    png = fig._repr_png_()
+    assert png.startswith(b"\x89PNG")
+    with Image.open(io.BytesIO(png)) as image:
+        width, height = image.size
+        assert width > 100 and height > 100
+        assert np.asarray(image.convert("L")).std() > 10  # drawn, not a blank canvas
 
 
 def test_rgb_images_are_shown_in_colour(setup):

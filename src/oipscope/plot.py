@@ -26,6 +26,7 @@ from .errors import ConfigError
 
 __all__ = [
     "CMAP",
+    "NotebookFigure",
     "oip_grid",
     "evolution",
     "loss_curves",
@@ -38,6 +39,22 @@ __all__ = [
 ]
 
 CMAP = "viridis"
+
+
+class NotebookFigure(Figure):
+    """A :class:`~matplotlib.figure.Figure` that shows itself in Jupyter as PNG.
+
+    The figures here are not registered with pyplot, so Jupyter's inline
+    backend never sees them unless pyplot was imported; this makes them show
+    up as the value of a cell either way.
+    """
+
+    def _repr_png_(self) -> bytes:
+        import io
+
+        buf = io.BytesIO()
+        self.savefig(buf, format="png", bbox_inches="tight")
+        return buf.getvalue()
 """The colormap of every single-channel image and map."""
 
 _MARKED = ("silent", "nonfinite")
@@ -179,7 +196,7 @@ def _grid_figure(nrows: int, ncols: int, panel: float, title_h: float, right: fl
     """A figure with a fixed-size grid of panels (inches), fast to lay out for many panels."""
     width = left + ncols * panel + (ncols - 1) * gap + right
     height = top + nrows * (panel + title_h) + (nrows - 1) * gap + bottom
-    fig = Figure(figsize=(width, height))
+    fig = NotebookFigure(figsize=(width, height))
     axes = []
     for r in range(nrows):
         row = []
@@ -322,7 +339,7 @@ def loss_curves(result, maps=None, *, title: str | None = None) -> Figure:
     if not oips:
         raise ConfigError("no OIPs to show: the result is empty")
     n = len(oips)
-    fig = Figure(figsize=(7.5 if 1 < n <= 32 else 6.4, 4.0))
+    fig = NotebookFigure(figsize=(7.5 if 1 < n <= 32 else 6.4, 4.0))
     right = 0.97
     if 1 < n <= 32:
         right = 0.78 if n <= 16 else 0.68
@@ -416,6 +433,25 @@ def _lookup(container, index: int, what: str):
         ) from None
 
 
+def _small(value: float) -> str:
+    """Two decimals, or two significant digits for values too small to show that way."""
+    return f"{value:.2f}" if value == 0 or abs(value) >= 0.01 else f"{value:.2g}"
+
+
+def _firing_note(examples, map_index: int, shown_values) -> str:
+    """'' when every shown example drives the map, else how many images do at all.
+
+    A mean activation of exactly 0 means the map is off on the whole image
+    (ReLU); such images fill the top-k only by tie order and are not shown.
+    """
+    if all(float(v) != 0 for v in shown_values):
+        return ""
+    firing = int(round(float(examples.fire_fraction[map_index]) * examples.n_images))
+    if firing == 0 or float(shown_values[0]) == 0:
+        return "none makes the map fire"
+    return f"fires on only {firing} of {examples.n_images} images"
+
+
 def _examples_into(axes: Sequence, examples, map_index: int, images, map_shape, labels, class_names,
                    fontsize: float = 7) -> None:
     idx = examples.top_indices[map_index]
@@ -426,10 +462,17 @@ def _examples_into(axes: Sequence, examples, map_index: int, images, map_shape, 
         if j >= len(idx):
             ax.set_visible(False)
             continue
+        if float(vals[j]) == 0:  # the map is off on this image: not an example of what drives it
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_facecolor("#f0f0f0")
+            ax.text(0.5, 0.5, "off", ha="center", va="center", color="#888888", fontsize=fontsize,
+                    transform=ax.transAxes)
+            continue
         image = np.asarray(_lookup(images, idx[j], "image"))
         _show(ax, image)
         h, w = image.shape[:2]
-        title = f"#{int(idx[j])} / {float(vals[j]):.2f}"
+        title = f"#{int(idx[j])} / {_small(float(vals[j]))}"
         if labels is not None:
             label = int(_lookup(labels, idx[j], "label"))
             name = class_names[label] if class_names is not None and 0 <= label < len(class_names) else str(label)
@@ -477,8 +520,8 @@ def dataset_examples(examples, map_index: int, images, *, map_shape=None, labels
     _examples_into(flat[:k], examples, int(map_index), images, map_shape, labels, class_names)
     for ax in flat[k:]:
         fig.delaxes(ax)
-    best = float(examples.top_values[int(map_index), 0])
-    note = "" if best > 0 else " (the map does not fire on these images)"
+    note = _firing_note(examples, int(map_index), examples.top_values[int(map_index), :k])
+    note = f" ({note})" if note else ""
     fig.suptitle(f"{examples.layer_name} · map {int(map_index)}: top {k} of {examples.n_images} images{note}",
                  fontsize=9, y=1 - 0.08 / height, va="top")
     return fig
@@ -548,7 +591,7 @@ class _Card:
         if n_examples:
             height += 0.15 + label_h + ex_titles_h + panel
         height += 0.12
-        self.fig = fig = Figure(figsize=(width, height), dpi=dpi)
+        self.fig = fig = NotebookFigure(figsize=(width, height), dpi=dpi)
         fx = lambda x: x / width  # noqa: E731
         fy = lambda y: y / height  # noqa: E731
         self.title = fig.text(0.5, 1 - fy(0.08), "", ha="center", va="top", fontsize=11, fontweight="bold")
@@ -781,17 +824,22 @@ class _Card:
         idx = examples.top_indices[m][:n]
         vals = examples.top_values[m][:n]
         pos = examples.top_positions[m][:n]
+        on = [float(v) != 0 for v in vals]  # images where the map is off are left blank
         pics = [np.asarray(_lookup(images, i, "image")) for i in idx]
         eh, ew = self.example_shape
-        lo, hi = display_limits(pics)
-        self.ex_image.set_data(_strip(pics, lo, hi, self.ex_gap))
+        lo, hi = display_limits([p for p, fires in zip(pics, on) if fires] or pics)
+        strip = _strip(pics, lo, hi, self.ex_gap)
+        for j, fires in enumerate(on):
+            if not fires:
+                strip[:, j * (ew + self.ex_gap):j * (ew + self.ex_gap) + ew] = 0.94
+        self.ex_image.set_data(strip)
         grid = _map_grid_shape(examples, map_shape)
         for j in range(n):
-            title = f"#{int(idx[j])} / {float(vals[j]):.2f}"
+            title = f"#{int(idx[j])} / {_small(float(vals[j]))}"
             if labels is not None:
                 label = int(_lookup(labels, idx[j], "label"))
                 title += f"\n{_class_names(class_names, label + 1)[label]}"
-            self.ex_titles[j].set_text(title)
+            self.ex_titles[j].set_text(title if on[j] else "off")
             mark = self.ex_marks[j]
             show = grid is not None and grid != (1, 1) and float(vals[j]) > 0
             mark.set_visible(show)
@@ -800,7 +848,9 @@ class _Card:
                 mark.set_xy((j * (ew + self.ex_gap) + int(pos[j][1]) * sx - 0.5, int(pos[j][0]) * sy - 0.5))
                 mark.set_width(sx)
                 mark.set_height(sy)
-        self.ex_label.set_visible(float(vals[0]) <= 0)
+        note = _firing_note(examples, m, vals)
+        self.ex_label.set_text(note)
+        self.ex_label.set_visible(bool(note))
 
 
 def _tick_strings(locs: Sequence[float]) -> list[str]:
