@@ -84,3 +84,67 @@ def test_zoo_checks_layer_names_first(tiny_model, tmp_path):
     with pytest.raises(LayerError, match="c2"):
         run_zoo(tiny_model, ["c1", "c3"], CONFIG, tmp_path)
     assert not (tmp_path / "data").exists()
+
+
+# --- waking silent maps from the data ---------------------------------------------------
+
+
+def _block_detector():
+    """Map 0 of conv 'c' fires only on a bright 3x3 block on a dark ground (bias -33); the
+    pooling layer after it has no pre-activation, so no rescue can wake it."""
+    import keras
+
+    inputs = keras.Input((12, 12, 1))
+    conv = keras.layers.Conv2D(2, 3, activation="relu", name="c")
+    x = conv(inputs)
+    outputs = keras.layers.MaxPooling2D(2, name="pool")(x)
+    model = keras.Model(inputs, outputs, name="block_detector")
+    kernel, bias = conv.get_weights()
+    kernel[..., 0] = 1.0
+    bias[0] = -33.0
+    conv.set_weights([kernel, bias])
+    return model
+
+
+def _block_images(n: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 40, (n, 12, 12)).astype(np.uint8)  # a dim, noisy ground
+    for image in images[: n // 2]:  # half of them with a bright block
+        r, c = rng.integers(0, 9, 2)
+        image[r : r + 3, c : c + 3] = rng.integers(200, 256, (3, 3))
+    return images
+
+
+def test_wake_from_data_gives_silent_maps_an_oip_when_data_drive_them():
+    from oipscope.examples import dataset_examples
+    from oipscope.runs import wake_from_data
+    from oipscope.search import find_oips
+
+    model = _block_detector()
+    result = find_oips(model, "pool", config=OipConfig(steps=30, n_candidates=8, restarts=1, seed=0))
+    assert result.maps[0].status == "silent", "precondition: random starts cannot wake map 0"
+    images = _block_images(20)
+    examples = dataset_examples(model, "pool", images, np.zeros(20, int), k=3)
+    assert examples.top_values[0, 0] > 0
+
+    woken = wake_from_data(model, result, examples, images)
+    first = woken.maps[0]
+    assert first.status != "silent" and first.activation > float(examples.top_values[0, 0])
+    assert first.start == f"data#{int(examples.top_indices[0, 0])}"
+    assert first.loss_history.shape == result.maps[0].loss_history.shape
+    assert woken.maps[1] is result.maps[1]  # maps that were not silent are left alone
+    assert woken.seconds > result.seconds
+
+    blank = _block_images(20)[10:]  # no image drives map 0: it stays silent
+    blank_examples = dataset_examples(model, "pool", blank, np.zeros(10, int), k=3)
+    assert blank_examples.top_values[0, 0] == 0
+    assert wake_from_data(model, result, blank_examples, blank) is result
+
+
+def test_retry_from_checks_its_arguments(tiny_model):
+    from oipscope.search import find_oips, retry_from
+
+    result = find_oips(tiny_model, "c2", "0-1", CONFIG)
+    with pytest.raises(ConfigError, match="one start image and one label per position"):
+        retry_from(tiny_model, result, [0, 1], np.zeros((1, 12, 12, 1)), ["a", "b"])
+    assert retry_from(tiny_model, result, [], np.zeros((0, 12, 12, 1)), []) is result

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
+import numpy as np
+
 from .data import Dataset
 from .engine import OipConfig
 from .errors import ConfigError, LayerError
@@ -26,7 +28,7 @@ from .files import atomic_write, safe_filename
 from .initial import parse_maps
 from .models import feature_layers, feature_submodel, image_input_shape
 from .results import ARRAYS_NPZ, RESULT_JSON, OipResult
-from .search import file_sha256, find_oips
+from .search import file_sha256, find_oips, retry_from
 
 __all__ = [
     "RUN_JSON",
@@ -34,6 +36,7 @@ __all__ = [
     "run_layer",
     "run_zoo",
     "examine_layer",
+    "wake_from_data",
     "dataset_fits",
     "merge_results",
     "finished_result",
@@ -156,11 +159,53 @@ def dataset_fits(model, dataset: Dataset) -> bool:
     return images.shape[1:3] == (height, width) and image_channels == channels
 
 
+def wake_from_data(model, result: OipResult, examples: DatasetExamples, images) -> OipResult:
+    """Give silent OIPs of maps that fire on the data one more ascent, from their top dataset images.
+
+    Random starts, restarts and the pre-activation rescue can all miss a map
+    that real images do drive (a max-pooling layer has no pre-activation to
+    rescue with). Such a map's ``n``-th silent OIP starts from its ``n``-th best
+    dataset image; its ``start`` becomes ``"data#<dataset index>"``. Maps that
+    no dataset image drives stay silent.
+
+    Args:
+        model: the model.
+        result: the layer's OIPs.
+        examples: dataset examples of the same layer.
+        images: the raw dataset images the examples index (N, H, W[, C]).
+    """
+    positions, starts, labels = [], [], []
+    seen: dict[int, int] = {}
+    for position, oip in enumerate(result.maps):
+        m = oip.map_index
+        if oip.status != "silent" and oip.activation > 0:
+            continue
+        rank = seen.get(m, 0)
+        seen[m] = rank + 1
+        if rank >= examples.k or not float(examples.top_values[m, rank]) > 0:
+            continue
+        index = int(examples.top_indices[m, rank])
+        image = np.asarray(images[index], np.float32)
+        positions.append(position)
+        starts.append(image[..., np.newaxis] if image.ndim == 2 else image)
+        labels.append(f"data#{index}")
+    if not positions:
+        return result
+    return retry_from(model, result, positions, np.stack(starts), labels)
+
+
 def examine_layer(model, result: OipResult, dataset: Dataset,
-                  on_progress: Callable[[int, int], None] | None = None) -> tuple[OipResult, DatasetExamples]:
-    """Dataset examples of the result's layer (training split) and the result, assessed against them."""
+                  on_progress: Callable[[int, int], None] | None = None, *,
+                  wake: bool = True) -> tuple[OipResult, DatasetExamples]:
+    """Dataset examples of the result's layer (training split) and the result, assessed against them.
+
+    With ``wake`` (default), silent OIPs of maps that fire on the data are retried
+    from their top dataset images first (:func:`wake_from_data`).
+    """
     examples = dataset_examples(model, result.layer_name, dataset.train.images, dataset.train.labels,
                                 on_progress=on_progress, n_classes=len(dataset.class_names))
+    if wake:
+        result = wake_from_data(model, result, examples, dataset.train.images)
     return assess_oips(result, model, examples), examples
 
 

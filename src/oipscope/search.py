@@ -32,7 +32,7 @@ from .initial import combine_grids, draw_grids, fourier_noise, parse_maps, scale
 from .models import feature_submodel, image_input_shape, preactivation_submodel
 from .results import MapOip, OipResult
 
-__all__ = ["find_oips", "file_sha256", "RESTART_KINDS"]
+__all__ = ["find_oips", "retry_from", "file_sha256", "RESTART_KINDS"]
 
 RESTART_KINDS: tuple[str, ...] = ("coarse", "fourier", "mix")
 """Start kinds tried, in turn, by the restart rounds for silent maps."""
@@ -284,3 +284,46 @@ def find_oips(
         versions=_versions(),
         seconds=time.perf_counter() - t0,
     )
+
+
+def retry_from(model, result: OipResult, positions: Sequence[int], starts: np.ndarray,
+               labels: Sequence[str]) -> OipResult:
+    """Ascend some of a result's OIPs again from given start images; keep what is better.
+
+    Args:
+        model: the model of ``result``.
+        result: OIPs found by :func:`find_oips`; its config is used again.
+        positions: indices into ``result.maps`` to retry.
+        starts: one start image per position, (N, H, W, C), in model-input space
+            (standardized like the training images).
+        labels: one ``start`` label per position, e.g. ``"data#1234"``.
+
+    Returns:
+        ``result`` where a retried OIP replaces the old one if it wakes a silent
+        map or reaches a higher activation; ``seconds`` includes the retry.
+    """
+    import dataclasses
+
+    positions = [int(p) for p in positions]
+    if not (len(positions) == len(starts) == len(labels)):
+        raise ConfigError(f"{len(positions)} positions, {len(starts)} start images and {len(labels)} labels: "
+                          "give one start image and one label per position")
+    if not positions:
+        return result
+    t0 = time.perf_counter()
+    config = result.config
+    sub = feature_submodel(model, result.layer_name)
+    x0 = standardize(np.asarray(starts, np.float32)).numpy()
+    again = ascend(sub, x0, [result.maps[p].map_index for p in positions], config, steps=config.total_steps)
+    maps = list(result.maps)
+    for j, p in enumerate(positions):
+        old, status = maps[p], STATUS_NAMES[int(again.status[j])]
+        woke = old.status == "silent" and status != "silent"
+        if woke or again.losses[j] > old.activation:
+            maps[p] = dataclasses.replace(
+                old, image=again.images[j], activation=float(again.losses[j]), status=status,
+                converged_step=int(again.converged_step[j]), snapshots=again.snapshots[j],
+                loss_history=again.history[j], start=str(labels[j]),
+                superstimulus_ratio=None, evoked_probabilities=None,
+            )
+    return dataclasses.replace(result, maps=tuple(maps), seconds=result.seconds + time.perf_counter() - t0)
