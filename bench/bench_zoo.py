@@ -1,0 +1,87 @@
+"""Time `oipscope zoo` with no arguments, phase by phase, against its 2-minute target.
+
+Runs the zoo the way the command does (embedded model, all layers with maps, MNIST
+examples, the gallery) into a temporary folder, as a fresh process would (the
+start-up of TensorFlow and the model load are timed too), and prints each phase's
+seconds and share, and the total as a fraction of the 120 s target.
+
+    python bench/bench_zoo.py [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+TARGET_SECONDS = 120.0
+
+
+def run_once(out: Path) -> dict[str, float]:
+    """One whole zoo; seconds per phase."""
+    phases: dict[str, float] = {}
+    start = time.perf_counter()
+    import oipscope  # noqa: F401 - the import and TensorFlow start-up are part of the job
+    from oipscope.cnn import default_model, default_model_path
+    from oipscope.data import load_dataset
+    from oipscope.engine import OipConfig
+    from oipscope.models import describe
+    from oipscope.report import write_gallery
+    from oipscope.runs import run_zoo
+
+    model = default_model()
+    data = load_dataset("mnist")
+    phases["start-up, model, data"] = time.perf_counter() - start
+
+    stage_seconds = {"OIPs": 0.0, "examples": 0.0}
+    last = [time.perf_counter(), None]
+
+    def on_progress(layer: str, stage: str, done: int, total: int) -> None:
+        now = time.perf_counter()
+        if last[1] is not None:
+            stage_seconds[last[1]] += now - last[0]
+        last[0], last[1] = now, stage
+
+    def on_layer(name: str, index: int, total: int) -> None:
+        now = time.perf_counter()
+        if last[1] is not None:
+            stage_seconds[last[1]] += now - last[0]
+        last[0], last[1] = now, "OIPs"
+
+    t = time.perf_counter()
+    runs = run_zoo(model, None, OipConfig(), out, dataset=data, model_path=default_model_path(),
+                   on_layer=on_layer, on_progress=on_progress)
+    stage_seconds[last[1]] += time.perf_counter() - last[0]
+    searched = time.perf_counter() - t
+    phases["OIP search (all layers)"] = stage_seconds["OIPs"]
+    phases["dataset examples + waking + assessing"] = searched - stage_seconds["OIPs"]
+
+    t = time.perf_counter()
+    write_gallery(out, (model.name, describe(model)), [(run.result, run.examples) for run in runs],
+                  images=data.train.images, labels=data.train.labels, class_names=data.class_names)
+    phases["gallery (pages, cards, PNGs)"] = time.perf_counter() - t
+    phases["total"] = time.perf_counter() - start
+    return phases
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=None, help="Keep the gallery here (default: a temp folder).")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        phases = run_once(args.out or Path(tmp) / "zoo")
+    total = phases["total"]
+    for name, seconds in phases.items():
+        share = "" if name == "total" else f"{seconds / total:6.1%}"
+        print(f"{name:40s} {seconds:7.1f} s {share}")
+    print(f"total / {TARGET_SECONDS:.0f} s target: {total / TARGET_SECONDS:.2f}")
+    print(json.dumps({k: round(v, 2) for k, v in phases.items()}))
+
+
+if __name__ == "__main__":
+    main()
