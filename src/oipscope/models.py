@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import weakref
-import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path

@@ -39,6 +39,7 @@ __all__ = [
 ]
 
 CMAP = "viridis"
+"""The colormap of every single-channel image and map."""
 
 
 class NotebookFigure(Figure):
@@ -55,7 +56,7 @@ class NotebookFigure(Figure):
         buf = io.BytesIO()
         self.savefig(buf, format="png", bbox_inches="tight")
         return buf.getvalue()
-"""The colormap of every single-channel image and map."""
+
 
 _MARKED = ("silent", "nonfinite")
 _HATCH_FACE = "#d4d4d4"

@@ -11,6 +11,7 @@ depend on which other maps are searched alongside it.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import time
@@ -302,8 +303,6 @@ def retry_from(model, result: OipResult, positions: Sequence[int], starts: np.nd
         ``result`` where a retried OIP replaces the old one if it wakes a silent
         map or reaches a higher activation; ``seconds`` includes the retry.
     """
-    import dataclasses
-
     positions = [int(p) for p in positions]
     if not (len(positions) == len(starts) == len(labels)):
         raise ConfigError(f"{len(positions)} positions, {len(starts)} start images and {len(labels)} labels: "
