@@ -106,6 +106,24 @@ def test_info_default_model():
     assert "Conv2D_3 (128)" in result.output
 
 
+def test_terminal_shows_no_tensorflow_start_up_lines():
+    """TensorFlow's C++ start-up lines (absl, oneDNN, CUDA stub) stay off a command's stderr."""
+    proc = run_module("info")
+    assert proc.returncode == 0, proc.stderr
+    assert "Conv2D_3" in proc.stdout
+    assert proc.stderr == ""
+
+
+def test_bad_model_path_fails_before_tensorflow_starts(tmp_path):
+    probe = ("import sys; from oipscope.cli import main; sys.argv = ['oipscope', 'info', sys.argv[1]]\n"
+             "try:\n    main()\nexcept SystemExit as exit:\n"
+             "    print('tensorflow' in sys.modules, exit.code)")
+    proc = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "missing.keras")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.stdout.split() == ["False", "4"], proc.stdout + proc.stderr
+    assert "model file not found" in proc.stderr
+
+
 # --- train ----------------------------------------------------------------------
 
 

@@ -41,13 +41,37 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on 
     _state["debug"] = debug
 
 
+def _start_tensorflow() -> None:
+    """Import Keras and TensorFlow, keeping TensorFlow's C++ start-up lines off the terminal.
+
+    TensorFlow prints them (absl, oneDNN, CUDA stub) before its logging is set up,
+    so ``TF_CPP_MIN_LOG_LEVEL`` cannot silence them; file descriptor 2 is pointed
+    at /dev/null for the import only. Python errors still raise; ``--debug`` or
+    ``TF_CPP_MIN_LOG_LEVEL=0`` shows the lines.
+    """
+    if "tensorflow" in sys.modules or _state["debug"] or os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") == "0":
+        import keras  # noqa: F401
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import keras  # noqa: F401 - starts TensorFlow
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _load(model_path: Optional[Path], unsafe_load: bool):
     from .cnn import default_model_path
-    from .models import load_model
+    from .models import check_model_file, load_model
 
+    path = check_model_file(model_path or default_model_path())  # a bad path fails before TensorFlow starts
     if unsafe_load:
         err_console.print("[yellow]warning:[/] --unsafe-load: code inside the model file may run")
-    return load_model(model_path or default_model_path(), safe_mode=not unsafe_load)
+    _start_tensorflow()
+    return load_model(path, safe_mode=not unsafe_load)
 
 
 def _numbers(text: Optional[str], convert, option: str, example: str) -> Optional[tuple]:
@@ -126,6 +150,7 @@ def train(
         lr_decay=lr_decay, output_activation=output_activation, seed=seed,
         train_limit=train_limit, data_dir=str(data_dir) if data_dir else None,
     )
+    _start_tensorflow()
     with Progress(TextColumn("epoch {task.completed}/{task.total}"), BarColumn(),
                   TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as progress:
         task = progress.add_task("", total=epochs)

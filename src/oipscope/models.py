@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # keras (TensorFlow) is imported on use: a bad path fails in 
 __all__ = [
     "LayerInfo",
     "load_model",
+    "check_model_file",
     "get_layer",
     "image_input_shape",
     "feature_layers",
@@ -57,14 +58,11 @@ class LayerInfo:
 _DAMAGED = "the file is damaged, truncated or not a Keras model: re-save or re-download it"
 
 
-def load_model(path: str | os.PathLike, *, safe_mode: bool = True) -> keras.Model:
-    """Load a ``.keras`` or legacy ``.h5`` model, without compiling it.
-
-    Keras' safe mode stays on unless ``safe_mode=False``: a ``.keras`` file with
-    a ``Lambda`` layer (arbitrary code) is then refused.
+def check_model_file(path: str | os.PathLike) -> Path:
+    """Fail fast, before TensorFlow starts, on a path that cannot be a Keras model file.
 
     Raises:
-        ModelError: the file is missing, not a Keras model, truncated, or unsafe.
+        ModelError: the file is missing, has another suffix, or a ``.keras`` file is no zip archive.
     """
     path = Path(path)
     if not path.is_file():
@@ -76,6 +74,19 @@ def load_model(path: str | os.PathLike, *, safe_mode: bool = True) -> keras.Mode
     if suffix == ".keras" and not zipfile.is_zipfile(path):
         raise ModelError(f"{path} is not a valid .keras file (not a zip archive: truncated or wrong format); "
                          "re-save or re-download the model")
+    return path
+
+
+def load_model(path: str | os.PathLike, *, safe_mode: bool = True) -> keras.Model:
+    """Load a ``.keras`` or legacy ``.h5`` model, without compiling it.
+
+    Keras' safe mode stays on unless ``safe_mode=False``: a ``.keras`` file with
+    a ``Lambda`` layer (arbitrary code) is then refused.
+
+    Raises:
+        ModelError: the file is missing, not a Keras model, truncated, or unsafe.
+    """
+    path = check_model_file(path)
     import keras
 
     try:
