@@ -380,9 +380,6 @@ def _assess(result, keras_model, dataset: str, out: Path):
 
 
 def _save_oip_grid(result, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
     from .plot import oip_grid
 
     figure = oip_grid(result)
@@ -414,9 +411,6 @@ def _activation_grid(images, maps, row_titles: list[str], out: Path, title: str)
     The grid is tiled into one RGB mosaic and drawn with a single ``imshow``
     (hundreds of Matplotlib axes would take tens of seconds).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
     import numpy as np
     from matplotlib import colormaps
     from matplotlib.figure import Figure
