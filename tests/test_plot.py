@@ -123,11 +123,27 @@ def test_activation_grid_rows_and_columns(setup):
 
     images = setup["images"][:3]
     acts = layer_activations(setup["model"], "c2", images)
-    fig = plot.activation_grid(acts, images, titles=["a", "b", "c"])
-    assert len(_image_axes(fig)) == 3 * (acts.shape[-1] + 1)
-    assert {ax.get_ylabel() for ax in fig.axes} >= {"a", "b", "c"}
+    n_maps = acts.shape[-1]
+    fig = plot.activation_grid(acts, images, titles=["a", "b", "c"], title="c2")
+    (grid,) = _image_axes(fig)  # one mosaic: 3 rows, the input and 6 maps per row
+    assert [t.get_text() for t in grid.get_yticklabels()] == ["a", "b", "c"]
+    assert [t.get_text() for t in grid.get_xticklabels()] == ["input", *(f"map {m}" for m in range(n_maps))]
+    mosaic = grid.images[0].get_array()
+    cell_pitch = mosaic.shape[1] / (n_maps + 1)
+    assert mosaic.shape[0] == pytest.approx(3 * cell_pitch, abs=2)
+    assert fig._suptitle.get_text() == "c2"
+    assert any(ax.get_ylabel() == "activation" for ax in fig.axes)  # the colorbar
+    # the brightest map value is drawn in the top colour of the shared scale
+    r, _, _, m = np.unravel_index(np.argmax(acts), acts.shape)
+    top_colour = plot.colorize(np.ones((1, 1)), 0, 1)[0, 0]
+    row = mosaic[int(r * cell_pitch):int((r + 1) * cell_pitch), int((m + 1) * cell_pitch):int((m + 2) * cell_pitch)]
+    assert np.isclose(row, top_colour, atol=1e-6).all(axis=-1).any()
+
     fig = plot.activation_grid(acts[0], maps=[0, 2])
-    assert len(_image_axes(fig)) == 2
+    (grid,) = _image_axes(fig)
+    assert [t.get_text() for t in grid.get_xticklabels()] == ["map 0", "map 2"]
+    with pytest.raises(ConfigError, match="out of range"):
+        plot.activation_grid(acts, maps=[n_maps])
     with pytest.raises(ConfigError, match="titles"):
         plot.activation_grid(acts, titles=["a"])
 

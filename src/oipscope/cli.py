@@ -405,56 +405,6 @@ def _print_summary(result) -> None:
         )
 
 
-def _activation_grid(images, maps, row_titles: list[str], out: Path, title: str) -> None:
-    """PNG grid: one row per image (the input first), one column per map (viridis, scale per row).
-
-    The grid is tiled into one RGB mosaic and drawn with a single ``imshow``
-    (hundreds of Matplotlib axes would take tens of seconds).
-    """
-    import numpy as np
-    from matplotlib import colormaps
-    from matplotlib.figure import Figure
-
-    maps = np.asarray(maps, dtype=np.float32)
-    if maps.ndim == 2:  # dense units: each unit a 1x1 map
-        maps = maps[:, np.newaxis, np.newaxis, :]
-    images = np.asarray(images, dtype=np.float32).reshape(len(maps), *np.shape(images)[1:3], -1)
-    n_rows, (height, width, n_maps) = len(maps), maps.shape[1:]
-    zoom = max(1, images.shape[1] // height)
-    cell = max(images.shape[1], height * zoom, images.shape[2], width * zoom)
-    gap = 2
-    mosaic = np.ones((n_rows * (cell + gap), (n_maps + 1) * (cell + gap), 3), np.float32)
-
-    def put(row: int, col: int, rgb) -> None:
-        top, left = row * (cell + gap), col * (cell + gap)
-        mosaic[top:top + rgb.shape[0], left:left + rgb.shape[1]] = rgb
-
-    viridis = colormaps["viridis"]
-    for row in range(n_rows):
-        picture = np.clip(images[row], 0, 255) / 255.0
-        put(row, 0, np.repeat(picture, 3, axis=-1) if picture.shape[-1] == 1 else picture)
-        low, high = float(maps[row].min()), float(maps[row].max())
-        scaled = (maps[row] - low) / max(high - low, 1e-6)
-        scaled = scaled.repeat(zoom, axis=0).repeat(zoom, axis=1)
-        for col in range(n_maps):
-            put(row, col + 1, viridis(scaled[:, :, col])[..., :3])
-    fig = Figure(figsize=(mosaic.shape[1] / 60 + 1.0, mosaic.shape[0] / 60 + 0.8))
-    ax = fig.add_axes((0.6 / (mosaic.shape[1] / 60 + 1.0), 0.02, 0.98 - 0.6 / (mosaic.shape[1] / 60 + 1.0), 0.9))
-    ax.imshow(mosaic, interpolation="nearest")
-    step = 1 if n_maps <= 64 else 8
-    columns = [0, *range(1, n_maps + 1, step)]
-    ax.set_xticks([c * (cell + gap) + cell / 2 for c in columns],
-                  ["input", *(str(c - 1) for c in columns[1:])], fontsize=6)
-    ax.xaxis.tick_top()
-    ax.set_yticks([r * (cell + gap) + cell / 2 for r in range(n_rows)], row_titles, fontsize=6)
-    ax.tick_params(length=0)
-    for side in ax.spines.values():
-        side.set_visible(False)
-    fig.suptitle(title, fontsize=9)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-
-
 @app.command()
 def activations(
     model: Optional[Path] = ModelArg,
@@ -477,6 +427,7 @@ def activations(
     from .activations import layer_activations, load_image_file, select_images, top_maps
     from .data import load_dataset
     from .models import image_input_shape
+    from .plot import activation_grid
 
     chosen = [name for name, value in (("--index", index), ("--digit", digit), ("--image", image))
               if value not in (None, [])]
@@ -502,9 +453,11 @@ def activations(
     for row_title, label, activation in zip(row_titles, labels, values):
         table.add_row(row_title, label, "  ".join(f"{i}: {v:.3g}" for i, v in top_maps(activation, top)))
     console.print(table, markup=False)
+    figure = activation_grid(values, images, [f"{t} {lab}" for t, lab in zip(row_titles, labels)],
+                             title=f"{layer} activations ({keras_model.name})")
     with _output_errors(out):
-        _activation_grid(images, values, [f"{t} {lab}" for t, lab in zip(row_titles, labels)], out,
-                         f"{layer} activations ({keras_model.name})")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(out, dpi=100)
     console.print(f"wrote {out}", markup=False)
 
 
