@@ -109,3 +109,36 @@ def build_tiny_model(name: str = "tiny_seq"):
         ],
         name=name,
     )
+
+
+# --- Ctrl-C through the real command line ------------------------------------------
+
+
+def start_cli(*args: str, cwd: Path) -> "subprocess.Popen":
+    """Start ``python -m oipscope ARGS`` in the background, ready to receive Ctrl-C (SIGINT)."""
+    import signal
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "COLUMNS": "250"}
+    # A process started in the background may inherit SIGINT ignored; Ctrl-C semantics need the default.
+    return subprocess.Popen([sys.executable, "-m", "oipscope", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=cwd,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def interrupt_when(proc: "subprocess.Popen", ready, what: str, timeout: float = 120) -> tuple[str, str]:
+    """Send SIGINT to ``proc`` as soon as ``ready()`` is true; return its (stdout, stderr)."""
+    import signal
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert proc.poll() is None, f"the command ended before {what}: {proc.communicate()}"
+        assert time.monotonic() < deadline, f"{what} did not happen within {timeout:.0f} s"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stdout + stderr
+    assert "Traceback" not in stdout + stderr
+    return stdout, stderr

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import interrupt_when, start_cli
 
 from oipscope.engine import OipConfig
 from oipscope.errors import ConfigError
@@ -37,12 +35,8 @@ def model_file(tmp_path_factory) -> Path:
 
 
 def _start(model_file: Path, out: Path, *extra: str) -> subprocess.Popen:
-    argv = [sys.executable, "-m", "oipscope", "find", str(model_file), "--layer", "c2", "--steps", "300",
-            "--no-assess", "--chunk-maps", "1", "--seed", "3", "--out", str(out), *extra]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "COLUMNS": "250"}
-    # A process started in the background may inherit SIGINT ignored; Ctrl-C semantics need the default.
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            cwd=out.parent, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    return start_cli("find", str(model_file), "--layer", "c2", "--steps", "300", "--no-assess", "--chunk-maps", "1",
+                     "--seed", "3", "--out", str(out), *extra, cwd=out.parent)
 
 
 def _finished_chunks(out: Path) -> list[Path]:
@@ -54,16 +48,7 @@ def test_sigint_keeps_chunks_and_resume_matches_uninterrupted_run(model_file, tm
     reference = _start(model_file, tmp_path / "reference")  # runs alongside, same seed
     out = tmp_path / "interrupted"
     proc = _start(model_file, out)
-    deadline = time.monotonic() + 120
-    while not _finished_chunks(out):
-        assert proc.poll() is None, f"find ended before its first chunk: {proc.communicate()}"
-        assert time.monotonic() < deadline, "no chunk finished within 120 s"
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=60)
-
-    assert proc.returncode == 130, stdout + stderr
-    assert "Traceback" not in stdout + stderr
+    stdout, stderr = interrupt_when(proc, lambda: bool(_finished_chunks(out)), "the first chunk")
     kept = _finished_chunks(out)
     assert 1 <= len(kept) < N_MAPS, "the signal should land between the first and the last chunk"
     message = [line for line in stderr.splitlines() if line.startswith("interrupted:")]

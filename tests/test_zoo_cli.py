@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import interrupt_when, start_cli
 from typer.testing import CliRunner
 
 from oipscope.cli import app
@@ -45,16 +43,8 @@ def zoo_run(mnist_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("zoo-cli")
     model = _mnist_sized_model(root / "tiny.keras")
     out = root / "zoo"
-    previous = os.environ.get("OIPSCOPE_DATA_DIR")
-    os.environ["OIPSCOPE_DATA_DIR"] = str(mnist_dir)
-    try:
-        result = runner.invoke(app, ["zoo", str(model), "--steps", "30", "--out", str(out)],
-                               env={"COLUMNS": "200"})
-    finally:
-        if previous is None:
-            os.environ.pop("OIPSCOPE_DATA_DIR")
-        else:
-            os.environ["OIPSCOPE_DATA_DIR"] = previous
+    result = runner.invoke(app, ["zoo", str(model), "--steps", "30", "--out", str(out)],
+                           env={"COLUMNS": "200", "OIPSCOPE_DATA_DIR": str(mnist_dir)})
     return out, result
 
 
@@ -124,11 +114,8 @@ def test_report_in_place_restores_deleted_pages(zoo_run, tmp_path):
 
 
 def _start_zoo(model: Path, out: Path, *extra: str) -> subprocess.Popen:
-    argv = [sys.executable, "-m", "oipscope", "zoo", str(model), "--steps", "600", "--no-assess",
-            "--seed", "5", "--out", str(out), *extra]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "COLUMNS": "250"}
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            cwd=out.parent, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    return start_cli("zoo", str(model), "--steps", "600", "--no-assess", "--seed", "5", "--out", str(out), *extra,
+                     cwd=out.parent)
 
 
 def _slow_model(path: Path) -> Path:
@@ -152,16 +139,7 @@ def test_ctrl_c_keeps_finished_layers_and_resume_completes(tmp_path):
     out = tmp_path / "zoo"
     proc = _start_zoo(model, out)
     first = zoo_layer_folder(out, "first") / RESULT_JSON
-    deadline = time.monotonic() + 120
-    while not first.is_file():
-        assert proc.poll() is None, f"zoo ended before its first layer: {proc.communicate()}"
-        assert time.monotonic() < deadline, "the first layer did not finish within 120 s"
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=60)
-
-    assert proc.returncode == 130, stdout + stderr
-    assert "Traceback" not in stdout + stderr
+    stdout, stderr = interrupt_when(proc, first.is_file, "the first layer's result")
     finished = [name for name in ("first", "second", "third")
                 if (zoo_layer_folder(out, name) / RESULT_JSON).is_file()]
     assert finished and finished[0] == "first" and len(finished) < 3, "Ctrl-C should land mid-zoo"
