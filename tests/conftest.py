@@ -94,8 +94,9 @@ def tiny_model_file(tiny_model, tmp_path) -> Path:
     return path
 
 
-def build_tiny_model(name: str = "tiny_seq"):
-    """The tiny Sequential CNN of the ``tiny_model`` fixture, for tests that need a fresh one."""
+def build_tiny_model(name: str = "tiny_seq", output_activation: str | None = None):
+    """The tiny Sequential CNN of the ``tiny_model`` fixture, for tests that need a fresh one
+    (``output_activation="softmax"`` for tests of evoked class probabilities)."""
     import keras
 
     return keras.Sequential(
@@ -105,7 +106,7 @@ def build_tiny_model(name: str = "tiny_seq"):
             keras.layers.MaxPooling2D(2, name="pool"),
             keras.layers.Conv2D(6, 3, activation="relu", name="c2"),
             keras.layers.Flatten(name="flat"),
-            keras.layers.Dense(3, name="out"),
+            keras.layers.Dense(3, activation=output_activation, name="out"),
         ],
         name=name,
     )

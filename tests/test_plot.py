@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from conftest import build_tiny_model
 
 from oipscope import plot
 from oipscope.errors import ConfigError
@@ -19,19 +20,7 @@ SILENT_MAP = 2
 
 
 def _tiny_cnn():
-    import keras
-
-    model = keras.Sequential(
-        [
-            keras.Input((12, 12, 1)),
-            keras.layers.Conv2D(4, 3, activation="relu", name="c1"),
-            keras.layers.MaxPooling2D(2),
-            keras.layers.Conv2D(6, 3, activation="relu", name="c2"),
-            keras.layers.Flatten(),
-            keras.layers.Dense(3, activation="softmax", name="out"),
-        ],
-        name="tiny_plot",
-    )
+    model = build_tiny_model("tiny_plot", output_activation="softmax")
     kernel, bias = model.get_layer("c1").get_weights()
     bias[SILENT_MAP] = -100.0  # this map can never fire: its OIP search ends silent
     model.get_layer("c1").set_weights([kernel, bias])

@@ -11,6 +11,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
 import pytest
+from conftest import build_tiny_model
 
 from oipscope import report
 from oipscope.errors import ConfigError
@@ -23,15 +24,7 @@ TRAVERSAL = "../../evil"
 
 
 def _hostile_model():
-    import keras
-
-    inputs = keras.Input((12, 12, 1))
-    x = keras.layers.Conv2D(4, 3, activation="relu", name="c1")(inputs)
-    x = keras.layers.MaxPooling2D(2, name="pool")(x)
-    x = keras.layers.Conv2D(6, 3, activation="relu", name="c2")(x)
-    x = keras.layers.Flatten()(x)
-    outputs = keras.layers.Dense(3, activation="softmax", name="out")(x)
-    return keras.Model(inputs, outputs, name="tiny<b>model<\\b>")
+    return build_tiny_model("tiny<b>model<\\b>", output_activation="softmax")
 
 
 @pytest.fixture(scope="module")
