@@ -191,11 +191,8 @@ def _run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def test_cli_activations_writes_png(cnn_file, tmp_path):
-    os.environ.setdefault("OIPSCOPE_DATA_DIR", "/work/shared/data")
-    if find_dataset_dir("mnist") is None:
-        pytest.skip("MNIST IDX files not found (set OIPSCOPE_DATA_DIR)")
     out = tmp_path / "grid.png"
-    result = _run_cli(str(cnn_file), "--layer", "Conv2D_2", "--digit", "4", "--count", "2",
+    result = _run_cli(str(cnn_file), "--layer", "Conv2D_2", "--digit", "4", "--count", "2", "--images", "mnist-test",
                       "--out", str(out), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

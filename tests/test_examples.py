@@ -105,8 +105,8 @@ def test_batches_bounded_and_batching_invariant(pixel_model, synthetic, monkeypa
     seen: list[int] = []
     make_forward = examples_module._make_forward
 
-    def spying_make_forward(submodel, input_shape):
-        forward = make_forward(submodel, input_shape)
+    def spying_make_forward(submodel, input_shape, encoding):
+        forward = make_forward(submodel, input_shape, encoding)
 
         def spy(batch):
             seen.append(len(batch))

@@ -28,8 +28,8 @@ from oipscope.search import find_oips
 calls = []
 real_get_loop = engine._get_loop
 
-def spying_get_loop(submodel, jit):
-    loop = real_get_loop(submodel, jit)
+def spying_get_loop(submodel, jit, encoding):
+    loop = real_get_loop(submodel, jit, encoding)
     def spy(x0, maps, steps, *rest):
         n_snap = int(rest[-1])
         calls.append({"batch": int(x0.shape[0]), "submodel": submodel.name,

@@ -75,8 +75,10 @@ def test_oip_grid_marks_silent_maps(setup):
     assert marked[0].get_title().startswith(f"map {SILENT_MAP} / act ")
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert f"map 0 / act {result.maps[0].activation:.2f} / {result.maps[0].status}" in titles
-    assert any(ax.get_ylabel() == "standardized value" for ax in fig.axes)  # the colorbar
+    assert not any(ax.get_ylabel() for ax in fig.axes)  # per-tile contrast: no shared colorbar
     fig.savefig(os.devnull, format="png")
+    shared = plot.oip_grid(result, contrast="shared")
+    assert any(ax.get_ylabel() == "standardized value" for ax in shared.axes)  # one scale, one colorbar
 
 
 def test_oip_grid_selection_and_columns(setup):

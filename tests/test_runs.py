@@ -67,7 +67,7 @@ def test_zoo_runs_every_layer_with_dataset_examples(tiny_model, tmp_path):
     split = Split(images=images, labels=rng.integers(0, 3, 50))
     data = Dataset(name="toy", train=split, test=split, class_names=("a", "b", "c"), source="test")
     layers_seen = []
-    runs = run_zoo(tiny_model, None, CONFIG, tmp_path, dataset=data,
+    runs = run_zoo(tiny_model, "all", CONFIG, tmp_path, dataset=data,
                    on_layer=lambda name, i, n: layers_seen.append((name, i, n)))
     assert [name for name, _, _ in layers_seen] == ["c1", "pool", "c2"]
     for run in runs:

@@ -38,13 +38,13 @@ def _mnist_sized_model(path: Path, name: str = "zoo_tiny") -> Path:
 
 
 @pytest.fixture(scope="module")
-def zoo_run(mnist_dir, tmp_path_factory):
-    """One `oipscope zoo` of the tiny model with MNIST examples: (output folder, CLI result)."""
+def zoo_run(tmp_path_factory):
+    """One `oipscope zoo` of the tiny model with the embedded MNIST test images: (output folder, CLI result)."""
     root = tmp_path_factory.mktemp("zoo-cli")
     model = _mnist_sized_model(root / "tiny.keras")
     out = root / "zoo"
-    result = runner.invoke(app, ["zoo", str(model), "--steps", "30", "--out", str(out)],
-                           env={"COLUMNS": "200", "OIPSCOPE_DATA_DIR": str(mnist_dir)})
+    result = runner.invoke(app, ["zoo", str(model), "--steps", "30", "--images", "mnist-test", "--layers", "all",
+                                 "--out", str(out)], env={"COLUMNS": "200"})
     return out, result
 
 
@@ -80,7 +80,7 @@ def test_zoo_prints_a_summary_row_per_layer(zoo_run):
     assert f"gallery: {out.resolve() / 'index.html'}" in result.output.replace("\n", "")
     for name in LAYERS:  # one progress line per layer and stage
         assert re.search(rf"{name} \(\d/3\) OIPs", result.output), result.output
-        assert re.search(rf"{name} \(\d/3\) examples .*60000/60000", result.output), result.output
+        assert re.search(rf"{name} \(\d/3\) examples .*10000/10000", result.output), result.output
 
 
 def test_report_rebuilds_the_same_pages_elsewhere(zoo_run, tmp_path):

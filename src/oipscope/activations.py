@@ -1,7 +1,7 @@
 """Activations of real images: any layer's output for dataset images or image files.
 
-Images go in raw (uint8, or float in the dataset's pixel range) and are
-standardized with :func:`oipscope.data.standardize` exactly as in training,
+Images go in as pixels (uint8, or float 0..255) and are encoded with the
+model's input encoding (:mod:`oipscope.encoding`) exactly as in training,
 so the activations are those the trained network sees (parts IV–VI of the
 series: the maps of one digit, several digits side by side, dense layers).
 """
@@ -14,9 +14,10 @@ from typing import Sequence
 
 import numpy as np
 
-from .data import Split, standardize
+from .data import Split
 from .errors import ConfigError, DataError
-from .models import image_input_shape, output_submodel
+from .models import output_submodel
+from .subject import as_subject
 
 __all__ = [
     "layer_submodel",
@@ -79,10 +80,10 @@ def layer_activations(model, layer_name: str, images, batch_size: int = 256) -> 
     """Activations of layer ``layer_name`` for raw input images.
 
     Args:
-        model: a Keras model with one image input.
+        model: a :class:`~oipscope.subject.Subject`, or a Keras model with one image input.
         layer_name: any layer (conv, pooling, flatten, dense).
-        images: (N, H, W) or (N, H, W, C), uint8 or float in the dataset's pixel
-            range; standardized per image as in training.
+        images: (N, H, W) or (N, H, W, C) pixels, uint8 or float 0..255; encoded
+            with the model's input encoding as in training.
         batch_size: images per forward pass.
 
     Returns:
@@ -90,11 +91,11 @@ def layer_activations(model, layer_name: str, images, batch_size: int = 256) -> 
         of the series' CNN or (N, 70) for ``Dense_1``.
     """
     _check_batch_size(batch_size)
-    input_shape = image_input_shape(model)
-    images = as_image_batch(images, input_shape)
-    submodel = layer_submodel(model, layer_name)
+    subject = as_subject(model)
+    images = as_image_batch(images, subject.input_shape)
+    submodel = layer_submodel(subject.model, layer_name)
     parts = [  # eager calls: no tf.function tracing per layer for a handful of images
-        np.asarray(submodel(standardize(images[start:start + batch_size]), training=False))
+        np.asarray(submodel(subject.encode(images[start:start + batch_size]), training=False))
         for start in range(0, len(images), batch_size)
     ]
     return np.concatenate(parts, axis=0)
@@ -108,10 +109,10 @@ def select_images(
     count: int = 6,
     seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pick images of a dataset split by index, by class, or at random.
+    """Pick images of a dataset split (or an image set) by index, by class, or at random.
 
     Args:
-        split: a :class:`oipscope.data.Split`.
+        split: a :class:`oipscope.data.Split` or an :class:`~oipscope.imagesets.ImageSet`.
         indices: dataset indices (takes precedence; ``count`` is ignored).
         label: a class; the first ``count`` images of it in dataset order
             (fewer if the class has fewer).
@@ -125,7 +126,9 @@ def select_images(
         ConfigError: both ``indices`` and ``label``, an index or class that does
             not exist (the message names the valid range), or ``count`` < 1.
     """
-    n_images = len(split.images)
+    is_set = hasattr(split, "batches")
+    n_images = len(split) if is_set else len(split.images)
+    all_labels = split.labels
     if indices is not None and label is not None:
         raise ConfigError("give either indices or label, not both")
     if indices is not None:
@@ -141,17 +144,23 @@ def select_images(
         if not isinstance(count, (int, np.integer)) or count < 1:
             raise ConfigError(f"count must be an integer >= 1, got {count!r}")
         if label is not None:
-            classes = np.unique(split.labels)
+            if all_labels is None:
+                raise ConfigError(f"{getattr(split, 'name', 'these images')} have no labels; "
+                                  "choose images by --index instead of by class")
+            classes = np.unique(all_labels[all_labels >= 0])
             if int(label) not in set(classes.tolist()):
                 raise ConfigError(
                     f"class {label!r} does not exist: valid classes are "
                     f"{int(classes.min())}..{int(classes.max())}"
                 )
-            chosen = np.flatnonzero(split.labels == int(label))[:count]
+            chosen = np.flatnonzero(all_labels == int(label))[:count]
         else:
             rng = np.random.default_rng(seed)
             chosen = np.sort(rng.choice(n_images, size=min(count, n_images), replace=False))
-    return split.images[chosen], split.labels[chosen], chosen
+    labels = all_labels[chosen] if all_labels is not None else np.full(len(chosen), -1, np.int64)
+    if is_set:
+        return np.stack([split[int(i)] for i in chosen]), labels, chosen
+    return split.images[chosen], labels, chosen
 
 
 def load_image_file(
@@ -169,7 +178,7 @@ def load_image_file(
             digit on white paper needs ``invert=True``.
 
     Returns:
-        float32 array (H, W, C) with values in 0..255 (not standardized).
+        float32 array (H, W, C) with values in 0..255 (pixels, not encoded).
 
     Raises:
         DataError: the file is missing or not an image Pillow can read.

@@ -34,6 +34,20 @@ _state = {"debug": False}
 
 ModelArg = typer.Argument(None, help="A .keras or .h5 model file (default: the embedded MNIST CNN).")
 UnsafeOpt = typer.Option(False, "--unsafe-load", help="Allow model files that contain code (Lambda layers). Only for files you trust.")
+RangeOpt = typer.Option(None, "--input-range", metavar="LO,HI",
+                        help="The model takes pixels scaled to LO..HI, e.g. 0,1 or -1,1 (0,255: raw pixels).")
+MeanOpt = typer.Option(None, "--mean", metavar="M1[,M2,M3]",
+                       help="Per-channel mean subtracted after --input-range (ImageNet: 0.485,0.456,0.406).")
+StdOpt = typer.Option(None, "--std", metavar="S1[,S2,S3]",
+                      help="Per-channel std divided after --input-range (ImageNet: 0.229,0.224,0.225).")
+StandardizeOpt = typer.Option(False, "--standardize",
+                              help="The model takes per-image standardized input (the series' CNN).")
+ImagesOpt = typer.Option(
+    None, "--images", metavar="PATH|NAME",
+    help="Images to compare the OIPs with: a folder (searched recursively; class sub-folders become labels), "
+         "a .npz/.npy file, or a named set (mnist-test, mnist, fashion-mnist, cifar10, cifar100). "
+         "Default: the embedded MNIST test split for the embedded model, none for other models.")
+DatasetOpt = typer.Option(None, "--dataset", hidden=True, help="Old name of --images NAME.")
 
 
 @app.callback()
@@ -61,6 +75,11 @@ def _start_tensorflow() -> None:
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+    import tensorflow as tf
+
+    # Each layer's compiled loop is traced once; TensorFlow's "triggered tf.function retracing"
+    # warning counts those first traces across layers and would only alarm the user.
+    tf.get_logger().setLevel("ERROR")
 
 
 def _load(model_path: Optional[Path], unsafe_load: bool):
@@ -72,6 +91,53 @@ def _load(model_path: Optional[Path], unsafe_load: bool):
         err_console.print("[yellow]warning:[/] --unsafe-load: code inside the model file may run")
     _start_tensorflow()
     return load_model(path, safe_mode=not unsafe_load)
+
+
+def _subject(model_path: Optional[Path], unsafe_load: bool, input_range: Optional[str], mean: Optional[str],
+             std: Optional[str], standardize: bool):
+    """Load the model and resolve its input encoding once; say so when it is only assumed."""
+    from .cnn import default_model_path
+    from .encoding import InputEncoding, parse_encoding
+    from .subject import as_subject
+
+    given = parse_encoding(input_range, mean, std, standardize)  # bad options fail before TensorFlow starts
+    keras_model = _load(model_path, unsafe_load)
+    if given is None and model_path is None:
+        given = InputEncoding.standardize(source="embedded model")
+    subject = as_subject(keras_model, given, model_path or default_model_path())
+    source = subject.encoding.source
+    if source == "assumed":
+        console.print(f"note: nothing says how {subject.name} expects its pixels; assuming per-image "
+                      "standardization (the series'). If it was trained on scaled pixels, give --input-range "
+                      "0,1 (or -1,1, or 0,255), with --mean/--std for ImageNet-style inputs", markup=False)
+    elif source.startswith("model layers"):
+        console.print(f"input: raw pixels 0..255 (the model begins with {source[len('model layers '):]})",
+                      markup=False)
+    return subject
+
+
+def _images(spec: Optional[str], subject, model_path: Optional[Path], *, dataset: Optional[str] = None):
+    """The image set to compare with: --images, else the embedded examples for the embedded model, else None."""
+    from .imagesets import embedded_examples, open_images
+
+    if spec is None:
+        spec = dataset
+    if spec is None:
+        if model_path is None:
+            return embedded_examples(subject.input_shape)
+        console.print("note: no images to compare the OIPs with (no dataset examples, no superstimulus ratios); "
+                      "add --images FOLDER (or a .npz file, or a set name such as mnist)", markup=False)
+        return None
+    return open_images(spec, subject.input_shape)
+
+
+def _skipped_note(images) -> None:
+    """One line naming the unreadable files an image set skipped, if any."""
+    skipped = images.skipped if images is not None else ()
+    if skipped:
+        shown = ", ".join(skipped[:3]) + (", ..." if len(skipped) > 3 else "")
+        console.print(f"note: skipped {len(skipped)} unreadable image file(s) in {images.name}: {shown}",
+                      markup=False)
 
 
 def _numbers(text: Optional[str], convert, option: str, example: str) -> Optional[tuple]:
@@ -209,23 +275,27 @@ def find(
     factors: Optional[str] = typer.Option(
         None, help="One amplitude >= 0 per scale, comma-separated, e.g. 0.5,0.5,0.5,0.5 (default 0.5 each)."),
     chunk_maps: int = typer.Option(32, help="Maps per saved chunk (what --resume can skip)."),
-    dataset: str = typer.Option("mnist", help="Training set to compare the OIPs with (mnist, fashion-mnist)."),
-    assess: bool = typer.Option(True, "--assess/--no-assess", help="Compare OIPs with the dataset's best images."),
+    images: Optional[str] = ImagesOpt,
+    assess: bool = typer.Option(True, "--assess/--no-assess", help="Compare the OIPs with the images' best ones."),
+    input_range: Optional[str] = RangeOpt,
+    mean: Optional[str] = MeanOpt,
+    std: Optional[str] = StdOpt,
+    standardize: bool = StandardizeOpt,
     out: Path = typer.Option(Path("oipscope-out"), help="Folder for the result and the PNG grid."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in --out."),
     unsafe_load: bool = UnsafeOpt,
+    dataset: Optional[str] = DatasetOpt,
 ) -> None:
     """Create OIPs for the maps of a layer; write the result and a PNG grid.
 
     Maps are done in chunks of --chunk-maps (32) and each finished chunk is saved at once:
     after Ctrl-C, the same command with --resume computes only what is missing.
 
-    With --assess (default) the training set is streamed through the layer to give each OIP its
-    superstimulus ratio (OIP activation / best training image's) and the class it evokes.
+    With images (--images, or the embedded MNIST test split for the embedded model) each OIP gets
+    its superstimulus ratio (OIP activation / the best image's) and the class it evokes.
 
-    Example: oipscope find --layer Conv2D_3 --maps 0-15 --out oips
+    Example: oipscope find my_cnn.h5 --layer activation_6 --input-range -1,1 --images faces/ --out oips
     """
-    from .cnn import default_model_path
     from .engine import OipConfig
     from .runs import run_layer
 
@@ -238,15 +308,15 @@ def find(
     if chunk_maps < 1:
         raise ConfigError(f"--chunk-maps must be >= 1, got {chunk_maps}")
     _check_output(out)
-    keras_model = _load(model, unsafe_load)
+    subject = _subject(model, unsafe_load, input_range, mean, std, standardize)
+    image_set = _images(images, subject, model, dataset=dataset) if assess else None  # before the long part
     with Progress(TextColumn(f"{layer}"), BarColumn(), TextColumn("{task.completed}/{task.total} OIPs"),
                   TimeElapsedColumn(), console=console) as progress, _output_errors(out):
         task = progress.add_task("", total=None)
         try:
             result = run_layer(
-                keras_model, layer, maps, config, out, resume=resume, chunk_maps=chunk_maps,
+                subject, layer, maps, config, out, resume=resume, chunk_maps=chunk_maps,
                 on_progress=lambda done, total: progress.update(task, completed=done, total=total),
-                model_path=model or default_model_path(),
             )
         except KeyboardInterrupt:
             progress.stop()
@@ -257,8 +327,8 @@ def find(
                               markup=False, soft_wrap=True)
             raise typer.Exit(130) from None
     with _output_errors(out):
-        if assess:
-            result = _assess(result, keras_model, dataset, out)
+        if image_set is not None:
+            result = _assess(result, subject, image_set, out)
         folder = result.save(out)
         grid = _save_oip_grid(result, folder / "oips.png")
     _print_summary(result)
@@ -268,38 +338,50 @@ def find(
 @app.command()
 def zoo(
     model: Optional[Path] = ModelArg,
-    layers: Optional[str] = typer.Option(None, help="Comma-separated layers (default: all layers with maps)."),
+    layers: Optional[str] = typer.Option(
+        None, help="Layers: names, shell globs (activation_*, block*_relu) or all, comma-separated "
+                   "(default: one layer per convolution, after its normalization and activation)."),
+    maps: str = typer.Option("all", help='Maps of every layer: "all", or indices and ranges like "0-15".'),
     steps: int = typer.Option(600, help="Maximum ascent steps."),
     epsilon: float = typer.Option(0.01, help="Step size of the normalized gradient."),
     seed: int = typer.Option(0, help="Random seed."),
-    dataset: str = typer.Option("mnist", help="Training set for dataset examples (mnist, fashion-mnist)."),
+    images: Optional[str] = ImagesOpt,
     assess: bool = typer.Option(True, "--assess/--no-assess", help="Dataset examples and superstimulus ratios."),
+    input_range: Optional[str] = RangeOpt,
+    mean: Optional[str] = MeanOpt,
+    std: Optional[str] = StdOpt,
+    standardize: bool = StandardizeOpt,
+    contrast: str = typer.Option("tile", help="tile: each OIP its own robust colour scale; shared: one per layer."),
     memory_budget_mb: float = typer.Option(512.0, help="Split big layers into chunks within this budget."),
     out: Path = typer.Option(Path("oipscope-zoo"), help="Folder for the gallery and its data."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted zoo in --out."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and an estimated time; write nothing."),
     unsafe_load: bool = UnsafeOpt,
+    dataset: Optional[str] = DatasetOpt,
 ) -> None:
-    """OIPs for every map of every chosen layer, dataset examples, and a browsable HTML gallery.
+    """OIPs for the maps of the chosen layers, dataset examples, and a browsable HTML gallery.
 
     Ctrl-C keeps every finished layer (and chunk); the same command with --resume continues.
 
-    Example: oipscope zoo --layers Conv2D_1,Conv2D_3 --out zoo
+    Example: oipscope zoo my_cnn.h5 --input-range -1,1 --images faces/ --layers 'activation_*' --maps 0-15
     """
-    from .cnn import default_model_path
-    from .data import load_dataset
     from .engine import OipConfig
     from .models import describe
+    from .plan import plan_zoo
     from .report import write_gallery
-    from .runs import dataset_fits, run_zoo
+    from .runs import run_zoo
 
     config = OipConfig(steps=steps, epsilon=epsilon, seed=seed, memory_budget_mb=memory_budget_mb)
-    _check_output(out)
-    keras_model = _load(model, unsafe_load)
-    data = load_dataset(dataset) if assess else None
-    if data is not None and not dataset_fits(keras_model, data):
-        console.print(f"note: {dataset} images do not fit the model input; no dataset examples", markup=False)
-        data = None
-    names = [name.strip() for name in layers.split(",") if name.strip()] if layers else None
+    if contrast not in ("tile", "shared"):
+        raise ConfigError(f"--contrast must be tile or shared, got {contrast!r}")
+    if not dry_run:
+        _check_output(out)
+    subject = _subject(model, unsafe_load, input_range, mean, std, standardize)
+    plan = plan_zoo(subject, layers, maps)  # every layer and map checked before the first minute is spent
+    image_set = _images(images, subject, model, dataset=dataset) if assess else None
+    if dry_run:
+        _print_plan(subject, plan, config, image_set)
+        return
     started = time.perf_counter()
     begun: list[str] = []  # layers in the order they were started; all but the last are finished
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -319,21 +401,19 @@ def zoo(
             progress.update(tasks[name, stage], completed=done, total=total)
 
         try:
-            runs = run_zoo(keras_model, names, config, out, dataset=data, resume=resume,
-                           model_path=model or default_model_path(), on_layer=on_layer, on_progress=on_progress)
+            runs = run_zoo(subject, [p.layer_name for p in plan], config, out, images=image_set, maps=maps,
+                           resume=resume, on_layer=on_layer, on_progress=on_progress)
         except KeyboardInterrupt:
             progress.stop()
             finished = ", ".join(begun[:-1]) or "none"
             err_console.print(f"interrupted: finished layers ({finished}) are kept in {out}; "
                               "run the same command with --resume to continue", markup=False, soft_wrap=True)
             raise typer.Exit(130) from None
+    _skipped_note(image_set)
     with _output_errors(out):
-        index = write_gallery(out, (keras_model.name, describe(keras_model)),
-                              [(run.result, run.examples) for run in runs],
-                              images=data.train.images if data is not None else None,
-                              labels=data.train.labels if data is not None else None,
-                              class_names=data.class_names if data is not None else None)
-    table = Table(title=f"oipscope zoo of {keras_model.name}")
+        index = write_gallery(out, (subject.name, describe(subject.model)),
+                              [(run.result, run.examples) for run in runs], images=image_set, contrast=contrast)
+    table = Table(title=f"oipscope zoo of {subject.name}")
     for column in ("layer", "maps", "converged", "silent", "median ratio", "seconds"):
         table.add_column(column)
     for run in runs:
@@ -343,6 +423,33 @@ def zoo(
                       str(summary["silent"]), "-" if ratio is None else f"{ratio:.2f}", f"{summary['seconds']:.1f}")
     console.print(table, markup=False)
     console.print(f"gallery: {index}  ({time.perf_counter() - started:.0f} s)", markup=False)
+
+
+def _print_plan(subject, plan, config, image_set) -> None:
+    """``zoo --dry-run``: one line per layer with its maps, output size and estimated time."""
+    from .plan import estimate_seconds
+
+    n_images = len(image_set) if image_set is not None else 0
+    images_text = f"{n_images} images of {image_set.name}" if image_set is not None else "no images"
+    console.print(f"plan for {subject.name}: {len(plan)} layer(s), input {subject.encoding.describe()}, "
+                  f"{images_text}; nothing is written", markup=False)
+    total = 0.0
+    for item in plan:
+        seconds = estimate_seconds(subject, item, config, n_images=n_images)
+        total += seconds
+        height, width, n_maps = item.output_shape
+        console.print(f"  {item.layer_name:<28} {item.class_name:<20} {len(item.maps):>5} of {n_maps:<5} maps  "
+                      f"{height}x{width}  ~{_duration(seconds)}", markup=False)
+    console.print(f"estimated time: ~{_duration(total)} on this machine (from a short timed probe per layer)",
+                  markup=False)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 @app.command()
@@ -359,22 +466,17 @@ def report(
     console.print(f"gallery: {rebuild_gallery(results_dir, out)}", markup=False)
 
 
-def _assess(result, keras_model, dataset: str, out: Path):
+def _assess(result, subject, images, out: Path):
     """Dataset examples of the layer (saved as examples.npz) and the OIPs' ratios and classes."""
-    from .data import load_dataset
-    from .runs import dataset_fits, examine_layer
+    from .runs import examine_layer
 
-    data = load_dataset(dataset)
-    if not dataset_fits(keras_model, data):
-        console.print(f"note: {dataset} images do not fit the model input; OIPs not compared with data",
-                      markup=False)
-        return result
-    with Progress(TextColumn(f"{dataset} examples"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), console=console) as progress:
-        task = progress.add_task("", total=len(data.train.images))
+    with Progress(TextColumn(f"{Path(images.name).name} examples"), BarColumn(),
+                  TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), console=console) as progress:
+        task = progress.add_task("", total=len(images))
         result, examples = examine_layer(
-            keras_model, result, data,
+            subject, result, images,
             on_progress=lambda done, total: progress.update(task, completed=done, total=total))
+    _skipped_note(images)
     examples.save(Path(out) / "examples.npz")
     return result
 
@@ -409,24 +511,29 @@ def _print_summary(result) -> None:
 def activations(
     model: Optional[Path] = ModelArg,
     layer: str = typer.Option(..., "--layer", help="Layer name, e.g. Conv2D_2 or Dense_1 (see `oipscope info`)."),
-    index: Optional[list[int]] = typer.Option(None, "--index", help="Dataset image index (repeatable)."),
+    index: Optional[list[int]] = typer.Option(None, "--index", help="Image index in --images (repeatable)."),
     digit: Optional[int] = typer.Option(None, "--digit", help="Class label: show the first --count images of it."),
     count: int = typer.Option(6, help="Images for --digit (or random images when nothing is chosen)."),
-    image: Optional[Path] = typer.Option(None, "--image", help="A PNG/JPEG file instead of dataset images."),
+    image: Optional[Path] = typer.Option(None, "--image", help="A PNG/JPEG file instead of a set of images."),
     invert: bool = typer.Option(False, "--invert", help="Invert --image (for dark digits on light paper)."),
-    dataset: str = typer.Option("mnist", help="mnist or fashion-mnist."),
-    split: str = typer.Option("test", help="Dataset split: test or train."),
+    images: Optional[str] = ImagesOpt,
+    input_range: Optional[str] = RangeOpt,
+    mean: Optional[str] = MeanOpt,
+    std: Optional[str] = StdOpt,
+    standardize: bool = StandardizeOpt,
     top: int = typer.Option(8, help="Top maps listed per image."),
     out: Path = typer.Option(Path("activations.png"), help="PNG grid of the maps to write."),
     unsafe_load: bool = UnsafeOpt,
+    dataset: Optional[str] = typer.Option(None, hidden=True, help="Old name: mnist or fashion-mnist."),
+    split: str = typer.Option("test", hidden=True, help="Old option: the split of --dataset (test or train)."),
 ) -> None:
     """Show a layer's activations for real images: top maps per image and a PNG grid of the maps.
+
+    Images come from --images (default: the embedded MNIST test split for the embedded model), or --image FILE.
 
     Example: oipscope activations --layer Conv2D_2 --digit 4 --count 6 --out four.png
     """
     from .activations import layer_activations, load_image_file, select_images, top_maps
-    from .data import load_dataset
-    from .models import image_input_shape
     from .plot import activation_grid
 
     chosen = [name for name, value in (("--index", index), ("--digit", digit), ("--image", image))
@@ -436,25 +543,30 @@ def activations(
     if split not in ("test", "train"):
         raise ConfigError(f"--split must be 'test' or 'train', got {split!r}")
     _check_output(out)
-    keras_model = _load(model, unsafe_load)
+    subject = _subject(model, unsafe_load, input_range, mean, std, standardize)
     if image is not None:
-        images = load_image_file(image, image_input_shape(keras_model), invert=invert)[None]
+        pixels = load_image_file(image, subject.input_shape, invert=invert)[None]
         row_titles, labels = [image.name], ["-"]
     else:
-        data = load_dataset(dataset)
-        images, label_values, indices = select_images(
-            getattr(data, split), indices=index or None, label=digit, count=count)
-        labels = [data.class_names[int(v)] for v in label_values]
-        row_titles = [f"#{int(i)}" for i in indices]
-    values = layer_activations(keras_model, layer, images)
+        if images is None and dataset is not None:
+            images = dataset if split == "train" else f"{dataset}-test"
+        image_set = _images(images, subject, model)
+        if image_set is None:
+            raise ConfigError("no images to show: give --images FOLDER (or a .npz file, or a set name) or --image FILE")
+        pixels, label_values, indices = select_images(image_set, indices=index or None, label=digit, count=count)
+        names = image_set.class_names
+        labels = [("-" if int(v) < 0 else names[int(v)] if names is not None and int(v) < len(names) else str(int(v)))
+                  for v in label_values]
+        row_titles = [image_set.item_name(int(i)) for i in indices]
+    values = layer_activations(subject, layer, pixels)
     table = Table(title=f"{layer}: top maps by mean activation  {tuple(values.shape[1:])}")
     for column in ("image", "label", "top maps (map: mean activation)"):
         table.add_column(column)
     for row_title, label, activation in zip(row_titles, labels, values):
         table.add_row(row_title, label, "  ".join(f"{i}: {v:.3g}" for i, v in top_maps(activation, top)))
     console.print(table, markup=False)
-    figure = activation_grid(values, images, [f"{t} {lab}" for t, lab in zip(row_titles, labels)],
-                             title=f"{layer} activations ({keras_model.name})")
+    figure = activation_grid(values, pixels, [f"{t} {lab}" for t, lab in zip(row_titles, labels)],
+                             title=f"{layer} activations ({subject.name})")
     with _output_errors(out):
         out.parent.mkdir(parents=True, exist_ok=True)
         figure.savefig(out, dpi=100)

@@ -22,6 +22,7 @@ __all__ = [
     "train",
     "default_model_path",
     "default_model",
+    "default_subject",
 ]
 
 DEFAULT_MODEL_NAME = "mnist_cnn.keras"
@@ -210,3 +211,11 @@ def default_model():
     from .models import load_model
 
     return load_model(default_model_path())
+
+
+def default_subject():
+    """The embedded MNIST CNN as a :class:`~oipscope.subject.Subject`: per-image standardized input."""
+    from .encoding import InputEncoding
+    from .subject import Subject
+
+    return Subject(default_model(), InputEncoding.standardize(source="embedded model"), default_model_path())

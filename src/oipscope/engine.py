@@ -4,8 +4,10 @@ Batch element ``b`` maximizes the mean activation of map ``map_indices[b]``.
 The elements are independent (a conv net without batch coupling in inference
 mode), so one gradient of the summed losses yields every element's own
 gradient. Each element's gradient is RMS-normalized, the image updated by
-``epsilon * grad`` and re-standardized with :func:`oipscope.data.standardize`,
-exactly as in the seed's one-map loop. The whole step loop runs inside a single
+``epsilon * grad`` (in units of the encoding's spread) and kept inside the
+model's :class:`~oipscope.encoding.InputEncoding` by its ``project``: for the
+series' per-image standardization that is the seed's re-standardization after
+every step, for a value range a clip to the range. The whole step loop runs inside a single
 ``tf.function`` (a ``tf.while_loop``), traced once per sub-model and image shape.
 """
 
@@ -18,6 +20,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .encoding import InputEncoding
 from .errors import ConfigError
 
 __all__ = [
@@ -263,12 +266,11 @@ def estimate_chunk_size(submodel, n_snapshots: int, steps: int, budget_mb: float
 _LOOPS: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
 
 
-def _build_loop(submodel, jit: bool):
+def _build_loop(submodel, jit: bool, encoding: InputEncoding):
     import tensorflow as tf
 
-    from .data import standardize
-
     h, w, c = (int(d) for d in submodel.inputs[0].shape[1:])
+    spread = tf.constant(encoding.spread(c))  # ones for standardization: the seed's step exactly
     spec = [
         tf.TensorSpec((None, h, w, c), tf.float32),  # images
         tf.TensorSpec((None,), tf.int32),  # map indices
@@ -309,6 +311,7 @@ def _build_loop(submodel, jit: bool):
             finite = tf.logical_and(
                 tf.math.is_finite(loss), tf.reduce_all(tf.math.is_finite(grad), axis=[1, 2, 3])
             )
+            grad = encoding.free_gradient(x, grad)
             rms = tf.sqrt(tf.reduce_mean(tf.square(grad), axis=[1, 2, 3]))
             silent = tf.logical_and(tf.equal(loss, 0.0), tf.equal(rms, 0.0))
             rel = (loss - loss_old) / (loss + 1e-7)
@@ -329,7 +332,7 @@ def _build_loop(submodel, jit: bool):
             update = tf.logical_and(active, tf.logical_not(tf.logical_or(tf.logical_or(bad, sil), stop_now)))
             g = grad / (rms[:, None, None, None] + 1e-7)
             g = tf.where(finite[:, None, None, None], g, tf.zeros_like(g))
-            x_new = standardize(x + eps * g)
+            x_new = encoding.project(x + eps * spread * g)
             x = tf.where(update[:, None, None, None], x_new, x)
             active = update
             slot = snap_slot[i]
@@ -354,14 +357,14 @@ def _build_loop(submodel, jit: bool):
     return loop
 
 
-def _get_loop(submodel, jit: bool):
+def _get_loop(submodel, jit: bool, encoding: InputEncoding):
     try:
         cache = _LOOPS.setdefault(submodel, {})
     except TypeError:  # not weak-referenceable
-        return _build_loop(submodel, jit)
-    if jit not in cache:
-        cache[jit] = _build_loop(submodel, jit)
-    return cache[jit]
+        return _build_loop(submodel, jit, encoding)
+    if (jit, encoding) not in cache:
+        cache[jit, encoding] = _build_loop(submodel, jit, encoding)
+    return cache[jit, encoding]
 
 
 def ascend(
@@ -373,17 +376,20 @@ def ascend(
     steps: int | None = None,
     snapshot_steps: Sequence[int] | None = None,
     stop_on_convergence: bool | None = None,
+    encoding: InputEncoding | None = None,
 ) -> AscentArrays:
     """Run the gradient ascent for a batch; element ``b`` maximizes map ``map_indices[b]``.
 
     Args:
         submodel: Keras model from the image input to the feature-map layer.
-        images: initial images (B, H, W, C), normally standardized.
+        images: initial images (B, H, W, C) in the model's input encoding.
         map_indices: B map indices.
         config: epsilon, convergence and memory parameters.
         steps: override ``config.steps``.
         snapshot_steps: override the snapshot steps.
         stop_on_convergence: override ``config.stop_on_convergence``.
+        encoding: the model's input encoding, which every step keeps the images in
+            (default: the series' per-image standardization).
 
     Returns:
         AscentArrays with the per-element images, losses, statuses and histories.
@@ -412,7 +418,7 @@ def ascend(
     if b == 0:
         return AscentArrays(images, np.zeros(0, np.float32), np.zeros(0, np.int8), np.zeros(0, np.int32),
                             np.zeros((0, steps), np.float32), np.zeros((0, len(snaps), h, w, c), np.float32), snaps)
-    loop = _get_loop(submodel, config.jit_compile)
+    loop = _get_loop(submodel, config.jit_compile, encoding or InputEncoding.standardize())
     chunk = estimate_chunk_size(submodel, len(snaps), steps, config.memory_budget_mb)
     parts = []
     for start in range(0, b, chunk):

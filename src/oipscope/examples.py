@@ -18,11 +18,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .activations import as_image_batch, layer_submodel
-from .data import standardize
+from .activations import as_image_batch
+from .encoding import InputEncoding
 from .errors import ConfigError, DataError, LayerError
 from .files import atomic_write
-from .models import get_layer, image_input_shape
+from .models import get_layer
+from .subject import as_subject
 
 __all__ = [
     "DatasetExamples",
@@ -148,8 +149,8 @@ def _cached_forward(model, key: tuple, build: Callable[[], Callable]) -> Callabl
     return per_model[key]
 
 
-def _make_forward(submodel, input_shape: tuple[int, int, int]):
-    """Compiled per-batch statistics: raw float32 NHWC → (means, maxima, argmax) per image and map.
+def _make_forward(submodel, input_shape: tuple[int, int, int], encoding: InputEncoding):
+    """Compiled per-batch statistics: pixels float32 NHWC → (means, maxima, argmax) per image and map.
 
     Only (B, n_maps) arrays leave the graph, never the full activations.
     """
@@ -157,7 +158,7 @@ def _make_forward(submodel, input_shape: tuple[int, int, int]):
 
     @tf.function(input_signature=[tf.TensorSpec((None, *input_shape), tf.float32)])
     def forward(batch):
-        out = submodel(standardize(batch), training=False)
+        out = submodel(encoding.encode(batch), training=False)
         if out.shape.rank == 2:
             out = out[:, tf.newaxis, tf.newaxis, :]
         n_maps = out.shape[-1]
@@ -194,11 +195,21 @@ def _merge_top(keys: np.ndarray, extra: list[np.ndarray], size: int):
     ]
 
 
+def _pixel_batches(images, input_shape: tuple[int, int, int], batch_size: int):
+    """(indices, float32 pixels) batches of an image set, or of an array of images."""
+    if hasattr(images, "batches"):
+        yield from images.batches(batch_size)
+        return
+    for start in range(0, len(images), batch_size):
+        batch = images[start:start + batch_size].astype(np.float32)
+        yield np.arange(start, start + len(batch), dtype=np.int64), batch
+
+
 def dataset_examples(
     model,
     layer_name: str,
     images,
-    labels,
+    labels=None,
     k: int = 9,
     hist_top: int = 100,
     batch_size: int = 1024,
@@ -209,12 +220,14 @@ def dataset_examples(
     """Stream images through the model and collect per-map dataset examples.
 
     Args:
-        model: a Keras model with one image input.
+        model: a :class:`~oipscope.subject.Subject` or a Keras model with one image input.
         layer_name: a layer with feature maps (4-D output) or a dense layer
             (each unit is a 1×1 "map").
-        images: raw images (N, H, W) or (N, H, W, C), uint8 or float; each batch
-            is standardized as in training.
-        labels: (N,) integer class labels.
+        images: an :class:`~oipscope.imagesets.ImageSet` (streamed batch by batch),
+            or pixels (N, H, W) or (N, H, W, C), uint8 or float 0..255; each batch
+            is encoded with the model's input encoding.
+        labels: (N,) integer class labels (-1: unknown), optional; default the
+            image set's labels. Without labels ``class_histogram`` has no columns.
         k: top images kept per map.
         hist_top: how many top images per map enter ``class_histogram``.
         batch_size: images per forward pass; memory is bounded by a few batches.
@@ -227,19 +240,33 @@ def dataset_examples(
     """
     for name, value in (("k", k), ("hist_top", hist_top), ("batch_size", batch_size)):
         _check_positive(name, value)
-    input_shape = image_input_shape(model)
-    images = as_image_batch(images, input_shape)
-    labels = np.asarray(labels).reshape(-1)
+    subject = as_subject(model)
+    input_shape = subject.input_shape
+    if not hasattr(images, "batches"):
+        images = as_image_batch(images, input_shape)
+    elif tuple(images.input_shape) != tuple(input_shape):
+        raise ConfigError(f"the image set converts to {tuple(images.input_shape)}, the model takes "
+                          f"{tuple(input_shape)}; open it with the model's input shape")
     total = len(images)
-    if len(labels) != total:
-        raise ConfigError(f"got {total} images but {len(labels)} labels; give one label per image")
-    if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0:
-        raise ConfigError(f"labels must be integers >= 0, got dtype {labels.dtype} with minimum {labels.min()}")
-    n_classes = int(labels.max()) + 1 if n_classes is None else int(n_classes)
-    if n_classes <= int(labels.max()):
-        raise ConfigError(f"n_classes={n_classes} but labels go up to {int(labels.max())}; raise n_classes")
+    if total == 0:
+        raise ConfigError("no images to stream; give at least one image")
+    if labels is None:
+        labels = getattr(images, "labels", None)
+    if labels is not None:
+        labels = np.asarray(labels).reshape(-1)
+        if len(labels) != total:
+            raise ConfigError(f"got {total} images but {len(labels)} labels; give one label per image")
+        if not np.issubdtype(labels.dtype, np.integer) or labels.min() < -1:
+            raise ConfigError(f"labels must be integers >= 0 (-1 for unknown), got dtype {labels.dtype} "
+                              f"with minimum {labels.min()}")
+        top_label = int(labels.max())
+        n_classes = top_label + 1 if n_classes is None else int(n_classes)
+        if n_classes <= top_label:
+            raise ConfigError(f"n_classes={n_classes} but labels go up to {top_label}; raise n_classes")
+    else:
+        n_classes = 0
 
-    out_shape = tuple(get_layer(model, layer_name).output.shape)
+    out_shape = tuple(get_layer(subject.model, layer_name).output.shape)
     if len(out_shape) not in (2, 4):
         raise LayerError(
             f"layer {layer_name!r} has output shape {out_shape}; dataset examples need "
@@ -250,7 +277,8 @@ def dataset_examples(
     k, hist_top = min(int(k), total), min(int(hist_top), total)
     keep = max(k, hist_top)
     forward = _cached_forward(
-        model, ("examples", layer_name), lambda: _make_forward(layer_submodel(model, layer_name), input_shape),
+        subject.model, ("examples", layer_name, subject.encoding),
+        lambda: _make_forward(subject.output_submodel(layer_name, "act_"), input_shape, subject.encoding),
     )
 
     top_keys = np.empty((n_maps, 0), np.int64)
@@ -258,13 +286,15 @@ def dataset_examples(
     sums = np.zeros(n_maps, np.float64)
     maxima = np.full(n_maps, -np.inf, np.float64)
     fire_counts = np.zeros(n_maps, np.int64)
-    for start in range(0, total, batch_size):
-        batch = images[start:start + batch_size].astype(np.float32)
+    streamed = 0
+    for batch_index, batch in _pixel_batches(images, input_shape, batch_size):
+        if len(batch) == 0:
+            continue
         means, batch_max, argmax = (np.asarray(t) for t in forward(batch))
         sums += means.sum(axis=0, dtype=np.float64)
         maxima = np.maximum(maxima, batch_max.max(axis=0))
         fire_counts += (batch_max > 0).sum(axis=0)
-        batch_index = np.arange(start, start + len(batch), dtype=np.int64)
+        streamed += len(batch)
         keys = _order_keys(means.T, np.broadcast_to(batch_index, (n_maps, len(batch))))
         top_keys, (top_argmax,) = _merge_top(
             np.concatenate([top_keys, keys], axis=1),
@@ -272,7 +302,10 @@ def dataset_examples(
             keep,
         )
         if on_progress is not None:
-            on_progress(start + len(batch), total)
+            on_progress(int(batch_index[-1]) + 1, total)
+    if streamed == 0:
+        raise DataError(f"none of the {total} images could be read; check the image set")
+    k, hist_top = min(k, streamed), min(hist_top, streamed)
 
     order = np.argsort(top_keys, axis=1)[:, ::-1]  # keys are unique per row
     top_keys = np.take_along_axis(top_keys, order, axis=1)
@@ -282,11 +315,12 @@ def dataset_examples(
     bits = np.where(ordered < 0, ordered ^ 0x7FFFFFFF, ordered).astype(np.int32)
     top_values = bits.view(np.float32)
 
-    hist_values, hist_labels = top_values[:, :hist_top], labels[top_indices[:, :hist_top]]
     class_histogram = np.zeros((n_maps, n_classes), np.int64)
-    rows = np.broadcast_to(np.arange(n_maps)[:, None], hist_labels.shape)
-    counted = hist_values > 0
-    np.add.at(class_histogram, (rows[counted], hist_labels[counted]), 1)
+    if labels is not None:
+        hist_values, hist_labels = top_values[:, :hist_top], labels[top_indices[:, :hist_top]]
+        rows = np.broadcast_to(np.arange(n_maps)[:, None], hist_labels.shape)
+        counted = (hist_values > 0) & (hist_labels >= 0)
+        np.add.at(class_histogram, (rows[counted], hist_labels[counted]), 1)
 
     positions = np.stack([top_argmax[:, :k] // width, top_argmax[:, :k] % width], axis=-1)
     return DatasetExamples(
@@ -296,10 +330,10 @@ def dataset_examples(
         top_values=top_values[:, :k].astype(np.float32),
         top_positions=positions.astype(np.int64),
         max_activation=maxima.astype(np.float32),
-        mean_activation=(sums / total).astype(np.float32),
-        fire_fraction=(fire_counts / total).astype(np.float64),
+        mean_activation=(sums / streamed).astype(np.float32),
+        fire_fraction=(fire_counts / streamed).astype(np.float64),
         class_histogram=class_histogram,
-        n_images=total,
+        n_images=streamed,
         hist_top=hist_top,
     )
 
@@ -343,8 +377,8 @@ def _output_activation(model) -> str:
 def evoked_classes(model, images, batch_size: int = 256) -> np.ndarray:
     """Class probabilities the full model assigns to (OIP) images.
 
-    The images are fed as they are (they must already be standardized, as OIPs
-    from the engine are). The output is turned into probabilities by the last
+    The images are fed as they are (they must already be in the model's input
+    encoding, as OIPs from the engine are). The output is turned into probabilities by the last
     layer's activation: ``softmax`` is kept, a linear output gets a softmax, and
     ``sigmoid`` outputs (the series' original net) are divided by their sum, so
     each row sums to 1 (a relative "how much of each class", not a calibrated
@@ -352,8 +386,8 @@ def evoked_classes(model, images, batch_size: int = 256) -> np.ndarray:
     non-negative rows summing to 1.
 
     Args:
-        model: the full classifier.
-        images: (N, H, W, C) standardized float images.
+        model: the full classifier (a Keras model or a :class:`~oipscope.subject.Subject`).
+        images: (N, H, W, C) float images in the model's input encoding (as OIPs are).
         batch_size: images per forward pass.
 
     Returns:
@@ -362,11 +396,13 @@ def evoked_classes(model, images, batch_size: int = 256) -> np.ndarray:
     import tensorflow as tf
 
     _check_positive("batch_size", batch_size)
-    input_shape = image_input_shape(model)
+    subject = as_subject(model)
+    model, input_shape = subject.model, subject.input_shape
     images = np.asarray(images)
     if images.ndim != 4 or tuple(images.shape[1:]) != input_shape:
         raise ConfigError(
-            f"images must be standardized (N, H, W, C) = (N, {', '.join(map(str, input_shape))}), "
+            f"images must be encoded model inputs (standardized for the series' CNN) "
+            f"(N, H, W, C) = (N, {', '.join(map(str, input_shape))}), "
             f"got {images.shape}"
         )
     outputs = np.concatenate([

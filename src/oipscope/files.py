@@ -17,7 +17,16 @@ from typing import Any, BinaryIO, Callable
 
 import numpy as np
 
-__all__ = ["atomic_write", "safe_filename", "equal_values", "save_if_changed"]
+__all__ = ["atomic_write", "safe_filename", "equal_values", "save_if_changed", "file_sha256"]
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 hex digest of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def atomic_write(path: str | os.PathLike, content: bytes | Callable[[BinaryIO], object]) -> Path:

@@ -77,6 +77,38 @@ def check_model_file(path: str | os.PathLike) -> Path:
     return path
 
 
+_LEGACY_KEYS = ("groups", "kernel_initializer", "kernel_regularizer", "kernel_constraint")
+_LENIENT_CLASSES = ("SeparableConv1D", "SeparableConv2D", "DepthwiseConv1D", "DepthwiseConv2D",
+                    "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose")
+
+
+def _legacy_h5_objects() -> dict[str, Any]:
+    """Loaders for layer configs that tf.keras >= 2.3 wrote into ``.h5`` files and Keras 3 refuses.
+
+    tf.keras saved ``groups`` (and for separable convolutions ``kernel_*``) in the
+    configs of these layers; Keras 3 raises "Unrecognized keyword arguments".
+    Each loader drops just the keys the Keras 3 class does not accept, so the
+    layers stay plain Keras classes with the same weights.
+    """
+    import inspect
+
+    import keras
+
+    objects: dict[str, Any] = {}
+    for name in _LENIENT_CLASSES:
+        base = getattr(keras.layers, name, None)
+        if base is None:
+            continue
+        accepted = inspect.signature(base.__init__).parameters
+        drop = frozenset(key for key in _LEGACY_KEYS if key not in accepted)
+
+        def from_config(config, base=base, drop=drop):
+            return base.from_config({key: value for key, value in config.items() if key not in drop})
+
+        objects[name] = type(name, (), {"from_config": staticmethod(from_config)})
+    return objects
+
+
 def load_model(path: str | os.PathLike, *, safe_mode: bool = True) -> keras.Model:
     """Load a ``.keras`` or legacy ``.h5`` model, without compiling it.
 
@@ -90,7 +122,8 @@ def load_model(path: str | os.PathLike, *, safe_mode: bool = True) -> keras.Mode
     import keras
 
     try:
-        model = keras.saving.load_model(path, compile=False, safe_mode=safe_mode)
+        legacy = _legacy_h5_objects() if path.suffix.lower() in (".h5", ".hdf5") else None
+        model = keras.saving.load_model(path, compile=False, safe_mode=safe_mode, custom_objects=legacy)
     except ValueError as exc:
         if "safe_mode" in str(exc) or "Lambda" in str(exc):
             raise ModelError(

@@ -4,9 +4,12 @@ Every function builds and returns a new :class:`matplotlib.figure.Figure`
 (not registered with pyplot, so nothing piles up in pyplot's figure list and
 no backend is chosen here): show it in a notebook, or save it with
 ``fig.savefig("x.png")``. Single-channel images and maps use one colormap,
-``viridis``, throughout; panels whose values can be compared share one colour
-scale and a colorbar. Silent or non-finite OIPs are drawn as grey hatched
-panels labelled with their status, never as blank squares.
+``viridis``, throughout. OIPs are shown in pixel units (decoded with their
+result's input encoding) with a per-tile robust contrast by default (the
+``ROBUST`` and ``100 - ROBUST`` percentiles of each tile), so a few extreme
+pixels do not flatten a tile; ``contrast="shared"`` puts every tile on one scale
+with a colorbar. Silent or non-finite OIPs are drawn as grey hatched panels
+labelled with their status, never as blank squares.
 """
 
 from __future__ import annotations
@@ -36,10 +39,19 @@ __all__ = [
     "display_image",
     "display_limits",
     "colorize",
+    "CONTRASTS",
+    "ROBUST",
+    "pixel_images",
 ]
 
 CMAP = "viridis"
 """The colormap of every single-channel image and map."""
+
+ROBUST = 1.0
+"""Per-tile contrast: a tile's colour scale runs from this percentile to ``100 - ROBUST``."""
+
+CONTRASTS = ("tile", "shared")
+"""``"tile"``: each image its own robust scale (default); ``"shared"``: one scale for all."""
 
 
 class NotebookFigure(Figure):
@@ -68,12 +80,28 @@ _TITLE = 7
 # ---- helpers -------------------------------------------------------------------------
 
 
+def _check_contrast(contrast: str) -> None:
+    if contrast not in CONTRASTS:
+        raise ConfigError(f"contrast must be one of {', '.join(CONTRASTS)}, got {contrast!r}")
+
+
+def pixel_images(images, encoding=None) -> list[np.ndarray]:
+    """Images in the model's input encoding → pixel units for display (``encoding.decode``).
+
+    Without an encoding (or for per-image standardization) the images stay as they are.
+    """
+    if encoding is None:
+        return [np.asarray(image, np.float32) for image in images]
+    return [encoding.decode(image) for image in images]
+
+
 def display_image(image) -> tuple[np.ndarray, bool]:
     """An image ready for ``imshow``: (H, W) for one channel, or (H, W, 3) RGB in [0, 1].
 
     Returns:
         (array, is_rgb). Single-channel images keep their values (colour-mapped
-        with :data:`CMAP`); RGB images are min-max scaled to [0, 1].
+        with :data:`CMAP`); RGB images are scaled to [0, 1] between their
+        ``ROBUST`` and ``100 - ROBUST`` percentiles (per-tile robust contrast).
     """
     a = np.asarray(image, dtype=np.float32)
     if a.ndim == 3 and a.shape[-1] == 1:
@@ -86,7 +114,7 @@ def display_image(image) -> tuple[np.ndarray, bool]:
     finite = np.isfinite(a)
     if not finite.any():
         return np.zeros(a.shape, np.float32), True
-    lo, hi = float(a[finite].min()), float(a[finite].max())
+    lo, hi = display_limits([a], robust=ROBUST)
     return np.clip(np.nan_to_num((a - lo) / ((hi - lo) or 1.0)), 0.0, 1.0), True
 
 
@@ -175,13 +203,14 @@ def _show(ax, image, vmin=None, vmax=None):
     return im
 
 
-def _draw_oip(ax, oip, vmin, vmax, fontsize: float = 8):
-    """The OIP image, or a hatched panel for silent/nonfinite maps; returns the AxesImage or None."""
+def _draw_oip(ax, oip, vmin, vmax, fontsize: float = 8, image=None):
+    """The OIP image (or ``image``, e.g. in pixel units), or a hatched panel for silent/nonfinite
+    maps; returns the AxesImage or None."""
     if oip.status in _MARKED:
         h, w = np.asarray(oip.image).shape[:2]
         _marked_panel(ax, oip.status, h / w, fontsize)
         return None
-    return _show(ax, oip.image, vmin, vmax)
+    return _show(ax, oip.image if image is None else image, vmin, vmax)
 
 
 def _colorbar(fig: Figure, mappable, rect, label: str):
@@ -237,7 +266,8 @@ def _label(oip) -> str:
 # ---- public figures ------------------------------------------------------------------
 
 
-def oip_grid(result, maps=None, ncols: int | None = None, *, title: str | None = None) -> Figure:
+def oip_grid(result, maps=None, ncols: int | None = None, *, title: str | None = None,
+             contrast: str = "tile") -> Figure:
     """The OIPs of a layer in a grid, each titled "map i / act x.xx / status".
 
     Args:
@@ -245,11 +275,14 @@ def oip_grid(result, maps=None, ncols: int | None = None, *, title: str | None =
         maps: map indices to show ("0-7,12", an int or a list); default all.
         ncols: panels per row; default about the square root of the count.
         title: figure title; default "model · layer".
+        contrast: ``"tile"`` (default): each OIP on its own robust scale;
+            ``"shared"``: all on one scale, shown in a colorbar.
 
-    All OIPs share one colour scale (they are standardized images) shown in a
-    colorbar. Silent and non-finite maps are grey hatched panels with their
-    status written on them.
+    OIPs are shown in pixel units (``result.encoding.decode``). Silent and
+    non-finite maps are grey hatched panels with their status written on them.
     """
+    _check_contrast(contrast)
+    encoding = getattr(result, "encoding", None)
     oips = _select(_oips_of(result), maps)
     if not oips:
         raise ConfigError("no OIPs to show: the result is empty")
@@ -258,51 +291,58 @@ def oip_grid(result, maps=None, ncols: int | None = None, *, title: str | None =
     if ncols < 1:
         raise ConfigError(f"ncols must be >= 1, got {ncols}")
     nrows = math.ceil(n / ncols)
-    shown = [m.image for m in oips if m.status not in _MARKED]
+    pixels = pixel_images([m.image for m in oips], encoding)
+    shown = [p for p, m in zip(pixels, oips) if m.status not in _MARKED]
     vmin, vmax = display_limits(shown)
-    fig, axes, width, height = _grid_figure(nrows, ncols, panel=1.5, title_h=0.22, right=0.95, top=0.45)
+    shared = contrast == "shared"
+    fig, axes, width, height = _grid_figure(nrows, ncols, panel=1.5, title_h=0.22, right=0.95 if shared else 0.2,
+                                            top=0.45)
     im = None
     for k, ax in enumerate(a for row in axes for a in row):
         if k >= n:
             fig.delaxes(ax)
             continue
         oip = oips[k]
-        img = _draw_oip(ax, oip, vmin, vmax)
+        limits = (vmin, vmax) if shared else display_limits([pixels[k]], robust=ROBUST)
+        img = _draw_oip(ax, oip, *limits, image=pixels[k])
         im = im or img
         ax.set_title(f"{_label(oip)} / act {float(oip.activation):.2f} / {oip.status}", fontsize=6.5, pad=2)
     if title is None and hasattr(result, "layer_name"):
         title = f"{result.model_name} · {result.layer_name}"
     if title:
         fig.suptitle(title, fontsize=10, y=1 - 0.12 / height, va="top")
-    if im is not None:
+    if im is not None and shared:
+        unit = encoding.display_unit if encoding is not None else "standardized value"
         _colorbar(fig, im, ((width - 0.75) / width, 0.15 / height + 0.05 * (1 - 0.6 / height),
-                            0.12 / width, 0.9 * (1 - 0.6 / height)), "standardized value")
+                            0.12 / width, 0.9 * (1 - 0.6 / height)), unit)
     return fig
 
 
-def _evolution_into(fig: Figure, axes: Sequence, oip, fontsize: float = 7):
+def _evolution_into(fig: Figure, axes: Sequence, oip, fontsize: float = 7, encoding=None):
     frames = _frames(oip)
-    vmin, vmax = display_limits(f for f, _ in frames)
+    pixels = pixel_images([f for f, _ in frames], encoding)
+    vmin, vmax = display_limits(pixels, robust=ROBUST)
     im = None
-    for ax, (frame, title) in zip(axes, frames):
+    for ax, frame, (_, title) in zip(axes, pixels, frames):
         im = _show(ax, frame, vmin, vmax)
         ax.set_title(title, fontsize=fontsize, pad=2)
     return im
 
 
-def evolution(map_oip) -> Figure:
+def evolution(map_oip, encoding=None) -> Figure:
     """The snapshots of one OIP's ascent in a strip, titled with step and loss.
 
     The loss (the map's mean activation, which the ascent maximizes) in each
-    title is the one reached after that step. All snapshots share one colour
-    scale.
+    title is the one reached after that step. All snapshots share one robust
+    colour scale, in pixel units when the result's ``encoding`` is given.
     """
     n = len(_frames(map_oip))
     fig, axes, width, height = _grid_figure(1, n, panel=1.5, title_h=0.35, right=0.95, top=0.4)
-    im = _evolution_into(fig, axes[0], map_oip)
+    im = _evolution_into(fig, axes[0], map_oip, encoding=encoding)
     fig.suptitle(f"{_label(map_oip)}: evolution ({map_oip.status}, start {map_oip.start})",
                  fontsize=9, y=1 - 0.08 / height, va="top")
-    _colorbar(fig, im, ((width - 0.75) / width, 0.15 / height, 0.12 / width, 1.5 / height), "standardized value")
+    unit = encoding.display_unit if encoding is not None else "standardized value"
+    _colorbar(fig, im, ((width - 0.75) / width, 0.15 / height, 0.12 / width, 1.5 / height), unit)
     return fig
 
 
@@ -481,7 +521,7 @@ def _firing_note(examples, map_index: int, shown_values) -> str:
 
 
 def _examples_into(axes: Sequence, examples, map_index: int, images, map_shape, labels, class_names,
-                   fontsize: float = 7) -> None:
+                   fontsize: float = 7, names=None) -> None:
     idx = examples.top_indices[map_index]
     vals = examples.top_values[map_index]
     pos = examples.top_positions[map_index]
@@ -500,9 +540,9 @@ def _examples_into(axes: Sequence, examples, map_index: int, images, map_shape, 
         image = np.asarray(_lookup(images, idx[j], "image"))
         _show(ax, image)
         h, w = image.shape[:2]
-        title = f"#{int(idx[j])} / {_small(float(vals[j]))}"
-        if labels is not None:
-            label = int(_lookup(labels, idx[j], "label"))
+        title = f"{_item_name(names, idx[j])} / {_small(float(vals[j]))}"
+        label = int(_lookup(labels, idx[j], "label")) if labels is not None else -1
+        if label >= 0:  # -1: no label for this image
             name = class_names[label] if class_names is not None and 0 <= label < len(class_names) else str(label)
             title += f"\n{name}"
         ax.set_title(title, fontsize=fontsize, pad=2)
@@ -515,7 +555,7 @@ def _examples_into(axes: Sequence, examples, map_index: int, images, map_shape, 
 
 def dataset_examples(examples, map_index: int, images, *, map_shape=None, labels=None,
                      class_names: Sequence[str] | None = None, k: int | None = None,
-                     ncols: int | None = None) -> Figure:
+                     ncols: int | None = None, names=None) -> Figure:
     """The dataset images that drive a map hardest, strongest unit marked.
 
     Args:
@@ -530,8 +570,10 @@ def dataset_examples(examples, map_index: int, images, *, map_shape=None, labels
             for the titles.
         k: show only the best k; default all kept.
         ncols: panels per row; default all in one row (up to 10).
+        names: image names (e.g. ``image_set.item_name``, or an array/mapping by index);
+            default ``#index``.
 
-    Each panel is titled "#dataset index / mean activation"; the red square is
+    Each panel is titled "image name (or #index) / mean activation"; the red square is
     the strongest unit of the map, scaled from the map grid to the image by
     (H / map rows, W / map cols). Images where the map does not fire get no square.
     """
@@ -545,7 +587,7 @@ def dataset_examples(examples, map_index: int, images, *, map_shape=None, labels
     title_h = 0.38 if labels is not None else 0.25
     fig, axes, width, height = _grid_figure(nrows, ncols, panel=1.2, title_h=title_h, right=0.15, top=0.4)
     flat = [a for row in axes for a in row]
-    _examples_into(flat[:k], examples, int(map_index), images, map_shape, labels, class_names)
+    _examples_into(flat[:k], examples, int(map_index), images, map_shape, labels, class_names, names=names)
     for ax in flat[k:]:
         fig.delaxes(ax)
     note = _firing_note(examples, int(map_index), examples.top_values[int(map_index), :k])
@@ -564,14 +606,16 @@ def _ratio_text(ratio) -> str:
     return f"{ratio:.2f}"
 
 
-def colorize(image, vmin: float, vmax: float) -> np.ndarray:
+def colorize(image, vmin: float | None = None, vmax: float | None = None) -> np.ndarray:
     """An image as RGB float32 in [0, 1]: one channel through :data:`CMAP` on [vmin, vmax]
-    (non-finite pixels grey), RGB min-max scaled."""
+    (default: the image's own robust limits; non-finite pixels grey), RGB robustly scaled."""
     import matplotlib
 
     a, is_rgb = display_image(image)
     if is_rgb:
         return np.asarray(a, np.float32)
+    if vmin is None or vmax is None:
+        vmin, vmax = display_limits([a], robust=ROBUST)
     bad = ~np.isfinite(a)
     out = matplotlib.colormaps[CMAP](Normalize(vmin, vmax, clip=True)(np.where(bad, vmin, a)))[..., :3]
     out[bad] = 0.6
@@ -598,7 +642,8 @@ class _Card:
     def __init__(self, frame_shape: tuple[int, int], steps: tuple[str, ...], n_examples: int = 0,
                  example_shape: tuple[int, int] | None = None, n_classes: int = 0,
                  with_labels: bool = False, dpi: float | None = None, blit: bool = False,
-                 limits: tuple[float, float] | None = None, class_names: Sequence[str] | None = None):
+                 limits: tuple[float, float] | None = None, class_names: Sequence[str] | None = None,
+                 unit: str = "standardized value"):
         n_frames = len(steps)
         self.steps = tuple(steps)
         self.n_frames, self.n_examples, self.n_classes = n_frames, n_examples, n_classes
@@ -638,8 +683,7 @@ class _Card:
                                   fontweight="bold", color="#333333", zorder=4,
                                   bbox={"boxstyle": "round,pad=0.25", "facecolor": "white", "edgecolor": "none",
                                         "alpha": 0.85})
-        self.colorbar = _colorbar(fig, self.oip_image, (fx(0.3 + top_h), fy(y0), fx(0.1), fy(top_h)),
-                                  "standardized value")
+        self.colorbar = _colorbar(fig, self.oip_image, (fx(0.3 + top_h), fy(y0), fx(0.1), fy(top_h)), unit)
 
         # loss curve
         x = 0.3 + top_h + 1.2
@@ -783,15 +827,16 @@ class _Card:
                     pil.raw(label, px - off, py, 6, "right", "center")
 
     def paint(self, oip, examples=None, images=None, class_names=None, map_shape=None, labels=None,
-              layer_name: str | None = None) -> Figure:
+              layer_name: str | None = None, encoding=None, image_names=None) -> Figure:
         frames = _frame_parts(oip)
         if tuple(step for _, step, _ in frames) != self.steps:
             raise ConfigError(f"card laid out for snapshots {self.steps}, the OIP has other snapshot steps")
         marked = oip.status in _MARKED
-        vmin, vmax = self.limits or display_limits(([] if marked else [oip.image]) + [f for f, _, _ in frames])
+        image, *frame_pixels = pixel_images([oip.image] + [f for f, _, _ in frames], encoding)
+        vmin, vmax = self.limits or display_limits(([] if marked else [image]) + frame_pixels, robust=ROBUST)
         self.title.set_text(f"{layer_name} · {_label(oip)}" if layer_name else _label(oip))
 
-        self.oip_image.set_data(display_image(oip.image)[0] if not marked else np.zeros(self.frame_shape))
+        self.oip_image.set_data(display_image(image)[0] if not marked else np.zeros(self.frame_shape))
         if self.limits is None:
             self.oip_image.set_clim(vmin, vmax)
         self.oip_image.set_visible(not marked)
@@ -838,15 +883,15 @@ class _Card:
         for text, line in zip(self.info, lines + [""] * len(self.info)):
             text.set_text(line)
 
-        self.evo_image.set_data(_strip([f for f, _, _ in frames], vmin, vmax, self.gap))
+        self.evo_image.set_data(_strip(frame_pixels, vmin, vmax, self.gap))
         for text, (_, _, loss) in zip(self.evo_titles, frames):
             text.set_text(loss)
 
         if self.ax_ex is not None:
-            self._paint_examples(oip, examples, images, map_shape, labels, class_names)
+            self._paint_examples(oip, examples, images, map_shape, labels, class_names, image_names)
         return self.fig
 
-    def _paint_examples(self, oip, examples, images, map_shape, labels, class_names) -> None:
+    def _paint_examples(self, oip, examples, images, map_shape, labels, class_names, image_names=None) -> None:
         m = int(oip.map_index)
         n = self.n_examples
         idx = examples.top_indices[m][:n]
@@ -863,9 +908,9 @@ class _Card:
         self.ex_image.set_data(strip)
         grid = _map_grid_shape(examples, map_shape)
         for j in range(n):
-            title = f"#{int(idx[j])} / {_small(float(vals[j]))}"
-            if labels is not None:
-                label = int(_lookup(labels, idx[j], "label"))
+            title = f"{_item_name(image_names, idx[j])} / {_small(float(vals[j]))}"
+            label = int(_lookup(labels, idx[j], "label")) if labels is not None else -1
+            if label >= 0:  # -1: no label for this image
                 title += f"\n{_class_names(class_names, label + 1)[label]}"
             self.ex_titles[j].set_text(title if on[j] else "off")
             mark = self.ex_marks[j]
@@ -989,7 +1034,7 @@ def _card_layout(oip, examples=None, images=None, labels=None, max_examples: int
 
 def map_card(map_oip, examples=None, images=None, class_names: Sequence[str] | None = None, *,
              map_shape=None, labels=None, layer_name: str | None = None, max_examples: int = 9,
-             dpi: float | None = None) -> Figure:
+             dpi: float | None = None, encoding=None, names=None) -> Figure:
     """Everything about one map in one figure.
 
     Top row: the OIP (with colorbar; a hatched panel if silent), its loss curve,
@@ -1010,7 +1055,21 @@ def map_card(map_oip, examples=None, images=None, class_names: Sequence[str] | N
         layer_name: shown in the title.
         max_examples: dataset examples shown at most.
         dpi: figure dpi (default matplotlib's).
+        encoding: the result's input encoding: the OIP is shown in pixel units.
+        names: names of the dataset images (file names; array, mapping or
+            callable by index); default ``#index``.
     """
     layout = _card_layout(map_oip, examples, images, labels, max_examples)
-    card = _Card(**layout, dpi=dpi, class_names=class_names)
-    return card.paint(map_oip, examples, images, class_names, map_shape, labels, layer_name)
+    card = _Card(**layout, dpi=dpi, class_names=class_names,
+                 unit=encoding.display_unit if encoding is not None else "standardized value")
+    return card.paint(map_oip, examples, images, class_names, map_shape, labels, layer_name, encoding, names)
+
+
+def _item_name(names, index) -> str:
+    """The name of dataset image ``index`` for a title: its file name if known, else ``#index``."""
+    index = int(index)
+    if names is None:
+        return f"#{index}"
+    name = names(index) if callable(names) else names[index]
+    name = str(name).rsplit("/", 1)[-1]
+    return name if len(name) <= 14 else name[:6] + "…" + name[-7:]

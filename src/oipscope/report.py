@@ -180,8 +180,8 @@ def _environment():
     return env
 
 
-def _mosaic(oips: list, vmin: float, vmax: float, max_tiles: int = 256) -> np.ndarray:
-    """All OIPs of a layer as one RGB array (silent ones hatched grey)."""
+def _mosaic(oips: list, pixels: list, limits: tuple[float, float] | None, max_tiles: int = 256) -> np.ndarray:
+    """All OIPs of a layer as one RGB array (silent ones hatched grey); per-tile contrast without ``limits``."""
     oips = oips[:max_tiles]
     h, w = np.asarray(oips[0].image).shape[:2]
     ncols = max(1, math.ceil(math.sqrt(len(oips))))
@@ -192,7 +192,7 @@ def _mosaic(oips: list, vmin: float, vmax: float, max_tiles: int = 256) -> np.nd
     hatch = np.where(((yy + xx) % 6)[..., None] < 2, 0.7, 0.83) * np.ones(3, np.float32)
     for k, oip in enumerate(oips):
         r, c = divmod(k, ncols)
-        tile = hatch if oip.status in _MARKED else plot.colorize(oip.image, vmin, vmax)
+        tile = hatch if oip.status in _MARKED else plot.colorize(pixels[k], *(limits or (None, None)))
         out[r * (h + gap): r * (h + gap) + h, c * (w + gap): c * (w + gap) + w] = tile
     return out
 
@@ -219,12 +219,16 @@ def _oip_labels(oips: list) -> list[str]:
 
 
 def _render_layer(env, writer: _Writer, common: dict, slug: str, result, examples, infos: list[dict],
-                  images, labels, class_names, dpi: float, max_examples: int, cards: bool = True) -> dict:
+                  images, labels, class_names, dpi: float, max_examples: int, cards: bool = True,
+                  contrast: str = "tile", image_names=None) -> dict:
     oips = list(result.maps)
     if not oips:
         raise ConfigError(f"the result of layer {result.layer_name!r} holds no OIPs")
-    live = [m.image for m in oips if m.status not in _MARKED]
+    encoding = result.encoding
+    pixels = plot.pixel_images([m.image for m in oips], encoding)
+    live = [p for p, m in zip(pixels, oips) if m.status not in _MARKED]
     vmin, vmax = plot.display_limits(live, robust=0.5)
+    shared = (vmin, vmax) if contrast == "shared" else None
     map_shape = _map_shape(infos, result.layer_name, examples)
     page_name = f"{slug}.html"
     rel = f"layers/{slug}"
@@ -242,10 +246,13 @@ def _render_layer(env, writer: _Writer, common: dict, slug: str, result, example
         "seconds": f"{float(result.seconds):.1f}",
         "vmin": f"{vmin:.2f}",
         "vmax": f"{vmax:.2f}",
+        "contrast": "one scale for all tiles" if shared else "each tile its own scale (1st-99th percentile)",
+        "unit": encoding.display_unit,
+        "encoding": encoding.describe(),
         "model_hash": result.model_hash,
         "versions": sorted(dict(result.versions).items()),
     }
-    writer.write(layer["thumb"], _png_image(_mosaic(oips, vmin, vmax)))
+    writer.write(layer["thumb"], _png_image(_mosaic(oips, pixels, shared)))
     writer.write(f"{rel}/loss.png", _png_figure(plot.loss_curves(result), dpi))
 
     config = sorted((k, json.dumps(v) if isinstance(v, (list, tuple, dict)) or v is None else str(v))
@@ -259,17 +266,17 @@ def _render_layer(env, writer: _Writer, common: dict, slug: str, result, example
         tile = None
         if not marked:
             tile = f"{slug}/tiles/map_{k:04d}.png"
-            writer.write(f"layers/{tile}", _png_image(plot.colorize(oip.image, vmin, vmax)))
+            writer.write(f"layers/{tile}", _png_image(plot.colorize(pixels[k], *(shared or (None, None)))))
         if cards:
             layout = plot._card_layout(oip, examples if with_examples else None,
                                        images if with_examples else None, labels, max_examples)
             key = tuple(sorted((a, str(b)) for a, b in layout.items()))
             if key not in painters:
-                painters[key] = plot._Card(**layout, dpi=dpi, blit=True, limits=(vmin, vmax),
-                                           class_names=class_names)
+                painters[key] = plot._Card(**layout, dpi=dpi, blit=True, limits=shared,
+                                           class_names=class_names, unit=encoding.display_unit)
             card = painters[key]
             card.paint(oip, examples if with_examples else None, images if with_examples else None,
-                       class_names, map_shape, labels, result.layer_name)
+                       class_names, map_shape, labels, result.layer_name, encoding, image_names)
             writer.write(f"{rel}/card_{k:04d}.png", card.png())
 
         probs = getattr(oip, "evoked_probabilities", None)
@@ -336,17 +343,26 @@ def _save_data(writer: _Writer, slug: str, result, examples) -> dict:
     return entry
 
 
-def _save_example_images(writer: _Writer, pairs, images, labels) -> str | None:
-    """The dataset images (and labels) that the examples show, so the gallery can be rebuilt."""
+def _shown_indices(pairs) -> list[int]:
+    """The dataset indices of every example image the gallery shows."""
+    return sorted({int(i) for _, ex in pairs if ex is not None for i in np.asarray(ex.top_indices).reshape(-1)})
+
+
+def _save_example_images(writer: _Writer, pairs, images, labels, names=None) -> str | None:
+    """The dataset images (labels, names) that the examples show, so the gallery can be rebuilt."""
     if images is None:
         return None
-    needed = sorted({int(i) for _, ex in pairs if ex is not None for i in np.asarray(ex.top_indices).reshape(-1)})
+    needed = _shown_indices(pairs)
     if not needed:
         return None
-    arrays: dict[str, np.ndarray] = {"indices": np.asarray(needed, np.int64),
-                                     "images": np.stack([np.asarray(images[i]) for i in needed])}
+    shown = np.stack([np.asarray(images[i]) for i in needed])
+    if shown.dtype != np.uint8 and np.all((shown >= 0) & (shown <= 255) & (shown == np.round(shown))):
+        shown = shown.astype(np.uint8)  # pixels read from files: exact, and 4x smaller
+    arrays: dict[str, np.ndarray] = {"indices": np.asarray(needed, np.int64), "images": shown}
     if labels is not None:
         arrays["labels"] = np.asarray([int(labels[i]) for i in needed], np.int64)
+    if names is not None:
+        arrays["names"] = np.asarray([str(names[i]) for i in needed])
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     writer.write(f"{DATA_DIR}/{EXAMPLE_IMAGES}", buf.getvalue())
@@ -366,6 +382,9 @@ def write_gallery(
     max_examples: int = 9,
     save_data: bool = True,
     cards: bool = True,
+    contrast: str = "tile",
+    names=None,
+    examples_source: str | None = None,
 ) -> Path:
     """Write the static gallery into ``out_dir``; returns the path of ``index.html``.
 
@@ -377,9 +396,10 @@ def write_gallery(
             ``model_name``). Layer dicts with the LayerInfo fields work too.
         layers: ``(OipResult, DatasetExamples | None)`` per layer (a bare
             OipResult counts as one without examples).
-        images: the dataset images the examples were computed on, raw
-            (N, H, W[, C]), or a mapping from dataset index to image; without
-            them the cards show no dataset examples.
+        images: the images the examples were computed on: an
+            :class:`~oipscope.imagesets.ImageSet` (its labels, class names and file
+            names are used unless given), pixels (N, H, W[, C]), or a mapping from
+            dataset index to image; without them the cards show no dataset examples.
         labels: dataset labels (array or mapping), for the example titles.
         class_names: names of the classes (evoked class, labels).
         title: page title; default "OIPs of <model name>".
@@ -389,11 +409,25 @@ def write_gallery(
             ``data/`` so that :func:`rebuild_gallery` can redo the pages.
         cards: render a card figure per map (:func:`oipscope.plot.map_card`,
             about 0.05-0.1 s each); without, map pages show the OIP and tables only.
+        contrast: ``"tile"``: each OIP tile and card on its own robust colour scale
+            (default); ``"shared"``: one scale per layer.
+        names: names of the example images by dataset index (mapping or array);
+            default the image set's file names, else ``#index``.
+        examples_source: what the examples were drawn from, for the index page
+            (default the image set's name).
     """
+    plot._check_contrast(contrast)
     pairs = _layer_pairs(layers)
     model_name, infos = _model_summary(model_summary, pairs)
     writer = _Writer(Path(out_dir))
     writer.root.mkdir(parents=True, exist_ok=True)
+    if images is not None and hasattr(images, "item_name"):  # an ImageSet: read each shown image once
+        needed = _shown_indices(pairs)
+        labels = images.labels if labels is None else labels
+        class_names = images.class_names if class_names is None else class_names
+        names = {i: images.item_name(i) for i in needed} if names is None else names
+        examples_source = examples_source or str(images.name)
+        images = {i: images[i] for i in needed}
     images_lookup = None if images is None else (images if isinstance(images, np.ndarray) else _Lookup(images))
     labels_lookup = None if labels is None else (np.asarray(labels) if not isinstance(labels, Mapping)
                                                  else _Lookup(labels))
@@ -413,7 +447,7 @@ def write_gallery(
     rendered = []
     for slug, (result, examples) in zip(slugs, pairs):
         rendered.append(_render_layer(env, writer, common, slug, result, examples, infos, images_lookup,
-                                      labels_lookup, class_names, dpi, max_examples, cards))
+                                      labels_lookup, class_names, dpi, max_examples, cards, contrast, names))
 
     pages: dict[str, list[str]] = {}
     for layer in rendered:
@@ -428,7 +462,8 @@ def write_gallery(
             model_layers.append({"name": layer["name"], "class_name": "", "shape": "?", "n_params": "",
                                  "n_maps": None, "pages": pages[layer["name"]]})
     index = writer.write("index.html", env.get_template("index.html.j2").render(
-        layers=rendered, model_layers=model_layers, aspect="1 / 1", **common))
+        layers=rendered, model_layers=model_layers, aspect="1 / 1",
+        examples_source=examples_source if images is not None else None, **common))
 
     if save_data:
         entries = [_save_data(writer, slug, result, examples) for slug, (result, examples) in zip(slugs, pairs)]
@@ -441,7 +476,9 @@ def write_gallery(
             "title": title,
             "dpi": dpi,
             "max_examples": max_examples,
-            "example_images": _save_example_images(writer, pairs, images_lookup, labels_lookup),
+            "contrast": contrast,
+            "examples_source": examples_source,
+            "example_images": _save_example_images(writer, pairs, images_lookup, labels_lookup, names),
         }
         writer.write(f"{DATA_DIR}/{GALLERY_JSON}", json.dumps(meta, indent=1))
     return index
@@ -484,20 +521,22 @@ def rebuild_gallery(results_dir: str | os.PathLike, out_dir: str | os.PathLike |
             result = OipResult.load(_inside(root, entry["result"]))
             examples = DatasetExamples.load(_inside(root, entry["examples"])) if entry.get("examples") else None
             layers.append((result, examples))
-        images = labels = None
+        images = labels = names = None
         if meta.get("example_images"):
             with np.load(_inside(root, meta["example_images"]), allow_pickle=False) as npz:
                 indices = [int(i) for i in npz["indices"]]
                 images = dict(zip(indices, npz["images"]))
                 if "labels" in npz.files:
                     labels = dict(zip(indices, (int(v) for v in npz["labels"])))
+                names = dict(zip(indices, (str(v) for v in npz["names"]))) if "names" in npz.files else None
     except (KeyError, TypeError, ValueError, OSError) as exc:
         raise ConfigError(f"cannot rebuild the gallery from {meta_path}: {type(exc).__name__}: {exc}") from exc
     target = Path(out_dir) if out_dir is not None else root
     return write_gallery(
         target, (meta["model_name"], meta["layers_info"]), layers, images=images, labels=labels,
         class_names=meta.get("class_names"), title=meta.get("title"), dpi=meta.get("dpi", 80),
-        max_examples=meta.get("max_examples", 9),
+        max_examples=meta.get("max_examples", 9), contrast=meta.get("contrast", "tile"), names=names,
+        examples_source=meta.get("examples_source"),
     )
 
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .encoding import InputEncoding
 from .engine import OipConfig
 from .errors import ConfigError
 from .files import atomic_write
@@ -34,7 +35,7 @@ class MapOip:
 
     Attributes:
         map_index: the map of the layer.
-        image: the OIP (H, W, C), standardized.
+        image: the OIP (H, W, C) in the model's input encoding (see ``OipResult.encoding``).
         activation: final mean activation of the map.
         status: "converged", "step_limit", "silent" or "nonfinite".
         converged_step: step at which convergence was reached, -1 if never.
@@ -80,6 +81,8 @@ class OipResult:
         maps: one MapOip per OIP, in map order (n_per_map consecutive per map).
         versions: versions of oipscope, tensorflow, keras, numpy.
         seconds: wall time of the search.
+        encoding: how the model expects its pixels; the OIPs are in this encoding
+            (``encoding.decode`` gives pixel units for display).
     """
 
     layer_name: str
@@ -89,6 +92,7 @@ class OipResult:
     maps: tuple[MapOip, ...]
     versions: dict[str, str]
     seconds: float
+    encoding: InputEncoding = field(default_factory=InputEncoding.standardize)
 
     def summary(self) -> dict[str, Any]:
         """Counts of OIPs per status, the wall time and, once assessed, the data figures.
@@ -144,6 +148,7 @@ class OipResult:
             "model_name": self.model_name,
             "model_hash": self.model_hash,
             "config": self.config.to_dict(),
+            "encoding": self.encoding.to_dict(),
             "versions": dict(self.versions),
             "seconds": float(self.seconds),
             "maps": meta_maps,
@@ -196,6 +201,7 @@ class OipResult:
                 maps=maps,
                 versions=dict(meta["versions"]),
                 seconds=float(meta["seconds"]),
+                encoding=InputEncoding.from_dict(meta.get("encoding")),
             )
         except (OSError, KeyError, ValueError, TypeError) as exc:
             if isinstance(exc, ConfigError):

@@ -26,9 +26,10 @@ from .errors import ConfigError, LayerError
 from .examples import DatasetExamples, assess_oips, dataset_examples
 from .files import atomic_write, safe_filename
 from .initial import parse_maps
-from .models import feature_layers, feature_submodel, image_input_shape
+from .layers import select_layers
 from .results import ARRAYS_NPZ, RESULT_JSON, OipResult
-from .search import file_sha256, find_oips, retry_from
+from .search import find_oips, retry_from
+from .subject import as_subject
 
 __all__ = [
     "RUN_JSON",
@@ -41,6 +42,7 @@ __all__ = [
     "merge_results",
     "finished_result",
     "zoo_layer_folder",
+    "layer_map_selection",
 ]
 
 RUN_JSON = "run.json"
@@ -57,9 +59,12 @@ def merge_results(parts: Iterable[OipResult]) -> OipResult:
 
 
 def _run_key(layer_name: str, maps: tuple[int, ...], config: OipConfig, model_hash: str | None,
-             chunk_maps: int) -> dict:
-    return {"layer_name": layer_name, "maps": list(maps), "config": config.to_dict(),
-            "model_hash": model_hash, "chunk_maps": chunk_maps}
+             chunk_maps: int, encoding=None) -> dict:
+    key = {"layer_name": layer_name, "maps": list(maps), "config": config.to_dict(),
+           "model_hash": model_hash, "chunk_maps": chunk_maps}
+    if encoding is not None and encoding.kind != "standardize":  # keys of standardized runs stay as before
+        key["encoding"] = {k: v for k, v in encoding.to_dict().items() if k != "source"}
+    return key
 
 
 def finished_result(out_dir: str | os.PathLike, key: dict | None = None) -> OipResult | None:
@@ -87,7 +92,8 @@ def run_layer(
     """Find the OIPs of a layer chunk by chunk, saving each chunk; return the merged result.
 
     Args:
-        model, layer_name, maps, config: as for :func:`oipscope.find_oips`.
+        model, layer_name, maps, config: as for :func:`oipscope.find_oips` (``model``
+            a :class:`~oipscope.subject.Subject` or a Keras model).
         out_dir: folder of the result; chunks go to ``out_dir/parts`` meanwhile.
         resume: keep chunks (or the whole result) of an earlier run with the same
             settings instead of starting over.
@@ -101,11 +107,12 @@ def run_layer(
     if chunk_maps < 1:
         raise ConfigError(f"chunk_maps must be >= 1, got {chunk_maps}")
     out_dir = Path(out_dir)
-    n_maps = int(feature_submodel(model, layer_name).outputs[0].shape[-1])
+    subject = as_subject(model, path=model_path)
+    n_maps = int(subject.feature_submodel(layer_name).outputs[0].shape[-1])
     selected = parse_maps(maps, n_maps)
-    config.check_image_size(*image_input_shape(model)[:2])  # before anything is written
-    model_hash = file_sha256(model_path) if model_path is not None else None
-    key = _run_key(layer_name, selected, config, model_hash, chunk_maps)
+    config.check_image_size(*subject.input_shape[:2])  # before anything is written
+    model_hash = subject.model_hash
+    key = _run_key(layer_name, selected, config, model_hash, chunk_maps, subject.encoding)
     parts_dir = out_dir / _PARTS
     run_file = out_dir / RUN_JSON
     if resume and run_file.is_file():
@@ -137,7 +144,7 @@ def run_layer(
         if part is None:
             offset = len(parts) * chunk_maps * config.n_per_map
             part = find_oips(
-                model, layer_name, list(chunk), config, model_path=None,
+                subject, layer_name, list(chunk), config,
                 on_progress=(lambda done, _t, offset=offset: on_progress(offset + done, total))
                 if on_progress else None,
             )
@@ -151,12 +158,30 @@ def run_layer(
     return result
 
 
-def dataset_fits(model, dataset: Dataset) -> bool:
-    """Whether the dataset's images have the model's input size and channel count."""
-    height, width, channels = image_input_shape(model)
+def dataset_fits(model, dataset) -> bool:
+    """Whether a dataset's (or image set's) images have the model's input size and channel count."""
+    height, width, channels = as_subject(model).input_shape
+    if hasattr(dataset, "input_shape"):  # an ImageSet converts its images to the shape it was opened for
+        return tuple(dataset.input_shape) == (height, width, channels)
     images = dataset.train.images
     image_channels = images.shape[3] if images.ndim == 4 else 1
     return images.shape[1:3] == (height, width) and image_channels == channels
+
+
+def _image_set(images, model):
+    """An ImageSet from an ImageSet, or from a Dataset (its training split)."""
+    if images is None or hasattr(images, "batches"):
+        return images
+    if isinstance(images, Dataset):
+        from .imagesets import array_images
+
+        if not dataset_fits(model, images):
+            raise ConfigError(f"{images.name} images do not fit the input of model {as_subject(model).name!r}; "
+                              "give matching images or none")
+        return array_images(images.train.images, as_subject(model).input_shape, labels=images.train.labels,
+                            class_names=images.class_names, name=images.name)
+    raise ConfigError(f"expected an ImageSet (oipscope.imagesets.open_images) or a Dataset, "
+                      f"got {type(images).__name__}")
 
 
 def wake_from_data(model, result: OipResult, examples: DatasetExamples, images) -> OipResult:
@@ -169,10 +194,10 @@ def wake_from_data(model, result: OipResult, examples: DatasetExamples, images) 
     no dataset image drives stay silent.
 
     Args:
-        model: the model.
+        model: the model (or :class:`~oipscope.subject.Subject`).
         result: the layer's OIPs.
         examples: dataset examples of the same layer.
-        images: the raw dataset images the examples index (N, H, W[, C]).
+        images: the images the examples index: an ImageSet or pixels (N, H, W[, C]).
     """
     positions, starts, labels = [], [], []
     seen: dict[int, int] = {}
@@ -194,24 +219,32 @@ def wake_from_data(model, result: OipResult, examples: DatasetExamples, images) 
     return retry_from(model, result, positions, np.stack(starts), labels)
 
 
-def examine_layer(model, result: OipResult, dataset: Dataset,
+def examine_layer(model, result: OipResult, images,
                   on_progress: Callable[[int, int], None] | None = None, *,
                   wake: bool = True) -> tuple[OipResult, DatasetExamples]:
-    """Dataset examples of the result's layer (training split) and the result, assessed against them.
+    """Dataset examples of the result's layer and the result, assessed against them.
 
-    With ``wake`` (default), silent OIPs of maps that fire on the data are retried
-    from their top dataset images first (:func:`wake_from_data`).
+    Args:
+        model: the model (or :class:`~oipscope.subject.Subject`).
+        result: the layer's OIPs.
+        images: an :class:`~oipscope.imagesets.ImageSet` (streamed), or a
+            :class:`~oipscope.data.Dataset` (its training split).
+        on_progress: ``on_progress(done, total)`` in images.
+        wake: first retry silent OIPs of maps that fire on the data from their top
+            dataset images (:func:`wake_from_data`).
     """
-    examples = dataset_examples(model, result.layer_name, dataset.train.images, dataset.train.labels,
-                                on_progress=on_progress, n_classes=len(dataset.class_names))
+    subject = as_subject(model, result.encoding)
+    images = _image_set(images, subject)
+    n_classes = len(images.class_names) if images.class_names is not None else None
+    examples = dataset_examples(subject, result.layer_name, images, on_progress=on_progress, n_classes=n_classes)
     if wake:
-        result = wake_from_data(model, result, examples, dataset.train.images)
-    return assess_oips(result, model, examples), examples
+        result = wake_from_data(subject, result, examples, images)
+    return assess_oips(result, subject, examples), examples
 
 
 @dataclass(frozen=True, eq=False)
 class LayerRun:
-    """One layer of a zoo run: its OIPs (assessed when a dataset was given) and dataset examples."""
+    """One layer of a zoo run: its OIPs (assessed when images were given) and dataset examples."""
 
     result: OipResult
     examples: DatasetExamples | None
@@ -229,57 +262,82 @@ def zoo_layer_folder(out_dir: str | os.PathLike, layer_name: str) -> Path:
 
 def run_zoo(
     model,
-    layers: Sequence[str] | None = None,
+    layers: str | Sequence[str] | None = None,
     config: OipConfig = OipConfig(),
     out_dir: str | os.PathLike = "oipscope-zoo",
     *,
+    images=None,
     dataset: Dataset | None = None,
+    maps: str | int | Iterable[int] | None = "all",
     resume: bool = False,
     model_path: str | os.PathLike | None = None,
     on_layer: Callable[[str, int, int], None] | None = None,
     on_progress: Callable[[str, str, int, int], None] | None = None,
 ) -> list[LayerRun]:
-    """OIPs for every map of every chosen layer, each layer saved as soon as it is done.
+    """OIPs for the maps of every chosen layer, each layer saved as soon as it is done.
 
     Args:
-        model: the Keras model.
-        layers: layer names; default all layers with feature maps.
+        model: a :class:`~oipscope.subject.Subject` or a Keras model.
+        layers: names, shell globs or ``"all"`` (:func:`oipscope.layers.select_layers`);
+            default one layer per convolution (:func:`oipscope.layers.default_layers`).
         config: the OIP search parameters, the same for every layer.
         out_dir: the zoo folder; each layer's data goes to :func:`zoo_layer_folder`.
-        dataset: when given, the dataset examples of each layer (training split) and the
-            OIPs' superstimulus ratios and evoked classes.
+        images: an :class:`~oipscope.imagesets.ImageSet`: when given, the dataset
+            examples of each layer and the OIPs' superstimulus ratios and evoked classes.
+        dataset: a :class:`~oipscope.data.Dataset` instead of ``images`` (its training split).
+        maps: the maps of every layer ("all", "0-15", ...; indices past a layer's
+            last map are left out for that layer).
         resume: keep the layers (and chunks) an interrupted run with the same settings finished.
         model_path: the model file, to record its hash.
         on_layer: ``on_layer(layer_name, index, n_layers)`` before each layer.
         on_progress: ``on_progress(layer_name, stage, done, total)``; stage ``"OIPs"``
             counts maps, then stage ``"examples"`` counts dataset images.
     """
-    names = list(layers) if layers else [info.name for info in feature_layers(model)]
+    subject = as_subject(model, path=model_path)
+    names = select_layers(subject.model, layers)
     if not names:
-        raise LayerError(f"model {model.name!r} has no layers with feature maps (4-D outputs)")
-    for name in names:
-        feature_submodel(model, name)  # every name checked before the first minute is spent
-    if dataset is not None and not dataset_fits(model, dataset):
-        raise ConfigError(f"{dataset.name} images do not fit the input of model {model.name!r}; "
-                          "give a matching dataset or none")
+        raise LayerError(f"model {subject.name!r} has no layers with feature maps (4-D outputs)")
+    layer_maps = {name: layer_map_selection(subject, name, maps) for name in names}  # all checked up front
+    images = _image_set(images if images is not None else dataset, subject)
+    if images is not None and not dataset_fits(subject, images):
+        raise ConfigError(f"the images of {images.name} do not fit the input of model {subject.name!r}; "
+                          "give matching images or none")
     runs = []
     for index, name in enumerate(names):
         if on_layer:
             on_layer(name, index, len(names))
         folder = zoo_layer_folder(out_dir, name)
+
         def report(stage: str, name: str = name):
             return (lambda done, total: on_progress(name, stage, done, total)) if on_progress else None
 
         examples_file = folder.parent / "examples.npz"
-        result = run_layer(model, name, "all", config, folder, resume=resume,
-                           model_path=model_path, on_progress=report("OIPs"))
+        result = run_layer(subject, name, layer_maps[name], config, folder, resume=resume,
+                           on_progress=report("OIPs"))
         examples = None
-        if dataset is not None:
+        if images is not None:
             if resume and examples_file.is_file() and all(m.superstimulus_ratio is not None for m in result.maps):
                 examples = DatasetExamples.load(examples_file)
             else:
-                result, examples = examine_layer(model, result, dataset, on_progress=report("examples"))
+                result, examples = examine_layer(subject, result, images, on_progress=report("examples"))
                 result.save(folder)
                 examples.save(examples_file)
         runs.append(LayerRun(result=result, examples=examples, folder=folder))
     return runs
+
+
+def layer_map_selection(model, layer_name: str, maps: str | int | Iterable[int] | None = "all") -> tuple[int, ...]:
+    """The maps of one layer a zoo-wide selection picks: indices past its last map are left out.
+
+    Raises:
+        LayerError: the layer has no feature maps, or none of the selected maps exists in it.
+    """
+    n_maps = int(as_subject(model).feature_submodel(layer_name).outputs[0].shape[-1])
+    if maps is None or maps == "all":
+        return tuple(range(n_maps))
+    wide = parse_maps(maps, 1 << 30)
+    chosen = tuple(m for m in wide if m < n_maps)
+    if not chosen:
+        raise LayerError(f"layer {layer_name!r} has {n_maps} maps (0..{n_maps - 1}); "
+                         f"none of the maps {maps!r} exists in it")
+    return chosen

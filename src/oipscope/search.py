@@ -12,14 +12,13 @@ depend on which other maps are searched alongside it.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import time
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from .data import standardize
+from .encoding import InputEncoding
 from .engine import (
     STATUS_NAMES,
     STATUS_SILENT,
@@ -29,9 +28,10 @@ from .engine import (
     estimate_chunk_size,
 )
 from .errors import ConfigError
+from .files import file_sha256
 from .initial import combine_grids, draw_grids, fourier_noise, parse_maps, scale_noise
-from .models import feature_submodel, image_input_shape, preactivation_submodel
 from .results import MapOip, OipResult
+from .subject import as_subject
 
 __all__ = ["find_oips", "retry_from", "file_sha256", "RESTART_KINDS"]
 
@@ -41,24 +41,16 @@ RESTART_KINDS: tuple[str, ...] = ("coarse", "fourier", "mix")
 _PRECURSOR, _RESTART, _STAGE = 1, 2, 3
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 hex digest of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _rng(config: OipConfig, m: int, r: int, purpose: int, extra: int = 0) -> np.random.Generator:
     return np.random.default_rng([config.seed, m, r, purpose, extra])
 
 
 class _Search:
-    def __init__(self, sub, shape: tuple[int, int, int], config: OipConfig):
+    def __init__(self, sub, shape: tuple[int, int, int], config: OipConfig, encoding: InputEncoding):
         self.sub = sub
         self.h, self.w, self.c = shape
         self.config = config
+        self.encoding = encoding
         config.check_image_size(self.h, self.w)
         self.scales = config.resolved_scales(self.h)
         self.factors = config.resolved_factors(self.h)
@@ -98,7 +90,7 @@ class _Search:
             grids = [np.concatenate([d[0][1][j] for d in draws]) for j in range(n_s)]
             fac = np.concatenate([d[1] for d in draws])
             cand = combine_grids(grids, fac, self.h, self.w, self.config.smoothing)
-        cand = cand.reshape((e, k, self.h, self.w, self.c))
+        cand = self.encoding.start(cand).reshape((e, k, self.h, self.w, self.c))
         if k == 1:
             return cand[:, 0], [kind] * e
         scores = self.score(cand.reshape((e * k, self.h, self.w, self.c)), np.repeat([m for m, _ in elems], k))
@@ -123,7 +115,7 @@ class _Search:
         cfg = self.config
         maps = [m for m, _ in elems]
         if cfg.strategy == 0:
-            return ascend(self.sub, x0, maps, cfg)
+            return ascend(self.sub, x0, maps, cfg, encoding=self.encoding)
         x = x0
         stages = cfg.strategy1_steps
         for k, n in enumerate(stages):
@@ -134,10 +126,12 @@ class _Search:
                                 (self.scales[k],), (1.0,), cfg.smoothing)
                     for m, r in elems
                 ])
-                x = standardize(x + self.factors[k] * add).numpy()
+                spread = self.encoding.spread(self.c)
+                x = self.encoding.project(x + self.factors[k] * spread * add).numpy()
             if last:
-                return ascend(self.sub, x, maps, cfg, steps=n)
-            x = ascend(self.sub, x, maps, cfg, steps=n, snapshot_steps=(), stop_on_convergence=False).images
+                return ascend(self.sub, x, maps, cfg, steps=n, encoding=self.encoding)
+            x = ascend(self.sub, x, maps, cfg, steps=n, snapshot_steps=(), stop_on_convergence=False,
+                       encoding=self.encoding).images
         raise AssertionError("unreachable")
 
     def run(self, elems: Sequence[tuple[int, int]], kind: str, purpose: int, extra: int,
@@ -191,7 +185,8 @@ def find_oips(
     """Find the OIPs of the selected maps of a layer, all in batched ascents.
 
     Args:
-        model: a Keras model with one image input.
+        model: a :class:`~oipscope.subject.Subject`, or a Keras model with one image
+            input (its encoding is then resolved from its layers, or assumed).
         layer_name: a layer with 4-D feature-map output.
         maps: "all", "0-15,40", an int or a list of ints.
         config: the search parameters.
@@ -208,11 +203,11 @@ def find_oips(
     if not isinstance(config, OipConfig):
         raise ConfigError(f"config must be an OipConfig, got {type(config).__name__}")
     t0 = time.perf_counter()
-    sub = feature_submodel(model, layer_name)
-    shape = image_input_shape(model)
+    subject = as_subject(model, path=model_path)
+    sub = subject.feature_submodel(layer_name)
     n_maps = int(sub.outputs[0].shape[-1])
     selected = parse_maps(maps, n_maps)
-    search = _Search(sub, shape, config)
+    search = _Search(sub, subject.input_shape, config, subject.encoding)
     elems = [(m, r) for m in selected for r in range(config.n_per_map)]
     total = len(elems)
     done = [0]
@@ -246,14 +241,14 @@ def find_oips(
                 hist[i], snaps[i] = r2.history[j], r2.snapshots[j]
                 labels[i] = lab2[j].split("#")[0]
     still_silent = [i for i in range(total) if status[i] == STATUS_SILENT or not losses[i] > 0]
-    pre = preactivation_submodel(model, layer_name) if config.rescue_steps and still_silent else None
+    pre = subject.preactivation_submodel(layer_name) if config.rescue_steps and still_silent else None
     if pre is not None:
         # Rescue: climb the map's pre-activation (its gradient is not cut by ReLU) until
         # the map wakes up, then run the ordinary ascent from there.
         sub_maps = [elems[i][0] for i in still_silent]
         woken = ascend(pre, images[still_silent], sub_maps, config, steps=config.rescue_steps,
-                       snapshot_steps=(), stop_on_convergence=False).images
-        r3 = ascend(search.sub, woken, sub_maps, config, steps=config.total_steps)
+                       snapshot_steps=(), stop_on_convergence=False, encoding=subject.encoding).images
+        r3 = ascend(search.sub, woken, sub_maps, config, steps=config.total_steps, encoding=subject.encoding)
         for j, i in enumerate(still_silent):
             if r3.losses[j] > losses[i]:
                 images[i], losses[i], status[i], conv[i] = r3.images[j], r3.losses[j], r3.status[j], r3.converged_step[j]
@@ -278,9 +273,10 @@ def find_oips(
     )
     return OipResult(
         layer_name=layer_name,
-        model_name=str(model.name),
-        model_hash=file_sha256(model_path) if model_path is not None else None,
+        model_name=subject.name,
+        model_hash=subject.model_hash,
         config=config,
+        encoding=subject.encoding,
         maps=oips,
         versions=_versions(),
         seconds=time.perf_counter() - t0,
@@ -292,11 +288,11 @@ def retry_from(model, result: OipResult, positions: Sequence[int], starts: np.nd
     """Ascend some of a result's OIPs again from given start images; keep what is better.
 
     Args:
-        model: the model of ``result``.
-        result: OIPs found by :func:`find_oips`; its config is used again.
+        model: the model (or :class:`~oipscope.subject.Subject`) of ``result``.
+        result: OIPs found by :func:`find_oips`; its config and encoding are used again.
         positions: indices into ``result.maps`` to retry.
-        starts: one start image per position, (N, H, W, C), in model-input space
-            (standardized like the training images).
+        starts: one start image per position, (N, H, W, C), in pixels (0..255),
+            encoded with the result's input encoding.
         labels: one ``start`` label per position, e.g. ``"data#1234"``.
 
     Returns:
@@ -311,9 +307,11 @@ def retry_from(model, result: OipResult, positions: Sequence[int], starts: np.nd
         return result
     t0 = time.perf_counter()
     config = result.config
-    sub = feature_submodel(model, result.layer_name)
-    x0 = standardize(np.asarray(starts, np.float32)).numpy()
-    again = ascend(sub, x0, [result.maps[p].map_index for p in positions], config, steps=config.total_steps)
+    subject = as_subject(model, result.encoding)
+    sub = subject.feature_submodel(result.layer_name)
+    x0 = result.encoding.encode(np.asarray(starts, np.float32)).numpy()
+    again = ascend(sub, x0, [result.maps[p].map_index for p in positions], config, steps=config.total_steps,
+                   encoding=result.encoding)
     maps = list(result.maps)
     for j, p in enumerate(positions):
         old, status = maps[p], STATUS_NAMES[int(again.status[j])]
