@@ -111,8 +111,8 @@ def _subject(model_path: Optional[Path], unsafe_load: bool, input_range: Optiona
                       "standardization (the series'). If it was trained on scaled pixels, give --input-range "
                       "0,1 (or -1,1, or 0,255), with --mean/--std for ImageNet-style inputs", markup=False)
     elif source.startswith("model layers"):
-        console.print(f"input: raw pixels 0..255 (the model begins with {source[len('model layers '):]})",
-                      markup=False)
+        layers = source[len("model layers"):].strip(" ()")
+        console.print(f"input: raw pixels 0..255 (the model begins with {layers})", markup=False)
     return subject
 
 
@@ -128,7 +128,11 @@ def _images(spec: Optional[str], subject, model_path: Optional[Path], *, dataset
         console.print("note: no images to compare the OIPs with (no dataset examples, no superstimulus ratios); "
                       "add --images FOLDER (or a .npz file, or a set name such as mnist)", markup=False)
         return None
-    return open_images(spec, subject.input_shape)
+    image_set = open_images(spec, subject.input_shape)
+    for _, batch in image_set.batches(16):  # a folder of unreadable files fails now, not after the OIPs
+        if len(batch):
+            break
+    return image_set
 
 
 def _skipped_note(images) -> None:

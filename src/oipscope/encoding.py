@@ -91,14 +91,14 @@ class InputEncoding:
             return
         if not low < high:
             raise ConfigError(f"input range {low:g},{high:g}: LO must be below HI, e.g. --input-range 0,1")
-        if self.mean is None and self.std is not None:  # std alone: mean 0
-            object.__setattr__(self, "mean", (0.0,) * len(self.std))
-        if self.std is None and self.mean is not None:  # mean alone: std 1
-            object.__setattr__(self, "std", (1.0,) * len(self.mean))
+        if self.mean is None and self.std is not None:  # std alone: mean 0 for every channel
+            object.__setattr__(self, "mean", (0.0,))
+        if self.std is None and self.mean is not None:  # mean alone: std 1 for every channel
+            object.__setattr__(self, "std", (1.0,))
         if self.std is not None:
             if any(s <= 0 for s in self.std):
                 raise ConfigError(f"--std values must be > 0, got {','.join(f'{s:g}' for s in self.std)}")
-            if len(self.mean) != len(self.std):
+            if 1 not in (len(self.mean), len(self.std)) and len(self.mean) != len(self.std):
                 raise ConfigError(f"{len(self.mean)} mean value(s) but {len(self.std)} std value(s); "
                                   "give one per channel (or one for all)")
 

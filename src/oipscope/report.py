@@ -314,6 +314,9 @@ def _render_layer(env, writer: _Writer, common: dict, slug: str, result, example
                 ("dataset mean activation", _fmt(examples.mean_activation[m])),
                 ("fraction of images it fires on", _fmt(examples.fire_fraction[m])),
             ]
+            if image_names is not None and with_examples:
+                top = [int(i) for i, v in zip(examples.top_indices[m], examples.top_values[m]) if v > 0]
+                entry["data"].append(("top images", ", ".join(str(image_names[i]) for i in top) or "none"))
         tiles.append(entry)
         maps.append(entry)
 
