@@ -424,7 +424,8 @@ def zoo(
         summary = run.result.summary()
         ratio = summary.get("median_ratio")
         table.add_row(run.result.layer_name, str(summary["maps"]), str(summary["converged"]),
-                      str(summary["silent"]), "-" if ratio is None else f"{ratio:.2f}", f"{summary['seconds']:.1f}")
+                      str(summary["silent"]), "-" if ratio is None or ratio != ratio else f"{ratio:.2f}",
+                      f"{summary['seconds']:.1f}")
     console.print(table, markup=False)
     console.print(f"gallery: {index}  ({time.perf_counter() - started:.0f} s)", markup=False)
 
@@ -502,11 +503,11 @@ def _print_summary(result) -> None:
         + f", {summary['seconds']:.1f} s",
         markup=False,
     )
-    if "median_ratio" in summary:
+    if summary.get("maps_live_on_data"):
         console.print(
             f"superstimulus ratio: median {summary['median_ratio']:.2f}, "
             f"{summary['ratio_at_least_1']}/{summary['maps_live_on_data']} maps that fire on the data "
-            f"beat every training image; most common evoked class: {summary.get('common_evoked_class')}",
+            f"beat every one of its images; most common evoked class: {summary.get('common_evoked_class')}",
             markup=False,
         )
 

@@ -683,7 +683,17 @@ class _Card:
                                   fontweight="bold", color="#333333", zorder=4,
                                   bbox={"boxstyle": "round,pad=0.25", "facecolor": "white", "edgecolor": "none",
                                         "alpha": 0.85})
-        self.colorbar = _colorbar(fig, self.oip_image, (fx(0.3 + top_h), fy(y0), fx(0.1), fy(top_h)), unit)
+        # Each card on its own colour scale (no limits) and blitted: a static 0..1 bar whose three tick
+        # labels are written per card, so the bar is not redrawn (and re-ticked) for every map.
+        self._free_scale = limits is None and blit
+        bar_rect = (fx(0.3 + top_h), fy(y0), fx(0.1), fy(top_h))
+        if self._free_scale:
+            self.colorbar = _colorbar(fig, ScalarMappable(Normalize(0.0, 1.0), CMAP), bar_rect, unit)
+            self.colorbar.set_ticks([0.0, 0.5, 1.0])
+            self.colorbar.ax.yaxis.set_major_formatter(NullFormatter())
+        else:
+            self.colorbar = _colorbar(fig, self.oip_image, bar_rect, unit)
+        self._clim = (lo, hi)
 
         # loss curve
         x = 0.3 + top_h + 1.2
@@ -765,7 +775,7 @@ class _Card:
             self.example_shape = (eh, ew)
         self._dynamic = [self.oip_image, self.hatch, self.hatch_text, self.ax_loss, self.evo_image]
         self._texts = [self.title, *self.info, *self.evo_titles]
-        if limits is None:
+        if limits is None and not self._free_scale:
             self._dynamic.insert(3, self.colorbar.ax)
         if self.bars is not None:
             self._dynamic += list(self.bars)
@@ -805,6 +815,12 @@ class _Card:
         for text in self._texts:
             pil.text(text)
         self._tick_labels(pil)
+        if self._free_scale:  # the colour bar's three labels for this card's scale
+            lo, hi = self._clim
+            off = 5.5 * self.fig.dpi / 72.0
+            for fraction in (0.0, 0.5, 1.0):
+                px, py = self.colorbar.ax.transAxes.transform((1.0, fraction))
+                pil.raw(f"{lo + fraction * (hi - lo):.3g}", px + off, py, 6, "left", "center")
         buf = io.BytesIO()
         image.save(buf, format="png", compress_level=compress_level)
         return buf.getvalue()
@@ -837,6 +853,7 @@ class _Card:
         self.title.set_text(f"{layer_name} · {_label(oip)}" if layer_name else _label(oip))
 
         self.oip_image.set_data(display_image(image)[0] if not marked else np.zeros(self.frame_shape))
+        self._clim = (vmin, vmax)
         if self.limits is None:
             self.oip_image.set_clim(vmin, vmax)
         self.oip_image.set_visible(not marked)
