@@ -257,6 +257,21 @@ def info(model: Optional[Path] = ModelArg, unsafe_load: bool = UnsafeOpt) -> Non
     maps = feature_layers(keras_model)
     listing = ", ".join(f"{layer.name} ({layer.n_maps})" for layer in maps) or "none"
     console.print(f"layers with feature maps: {listing}", markup=False)
+    if maps:
+        from .layers import default_layers
+
+        console.print(f"zoo's default layers (one per convolution): {', '.join(default_layers(keras_model))}",
+                      markup=False)
+    from .encoding import resolve_encoding
+
+    encoding = resolve_encoding(keras_model)
+    if model is None:
+        console.print("input encoding: per-image standardization (the embedded model)", markup=False)
+    elif encoding.source == "assumed":
+        console.print("input encoding: not recorded in the model; give --input-range LO,HI (with --mean/--std) "
+                      "or --standardize to find, zoo and activations (default: --standardize)", markup=False)
+    else:
+        console.print(f"input encoding: raw pixels 0..255, {encoding.source}", markup=False)
 
 
 @app.command()
