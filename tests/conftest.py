@@ -41,6 +41,21 @@ def _find_data(name: str, extra: tuple[Path, ...] = ()) -> tuple[Path | None, li
     return None, candidates
 
 
+# --- the fast default run ---------------------------------------------------------
+# Modules whose every test starts subprocesses, a browser, a notebook kernel or Ctrl-C
+# runs: marked `slow`, so `pytest -m "not slow"` stays quick; CI runs everything.
+SLOW_MODULES = frozenset({
+    "test_bad_inputs.py", "test_browser.py", "test_interrupt.py", "test_memory_budget.py",
+    "test_tour.py", "test_zoo_cli.py",
+})
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
+
 # --- data -------------------------------------------------------------------
 
 
@@ -110,6 +125,22 @@ def build_tiny_model(name: str = "tiny_seq", output_activation: str | None = Non
         ],
         name=name,
     )
+
+
+def save_mnist_sized_model(path: Path, name: str = "zoo_tiny", seed: int = 0) -> Path:
+    """A tiny CNN on 28x28x1 input (c1, pool, c2, flat, out), saved to ``path``: MNIST fits it."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    keras.Sequential([
+        keras.Input((28, 28, 1)),
+        keras.layers.Conv2D(4, 5, strides=2, activation="relu", name="c1"),
+        keras.layers.MaxPooling2D(2, name="pool"),
+        keras.layers.Conv2D(6, 3, activation="relu", name="c2"),
+        keras.layers.Flatten(name="flat"),
+        keras.layers.Dense(10, activation="softmax", name="out"),
+    ], name=name).save(path)
+    return path
 
 
 # --- Ctrl-C through the real command line ------------------------------------------

@@ -190,6 +190,7 @@ def _run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, env=env, cwd=cwd, timeout=120)
 
 
+@pytest.mark.slow
 def test_cli_activations_writes_png(cnn_file, tmp_path):
     out = tmp_path / "grid.png"
     result = _run_cli(str(cnn_file), "--layer", "Conv2D_2", "--digit", "4", "--count", "2", "--images", "mnist-test",
@@ -199,6 +200,7 @@ def test_cli_activations_writes_png(cnn_file, tmp_path):
     assert "Digit 4" in result.stdout and "Conv2D_2" in result.stdout
 
 
+@pytest.mark.slow
 def test_cli_bad_layer_is_one_line_error(cnn_file, tmp_path):
     Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "blank.png")
     result = _run_cli(str(cnn_file), "--layer", "Conv2D_9", "--image", str(tmp_path / "blank.png"), cwd=tmp_path)

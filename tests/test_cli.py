@@ -106,6 +106,7 @@ def test_info_default_model():
     assert "Conv2D_3 (128)" in result.output
 
 
+@pytest.mark.slow
 def test_terminal_shows_no_tensorflow_start_up_lines():
     """TensorFlow's C++ start-up lines (absl, oneDNN, CUDA stub) stay off a command's stderr."""
     proc = run_module("info")
@@ -132,6 +133,7 @@ def test_train_epochs_zero_in_app():
     assert isinstance(result.exception, ConfigError)
 
 
+@pytest.mark.slow
 def test_train_epochs_zero_exit_code(tmp_path):
     proc = run_module("train", "--epochs", "0", "--out", str(tmp_path / "x.keras"))
     assert proc.returncode == 2
@@ -148,6 +150,7 @@ def test_usage_error_exit_code():
     assert "no-such-option" in proc.stderr
 
 
+@pytest.mark.slow
 def test_train_short_run(mnist_dir, tmp_path):
     out = tmp_path / "tmp" / "x.keras"
     result = runner.invoke(app, [

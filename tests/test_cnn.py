@@ -83,6 +83,7 @@ def test_train_rejects_non_keras_output(tmp_path):
         train(TrainConfig(epochs=1), tmp_path / "model.h5")
 
 
+@pytest.mark.slow
 def test_train_short_mnist_run(mnist_dir, tmp_path):
     out = tmp_path / "m.keras"
     epochs = []
@@ -108,6 +109,7 @@ def test_train_short_mnist_run(mnist_dir, tmp_path):
         assert tuple(model.get_layer("Conv2D_3").output.shape) == (None, 3, 3, 128)
 
 
+@pytest.mark.slow
 def test_train_short_fashion_run(fashion_dir, tmp_path):
     out = tmp_path / "f.keras"
     result = train(

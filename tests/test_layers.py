@@ -195,6 +195,7 @@ def test_legacy_h5_by_keras3_loads_and_matches(xception, tmp_path):
     assert isinstance(loaded.get_layer("separable_conv2d_1"), keras.layers.SeparableConv2D)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not has_tf_keras(), reason="Keras 2 (tf_keras) not installed")
 def test_legacy_h5_by_keras2_loads_and_matches(tmp_path):
     path = tmp_path / "mini_xception_k2.h5"

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import save_mnist_sized_model
 from real_models import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -63,8 +64,6 @@ def _png(path: Path, pixels: np.ndarray) -> Path:
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory) -> dict[str, Path]:
     """Model files (.keras) and image sets shaped unlike the models' inputs."""
-    import keras
-
     root = tmp_path_factory.mktemp("own-cnn")
     rng = np.random.default_rng(7)
     files: dict[str, Path] = {"root": root}
@@ -72,16 +71,8 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
     build_rgb_rescaling(32).save(files["rgb"])
     files["imagenet"] = root / "rgb_imagenet.keras"
     build_rgb_imagenet(32).save(files["imagenet"])
-    keras.utils.set_random_seed(3)  # a grey 28x28 model: MNIST would fit it, so nothing may reach for MNIST
-    files["own28"] = root / "own28.keras"
-    keras.Sequential([
-        keras.Input((28, 28, 1)),
-        keras.layers.Conv2D(4, 5, strides=2, activation="relu", name="c1"),
-        keras.layers.MaxPooling2D(2, name="pool"),
-        keras.layers.Conv2D(6, 3, activation="relu", name="c2"),
-        keras.layers.Flatten(name="flat"),
-        keras.layers.Dense(10, activation="softmax", name="out"),
-    ], name="own28").save(files["own28"])
+    # a grey 28x28 model: MNIST would fit it, so nothing may reach for MNIST
+    files["own28"] = save_mnist_sized_model(root / "own28.keras", name="own28", seed=3)
 
     faces = root / "faces"  # two class folders of grey 40x40 PNGs and one corrupt file
     for name in CLASSES:

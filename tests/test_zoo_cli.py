@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import interrupt_when, start_cli
+from conftest import interrupt_when, save_mnist_sized_model, start_cli
 from typer.testing import CliRunner
 
 from oipscope.cli import app
@@ -21,27 +21,11 @@ runner = CliRunner()
 LAYERS = ("c1", "pool", "c2")
 
 
-def _mnist_sized_model(path: Path, name: str = "zoo_tiny") -> Path:
-    """A tiny CNN on 28x28x1 input, so MNIST fits and the zoo finds dataset examples."""
-    import keras
-
-    keras.utils.set_random_seed(0)
-    keras.Sequential([
-        keras.Input((28, 28, 1)),
-        keras.layers.Conv2D(4, 5, strides=2, activation="relu", name="c1"),
-        keras.layers.MaxPooling2D(2, name="pool"),
-        keras.layers.Conv2D(6, 3, activation="relu", name="c2"),
-        keras.layers.Flatten(name="flat"),
-        keras.layers.Dense(10, activation="softmax", name="out"),
-    ], name=name).save(path)
-    return path
-
-
 @pytest.fixture(scope="module")
 def zoo_run(tmp_path_factory):
     """One `oipscope zoo` of the tiny model with the embedded MNIST test images: (output folder, CLI result)."""
     root = tmp_path_factory.mktemp("zoo-cli")
-    model = _mnist_sized_model(root / "tiny.keras")
+    model = save_mnist_sized_model(root / "tiny.keras")
     out = root / "zoo"
     result = runner.invoke(app, ["zoo", str(model), "--steps", "30", "--images", "mnist-test", "--layers", "all",
                                  "--out", str(out)], env={"COLUMNS": "200"})
