@@ -35,14 +35,14 @@ model = oipscope.load_model(trained.path)
 ```"""),
     ("markdown", """## Activation patterns of real digits
 
-The maps of `Conv2D_2` for four images of the digit 4 (part V of the series): one row per image,
-the input first."""),
+The maps of `Conv2D_2` for four images of the digit 4 (parts IV and V of the series): each
+image's 64 maps in an 8×8 grid, the input beside them, one colour scale for all."""),
     ("code", """from oipscope.activations import layer_activations, select_images
 
 data = oipscope.load_dataset("mnist")
 images, labels, indices = select_images(data.test, label=4, count=4)
 activations = layer_activations(model, "Conv2D_2", images)
-plot.activation_grid(activations, images=images, titles=[f"test #{i}" for i in indices], maps=range(12))"""),
+plot.activation_grid(activations, images=images, titles=[f"test #{i}" for i in indices])"""),
     ("markdown", """## OIPs of the innermost layer
 
 All selected maps of `Conv2D_3` are optimized together in one compiled TensorFlow graph: the
@@ -67,6 +67,16 @@ result, examples = examine_layer(model, result, data)
     ("code", "plot.dataset_examples(examples, 1, data.train.images, labels=data.train.labels)"),
     ("code", """plot.map_card(result.maps[1], examples, data.train.images, class_names=data.class_names,
               labels=data.train.labels, layer_name="Conv2D_3")"""),
+    ("markdown", """## Class profiles and classification by patterns
+
+The same pass over the training images gathered each map's mean activation per digit (its class
+profile) and how well the vector of map means alone tells the digits apart: a nearest-class-
+pattern classifier, centroids from the images with even index, accuracy on the odd ones
+(part VI of the series)."""),
+    ("code", """from oipscope.profiles import class_profiles
+
+print(f"pattern accuracy of Conv2D_3: {examples.pattern_accuracy:.1%}")
+class_profiles(examples, data.class_names)"""),
     ("markdown", """## The gallery
 
 `write_gallery` writes a static HTML site (it works from `file://`, no network) with one page per
@@ -96,7 +106,8 @@ def build() -> nbformat.NotebookNode:
 
 
 # TensorFlow's C++ start-up lines, which no setting silences; kept out of the saved outputs.
-TF_STARTUP_NOISE = ("WARNING: All log messages before absl::InitializeLog()", "I0000 ", "W0000 ", "E0000 ")
+TF_STARTUP_NOISE = ("WARNING: All log messages before absl::InitializeLog()", "I0000 ", "W0000 ", "E0000 ",
+                    "To enable the following instructions:")
 
 
 def drop_startup_noise(notebook: nbformat.NotebookNode) -> None:

@@ -22,7 +22,7 @@ from oipscope.activations import (  # noqa: E402
     select_images,
     top_maps,
 )
-from oipscope.data import Split, find_dataset_dir  # noqa: E402
+from oipscope.data import Split  # noqa: E402
 from oipscope.errors import ConfigError, DataError, LayerError  # noqa: E402
 
 

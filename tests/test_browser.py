@@ -126,7 +126,8 @@ def test_index_page(gallery, page, tmp_path):
     page.wait_for_load_state("load")
     assert page.locator("a.layer-tile").count() == len(N_MAPS)
     assert page.locator("a.layer-tile h3").all_inner_texts() == list(N_MAPS)
-    assert _assert_images_loaded(page) == len(N_MAPS)
+    assert _assert_images_loaded(page) == len(N_MAPS) + 1  # a mosaic per layer and the pattern-accuracy curve
+    assert page.locator('img[src="thumbs/pattern_accuracy.png"]').count() == 1
     assert "browser_tiny" in page.title() + page.inner_text("body")
     assert not failed, failed
     _assert_not_blank(_screenshot(page, "index.png", tmp_path))
@@ -140,7 +141,7 @@ def test_layer_page_tiles_and_sorting(gallery, page, tmp_path):
     assert page.url.endswith(".html") and "/layers/" in page.url
     tiles = page.locator("#tiles a.tile")
     assert tiles.count() == N_MAPS["c2"]
-    assert _assert_images_loaded(page) == N_MAPS["c2"] + 1  # the tiles and the loss curves
+    assert _assert_images_loaded(page) == N_MAPS["c2"] + 2  # the tiles, the class profiles and the loss curves
     _assert_not_blank(_screenshot(page, "layer.png", tmp_path))
 
     page.select_option("#sort", "activation")

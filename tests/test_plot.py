@@ -116,23 +116,20 @@ def test_activation_grid_rows_and_columns(setup):
     acts = layer_activations(setup["model"], "c2", images)
     n_maps = acts.shape[-1]
     fig = plot.activation_grid(acts, images, titles=["a", "b", "c"], title="c2")
-    (grid,) = _image_axes(fig)  # one mosaic: 3 rows, the input and 6 maps per row
-    assert [t.get_text() for t in grid.get_yticklabels()] == ["a", "b", "c"]
-    assert [t.get_text() for t in grid.get_xticklabels()] == ["input", *(f"map {m}" for m in range(n_maps))]
-    mosaic = grid.images[0].get_array()
-    cell_pitch = mosaic.shape[1] / (n_maps + 1)
-    assert mosaic.shape[0] == pytest.approx(3 * cell_pitch, abs=2)
+    (grid,) = _image_axes(fig)  # one mosaic: per image its caption, its input and its 6 maps in 2 rows of 3
+    texts = [t.get_text() for t in grid.texts]
+    assert {"a", "b", "c"} <= set(texts)
+    assert texts.count("0") == texts.count("3") == 3  # first map of each grid row, per image
     assert fig._suptitle.get_text() == "c2"
     assert any(ax.get_ylabel() == "activation" for ax in fig.axes)  # the colorbar
-    # the brightest map value is drawn in the top colour of the shared scale
-    r, _, _, m = np.unravel_index(np.argmax(acts), acts.shape)
+    # the brightest map value is drawn in the top colour of the shared scale (no inputs: only maps drawn)
+    (grid,) = _image_axes(plot.activation_grid(acts))
     top_colour = plot.colorize(np.ones((1, 1)), 0, 1)[0, 0]
-    row = mosaic[int(r * cell_pitch):int((r + 1) * cell_pitch), int((m + 1) * cell_pitch):int((m + 2) * cell_pitch)]
-    assert np.isclose(row, top_colour, atol=1e-6).all(axis=-1).any()
+    assert np.isclose(grid.images[0].get_array(), top_colour, atol=1e-6).all(axis=-1).any()
 
     fig = plot.activation_grid(acts[0], maps=[0, 2])
     (grid,) = _image_axes(fig)
-    assert [t.get_text() for t in grid.get_xticklabels()] == ["map 0", "map 2"]
+    assert [t.get_text() for t in grid.texts] == ["0", "2"]  # a selection: each map labelled
     with pytest.raises(ConfigError, match="out of range"):
         plot.activation_grid(acts, maps=[n_maps])
     with pytest.raises(ConfigError, match="titles"):

@@ -13,6 +13,7 @@ from conftest import interrupt_when, save_mnist_sized_model, start_cli
 from typer.testing import CliRunner
 
 from oipscope.cli import app
+from oipscope.examples import DatasetExamples
 from oipscope.report import safe_filename
 from oipscope.results import RESULT_JSON, OipResult
 from oipscope.runs import zoo_layer_folder
@@ -61,6 +62,8 @@ def test_zoo_prints_a_summary_row_per_layer(zoo_run):
         summary = OipResult.load(zoo_layer_folder(out, name)).summary()
         assert cells[1:4] == [str(summary["maps"]), str(summary["converged"]), str(summary["silent"])]
         assert float(cells[4]) == pytest.approx(summary["median_ratio"], abs=0.005)
+        examples = DatasetExamples.load(zoo_layer_folder(out, name).parent / "examples.npz")
+        assert cells[5] == f"{100 * examples.pattern_accuracy:.1f} %"  # MNIST labels: a number
     assert f"gallery: {out.resolve() / 'index.html'}" in result.output.replace("\n", "")
     for name in LAYERS:  # one progress line per layer and stage
         assert re.search(rf"{name} \(\d/3\) OIPs", result.output), result.output

@@ -433,16 +433,26 @@ def zoo(
         index = write_gallery(out, (subject.name, describe(subject.model)),
                               [(run.result, run.examples) for run in runs], images=image_set, contrast=contrast)
     table = Table(title=f"oipscope zoo of {subject.name}")
-    for column in ("layer", "maps", "converged", "silent", "median ratio", "seconds"):
+    for column in ("layer", "maps", "converged", "silent", "median ratio", "pattern accuracy", "seconds"):
         table.add_column(column)
     for run in runs:
         summary = run.result.summary()
         ratio = summary.get("median_ratio")
         table.add_row(run.result.layer_name, str(summary["maps"]), str(summary["converged"]),
                       str(summary["silent"]), "-" if ratio is None or ratio != ratio else f"{ratio:.2f}",
-                      f"{summary['seconds']:.1f}")
+                      _pattern_accuracy_text(run.examples), f"{summary['seconds']:.1f}")
     console.print(table, markup=False)
     console.print(f"gallery: {index}  ({time.perf_counter() - started:.0f} s)", markup=False)
+
+
+def _pattern_accuracy_text(examples) -> str:
+    """The zoo table's pattern accuracy: a percentage, "no labels", or "-" without images."""
+    if examples is None:
+        return "-"
+    if examples.class_means is None:
+        return "no labels"
+    accuracy = examples.pattern_accuracy
+    return f"{100 * accuracy:.1f} %" if accuracy == accuracy else "n/a"
 
 
 def _print_plan(subject, plan, config, image_set) -> None:
@@ -542,7 +552,8 @@ def activations(
     std: Optional[str] = StdOpt,
     standardize: bool = StandardizeOpt,
     top: int = typer.Option(8, help="Top maps listed per image."),
-    out: Path = typer.Option(Path("activations.png"), help="PNG grid of the maps to write."),
+    out: Path = typer.Option(Path("activations.png"),
+                             help="Figure of the maps to write (.png, .pdf, .svg, ...; no suffix: .png)."),
     unsafe_load: bool = UnsafeOpt,
     dataset: Optional[str] = typer.Option(None, hidden=True, help="Old name: mnist or fashion-mnist."),
     split: str = typer.Option("test", hidden=True, help="Old option: the split of --dataset (test or train)."),
@@ -562,6 +573,16 @@ def activations(
         raise ConfigError(f"give only one of --index, --digit, --image (got {', '.join(chosen)})")
     if split not in ("test", "train"):
         raise ConfigError(f"--split must be 'test' or 'train', got {split!r}")
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if out.is_dir():
+        raise OutputError(f"cannot write output {out}: it is a folder; give a file name such as {out / 'act.png'}")
+    if not out.suffix:
+        out = out.with_name(out.name + ".png")  # what matplotlib would write, and what we then print
+    elif out.suffix[1:].lower() not in formats:
+        raise ConfigError(f"--out {out}: unknown image format {out.suffix!r}; use one of "
+                          f"{', '.join('.' + f for f in sorted(formats))} (no suffix: .png)")
     _check_output(out)
     subject = _subject(model, unsafe_load, input_range, mean, std, standardize)
     if image is not None:
@@ -590,7 +611,7 @@ def activations(
     with _output_errors(out):
         out.parent.mkdir(parents=True, exist_ok=True)
         figure.savefig(out, dpi=100)
-    console.print(f"wrote {out}", markup=False)
+    console.print(f"wrote {out}", markup=False, highlight=False, soft_wrap=True)
 
 
 def main() -> None:

@@ -28,6 +28,8 @@ from .subject import as_subject
 __all__ = [
     "DatasetExamples",
     "dataset_examples",
+    "nearest_centroid_accuracy",
+    "selectivity",
     "superstimulus_ratio",
     "evoked_classes",
     "assess_oips",
@@ -59,6 +61,13 @@ class DatasetExamples:
             counted, so a silent map has an all-zero row.
         n_images: images streamed.
         hist_top: how many top images the histogram was built from.
+        class_means: (n_maps, n_classes) the map's mean activation over the images of
+            each class (NaN for a class without images): the map's class profile;
+            None without labels.
+        pattern_accuracy: accuracy of the nearest-class-pattern classifier on the
+            vector of map means (the series' part VI): class centroids from the
+            labelled images with even index, accuracy on those with odd index; NaN
+            without labels.
     """
 
     layer_name: str
@@ -72,6 +81,8 @@ class DatasetExamples:
     class_histogram: np.ndarray
     n_images: int
     hist_top: int = 100
+    class_means: np.ndarray | None = None
+    pattern_accuracy: float = float("nan")
 
     @property
     def n_maps(self) -> int:
@@ -88,13 +99,14 @@ class DatasetExamples:
         return np.flatnonzero(self.fire_fraction > 0)
 
     def to_dict(self) -> dict:
-        """Plain dict of arrays and scalars (what :meth:`save` writes)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """Plain dict of arrays and scalars (what :meth:`save` writes); no class profile without labels."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
 
     @classmethod
     def from_dict(cls, data: dict) -> "DatasetExamples":
         """Inverse of :meth:`to_dict`; accepts 0-d arrays for the scalars."""
-        missing = [f.name for f in fields(cls) if f.name not in data and f.name != "hist_top"]
+        optional = ("hist_top", "class_means", "pattern_accuracy")
+        missing = [f.name for f in fields(cls) if f.name not in data and f.name not in optional]
         if missing:
             raise DataError(f"dataset examples lack {', '.join(missing)}; recompute them with dataset_examples")
         return cls(
@@ -102,6 +114,8 @@ class DatasetExamples:
             k=int(data["k"]),
             n_images=int(data["n_images"]),
             hist_top=int(data.get("hist_top", 100)),
+            class_means=np.asarray(data["class_means"]) if "class_means" in data else None,
+            pattern_accuracy=float(data.get("pattern_accuracy", float("nan"))),
             **{name: np.asarray(data[name]) for name in _ARRAY_FIELDS},
         )
 
@@ -195,7 +209,7 @@ def _merge_top(keys: np.ndarray, extra: list[np.ndarray], size: int):
     ]
 
 
-def _pixel_batches(images, input_shape: tuple[int, int, int], batch_size: int):
+def _pixel_batches(images, batch_size: int):
     """(indices, float32 pixels) batches of an image set, or of an array of images."""
     if hasattr(images, "batches"):
         yield from images.batches(batch_size)
@@ -287,7 +301,12 @@ def dataset_examples(
     maxima = np.full(n_maps, -np.inf, np.float64)
     fire_counts = np.zeros(n_maps, np.int64)
     streamed = 0
-    for batch_index, batch in _pixel_batches(images, input_shape, batch_size):
+    class_sums = np.zeros((n_classes, n_maps), np.float64)  # class profiles, all labelled images
+    class_counts = np.zeros(n_classes, np.int64)
+    centroid_sums = np.zeros((n_classes, n_maps), np.float64)  # pattern classifier: even indices ...
+    centroid_counts = np.zeros(n_classes, np.int64)
+    held_out: list[tuple[np.ndarray, np.ndarray]] = []  # ... judged on the odd ones
+    for batch_index, batch in _pixel_batches(images, batch_size):
         if len(batch) == 0:
             continue
         means, batch_max, argmax = (np.asarray(t) for t in forward(batch))
@@ -295,6 +314,16 @@ def dataset_examples(
         maxima = np.maximum(maxima, batch_max.max(axis=0))
         fire_counts += (batch_max > 0).sum(axis=0)
         streamed += len(batch)
+        if labels is not None:
+            batch_labels = labels[batch_index]
+            known = batch_labels >= 0
+            np.add.at(class_sums, batch_labels[known], means[known])
+            class_counts += np.bincount(batch_labels[known], minlength=n_classes)
+            even = known & (batch_index % 2 == 0)
+            np.add.at(centroid_sums, batch_labels[even], means[even])
+            centroid_counts += np.bincount(batch_labels[even], minlength=n_classes)
+            odd = known & (batch_index % 2 == 1)
+            held_out.append((means[odd].astype(np.float32), batch_labels[odd]))
         keys = _order_keys(means.T, np.broadcast_to(batch_index, (n_maps, len(batch))))
         top_keys, (top_argmax,) = _merge_top(
             np.concatenate([top_keys, keys], axis=1),
@@ -322,6 +351,15 @@ def dataset_examples(
         counted = (hist_values > 0) & (hist_labels >= 0)
         np.add.at(class_histogram, (rows[counted], hist_labels[counted]), 1)
 
+    class_means = accuracy = None
+    if labels is not None:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            class_means = (class_sums / class_counts[:, None]).T.astype(np.float32)
+            centroids = centroid_sums / centroid_counts[:, None]
+        vectors = np.concatenate([v for v, _ in held_out]) if held_out else np.zeros((0, n_maps), np.float32)
+        targets = np.concatenate([t for _, t in held_out]) if held_out else np.zeros(0, np.int64)
+        accuracy = nearest_centroid_accuracy(centroids, vectors, targets)
+
     positions = np.stack([top_argmax[:, :k] // width, top_argmax[:, :k] % width], axis=-1)
     return DatasetExamples(
         layer_name=layer_name,
@@ -335,7 +373,49 @@ def dataset_examples(
         class_histogram=class_histogram,
         n_images=streamed,
         hist_top=hist_top,
+        class_means=class_means,
+        pattern_accuracy=float("nan") if accuracy is None else accuracy,
     )
+
+
+def nearest_centroid_accuracy(centroids: np.ndarray, vectors: np.ndarray, labels: np.ndarray) -> float:
+    """Share of ``vectors`` whose nearest class centroid (Euclidean) is their own class.
+
+    Args:
+        centroids: (n_classes, n_features); rows of classes without training images
+            are NaN and never chosen.
+        vectors: (N, n_features) activation patterns to classify.
+        labels: (N,) their classes.
+
+    Returns:
+        The accuracy in [0, 1]; NaN when there is nothing to classify or no centroid.
+    """
+    centroids = np.asarray(centroids, np.float64)
+    vectors = np.asarray(vectors, np.float64)
+    labels = np.asarray(labels).reshape(-1)
+    usable = np.all(np.isfinite(centroids), axis=1)
+    if len(vectors) == 0 or not usable.any():
+        return float("nan")
+    distances = (np.sum(vectors**2, axis=1)[:, None] - 2 * vectors @ centroids[usable].T
+                 + np.sum(centroids[usable] ** 2, axis=1)[None, :])
+    predicted = np.flatnonzero(usable)[np.argmin(distances, axis=1)]
+    return float(np.mean(predicted == labels))
+
+
+def selectivity(class_means: np.ndarray) -> np.ndarray:
+    """How much each map prefers one class: (best - mean of the others) / (best + mean of the others).
+
+    Computed on the class profile (``DatasetExamples.class_means``, (n_maps, n_classes));
+    a profile with negative means (a layer without ReLU) is first shifted so that its
+    lowest class is 0. 1 means the map responds to one class only, 0 to all classes
+    alike; NaN for a map that is 0 everywhere (silent).
+    """
+    profile = np.asarray(class_means, np.float64)
+    profile = profile - np.minimum(np.nanmin(profile, axis=1, keepdims=True), 0.0)
+    best = np.nanmax(profile, axis=1)
+    others = (np.nansum(profile, axis=1) - best) / np.maximum(np.sum(np.isfinite(profile), axis=1) - 1, 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(best + others > 0, (best - others) / (best + others), np.nan)
 
 
 def superstimulus_ratio(oip_activation, examples: DatasetExamples, map_indices=None) -> np.ndarray:

@@ -254,6 +254,17 @@ def _render_layer(env, writer: _Writer, common: dict, slug: str, result, example
     }
     writer.write(layer["thumb"], _png_image(_mosaic(oips, pixels, shared)))
     writer.write(f"{rel}/loss.png", _png_figure(plot.loss_curves(result), dpi))
+    layer["pattern_accuracy"] = None if examples is None else _percent(examples.pattern_accuracy, examples)
+    map_selectivity = layer["profiles"] = None
+    if examples is not None and examples.class_means is not None:
+        from . import profiles
+        from .examples import selectivity
+
+        map_selectivity = selectivity(examples.class_means)
+        for order in profiles.PROFILE_ORDERS:
+            writer.write(f"{rel}/profiles_{order}.png",
+                         _png_figure(profiles.class_profiles(examples, class_names, order=order), dpi))
+        layer["profiles"] = {order: f"{slug}/profiles_{order}.png" for order in profiles.PROFILE_ORDERS}
 
     config = sorted((k, json.dumps(v) if isinstance(v, (list, tuple, dict)) or v is None else str(v))
                     for k, v in result.config.to_dict().items())
@@ -317,6 +328,11 @@ def _render_layer(env, writer: _Writer, common: dict, slug: str, result, example
             if image_names is not None and with_examples:
                 top = [int(i) for i, v in zip(examples.top_indices[m], examples.top_values[m]) if v > 0]
                 entry["data"].append(("top images", ", ".join(str(image_names[i]) for i in top) or "none"))
+        m = int(oip.map_index)
+        has_profile = map_selectivity is not None and 0 <= m < examples.n_maps
+        entry["selectivity"] = _fmt(map_selectivity[m], 2) if has_profile else None
+        entry["selectivity_attr"] = _attr(map_selectivity[m]) if has_profile else ""
+        entry["profile"] = _profile_bars(examples.class_means[m], class_names) if has_profile else None
         tiles.append(entry)
         maps.append(entry)
 
@@ -330,6 +346,23 @@ def _render_layer(env, writer: _Writer, common: dict, slug: str, result, example
         m = dict(entry, activation=_fmt(oips[k].activation, 4))
         writer.write(f"{rel}/map_{k:04d}.html", template.render(m=m, prev=prev, next=nxt, **page_common))
     return layer
+
+
+def _percent(accuracy: float, examples) -> str:
+    """Pattern accuracy for a page: ``97.1 %``, or why there is none."""
+    if examples.class_means is None:
+        return "no labels"
+    return f"{100 * accuracy:.1f} %" if math.isfinite(accuracy) else "n/a"
+
+
+def _profile_bars(class_means, class_names) -> list[tuple[str, str, float]]:
+    """(class name, mean activation, bar width in %) per class: a map's class profile as HTML bars."""
+    values = np.asarray(class_means, np.float64)
+    low = min(0.0, float(np.nanmin(values))) if np.isfinite(values).any() else 0.0
+    span = (float(np.nanmax(values)) - low) if np.isfinite(values).any() else 0.0
+    return [(_class_name(class_names, c), _fmt(v, 3) or "n/a",
+             round(100 * (v - low) / span, 1) if span > 0 and math.isfinite(v) else 0.0)
+            for c, v in enumerate(values)]
 
 
 def _save_data(writer: _Writer, slug: str, result, examples) -> dict:
@@ -464,8 +497,17 @@ def write_gallery(
             known.add(layer["name"])
             model_layers.append({"name": layer["name"], "class_name": "", "shape": "?", "n_params": "",
                                  "n_maps": None, "pages": pages[layer["name"]]})
+    curve = None
+    scored = [(layer["name"], examples.pattern_accuracy) for layer, (_, examples) in zip(rendered, pairs)
+              if examples is not None and math.isfinite(examples.pattern_accuracy)]
+    if scored:
+        from .profiles import pattern_accuracy_curve
+
+        curve = writer.write("thumbs/pattern_accuracy.png", _png_figure(
+            pattern_accuracy_curve([n for n, _ in scored], [a for _, a in scored]), dpi))
+        curve = "thumbs/pattern_accuracy.png"
     index = writer.write("index.html", env.get_template("index.html.j2").render(
-        layers=rendered, model_layers=model_layers, aspect="1 / 1",
+        layers=rendered, model_layers=model_layers, aspect="1 / 1", pattern_curve=curve,
         examples_source=examples_source if images is not None else None, **common))
 
     if save_data:
