@@ -802,7 +802,7 @@ class _Card:
         # OIP with its colorbar (shared with the evolution strip)
         y0 = height - top_title - top_h
         self.ax_oip = ax = fig.add_axes((fx(0.2), fy(y0), fx(top_h), fy(top_h)))
-        ax.set_title("OIP", fontsize=8, pad=2)
+        ax.set_title("OIP" if limits is not None or not blit else f"OIP ({unit})", fontsize=8, pad=2)
         lo, hi = limits if limits is not None else (0.0, 1.0)
         self.oip_image = ax.imshow(np.zeros(frame_shape), cmap=CMAP, vmin=lo, vmax=hi, interpolation="nearest")
         _bare(ax)
@@ -821,6 +821,7 @@ class _Card:
             self.colorbar = _colorbar(fig, ScalarMappable(Normalize(0.0, 1.0), CMAP), bar_rect, unit)
             self.colorbar.set_ticks([0.0, 0.5, 1.0])
             self.colorbar.ax.yaxis.set_major_formatter(NullFormatter())
+            self.colorbar.ax.set_ylabel("")  # the unit goes into the OIP's title: the labels need the room
         else:
             self.colorbar = _colorbar(fig, self.oip_image, bar_rect, unit)
         self._clim = (lo, hi)

@@ -360,7 +360,7 @@ def _profile_bars(class_means, class_names) -> list[tuple[str, str, float]]:
     values = np.asarray(class_means, np.float64)
     low = min(0.0, float(np.nanmin(values))) if np.isfinite(values).any() else 0.0
     span = (float(np.nanmax(values)) - low) if np.isfinite(values).any() else 0.0
-    return [(_class_name(class_names, c), _fmt(v, 3) or "n/a",
+    return [(_class_name(class_names, c), f"{v:.3g}" if math.isfinite(v) else "n/a",
              round(100 * (v - low) / span, 1) if span > 0 and math.isfinite(v) else 0.0)
             for c, v in enumerate(values)]
 
