@@ -6,7 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from oipscope.examples import DatasetExamples, dataset_examples, nearest_centroid_accuracy, selectivity
+from oipscope.examples import (
+    DatasetExamples,
+    dataset_examples,
+    nearest_centroid_accuracy,
+    pattern_accuracy,
+    selectivity,
+)
 
 N_IMAGES = 40
 
@@ -53,6 +59,7 @@ def test_class_profiles_and_pattern_accuracy_from_the_stream():
     centroids = np.stack([means[train & (labels == c)].mean(axis=0) for c in range(3)])
     expected = nearest_centroid_accuracy(centroids, means[test], labels[test])
     assert examples.pattern_accuracy == pytest.approx(expected)
+    assert pattern_accuracy(subject, "pool", images, labels) == examples.pattern_accuracy
     again = dataset_examples(subject, "pool", images, labels, batch_size=1000)  # batching changes nothing
     np.testing.assert_array_equal(again.class_means, examples.class_means)
     assert again.pattern_accuracy == examples.pattern_accuracy

@@ -53,6 +53,7 @@ _LAZY = {
     "assess_oips": "examples",
     "superstimulus_ratio": "examples",
     "evoked_classes": "examples",
+    "pattern_accuracy": "examples",
 }
 
 __all__ = [
@@ -98,6 +99,7 @@ __all__ = [
     "assess_oips",
     "superstimulus_ratio",
     "evoked_classes",
+    "pattern_accuracy",
 ]
 
 

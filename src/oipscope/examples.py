@@ -29,6 +29,7 @@ __all__ = [
     "DatasetExamples",
     "dataset_examples",
     "nearest_centroid_accuracy",
+    "pattern_accuracy",
     "selectivity",
     "superstimulus_ratio",
     "evoked_classes",
@@ -376,6 +377,20 @@ def dataset_examples(
         class_means=class_means,
         pattern_accuracy=float("nan") if accuracy is None else accuracy,
     )
+
+
+def pattern_accuracy(model, layer_name: str, images, labels=None, batch_size: int = 1024) -> float:
+    """How well a layer's activation patterns alone tell the classes apart (the series' part VI).
+
+    The accuracy of a nearest-class-pattern classifier on the vector of map means,
+    class centroids from the labelled images with even index, tested on those with odd
+    index; one streamed pass (:func:`dataset_examples` computes it alongside the
+    examples, as ``DatasetExamples.pattern_accuracy``).
+
+    Returns:
+        The accuracy in [0, 1]; NaN for images without labels.
+    """
+    return dataset_examples(model, layer_name, images, labels, batch_size=batch_size).pattern_accuracy
 
 
 def nearest_centroid_accuracy(centroids: np.ndarray, vectors: np.ndarray, labels: np.ndarray) -> float:
