@@ -97,14 +97,12 @@ def _subject(model_path: Optional[Path], unsafe_load: bool, input_range: Optiona
              std: Optional[str], standardize: bool):
     """Load the model and resolve its input encoding once; say so when it is only assumed."""
     from .cnn import default_model_path
-    from .encoding import InputEncoding, parse_encoding
-    from .subject import as_subject
+    from .encoding import parse_encoding
+    from .subject import Subject
 
     given = parse_encoding(input_range, mean, std, standardize)  # bad options fail before TensorFlow starts
     keras_model = _load(model_path, unsafe_load)
-    if given is None and model_path is None:
-        given = InputEncoding.standardize(source="embedded model")
-    subject = as_subject(keras_model, given, model_path or default_model_path())
+    subject = Subject(keras_model, _encoding(keras_model, model_path, given), model_path or default_model_path())
     source = subject.encoding.source
     if source == "assumed":
         console.print(f"note: nothing says how {subject.name} expects its pixels; assuming per-image "
@@ -114,6 +112,15 @@ def _subject(model_path: Optional[Path], unsafe_load: bool, input_range: Optiona
         layers = source[len("model layers"):].strip(" ()")
         console.print(f"input: raw pixels 0..255 (the model begins with {layers})", markup=False)
     return subject
+
+
+def _encoding(keras_model, model_path: Optional[Path], given=None):
+    """The input encoding: given, the embedded model's, recognised from the model's layers, or assumed."""
+    from .encoding import InputEncoding, resolve_encoding
+
+    if given is None and model_path is None:
+        given = InputEncoding.standardize(source="embedded model")
+    return resolve_encoding(keras_model, given)
 
 
 def _images(spec: Optional[str], subject, model_path: Optional[Path], *, dataset: Optional[str] = None):
@@ -262,16 +269,12 @@ def info(model: Optional[Path] = ModelArg, unsafe_load: bool = UnsafeOpt) -> Non
 
         console.print(f"zoo's default layers (one per convolution): {', '.join(default_layers(keras_model))}",
                       markup=False)
-    from .encoding import resolve_encoding
-
-    encoding = resolve_encoding(keras_model)
-    if model is None:
-        console.print("input encoding: per-image standardization (the embedded model)", markup=False)
-    elif encoding.source == "assumed":
+    encoding = _encoding(keras_model, model)
+    if encoding.source == "assumed":
         console.print("input encoding: not recorded in the model; give --input-range LO,HI (with --mean/--std) "
                       "or --standardize to find, zoo and activations (default: --standardize)", markup=False)
     else:
-        console.print(f"input encoding: raw pixels 0..255, {encoding.source}", markup=False)
+        console.print(f"input encoding: {encoding.describe()} ({encoding.source})", markup=False)
 
 
 @app.command()
@@ -391,8 +394,10 @@ def zoo(
     from .runs import run_zoo
 
     config = OipConfig(steps=steps, epsilon=epsilon, seed=seed, memory_budget_mb=memory_budget_mb)
-    if contrast not in ("tile", "shared"):
-        raise ConfigError(f"--contrast must be tile or shared, got {contrast!r}")
+    from .plot import CONTRASTS
+
+    if contrast not in CONTRASTS:
+        raise ConfigError(f"--contrast must be one of {', '.join(CONTRASTS)}, got {contrast!r}")
     if not dry_run:
         _check_output(out)
     subject = _subject(model, unsafe_load, input_range, mean, std, standardize)
