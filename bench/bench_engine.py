@@ -108,7 +108,7 @@ def main() -> None:
     full = find_oips(model, args.layer, "all", OipConfig(steps=args.steps))
     t_full = time.perf_counter() - t
     coverage = sum(m.activation > 0 for m in full.maps)
-    plain = int((res.losses > 0).sum())
+    plain = int((res.activations > 0).sum())
 
     print(f"model {args.model}  layer {args.layer}  maps {n}  steps {args.steps}")
     print(f"batched engine wall time : {t_batch:8.2f} s")

@@ -53,7 +53,7 @@ result = oipscope.find_oips(model, "Conv2D_3", maps="0-15", config=config)
 result.summary()"""),
     ("code", "plot.oip_grid(result)"),
     ("code", "plot.evolution(result.maps[1])"),
-    ("code", "plot.loss_curves(result, maps=range(6))"),
+    ("code", "plot.activation_curves(result, maps=range(6))"),
     ("markdown", """## OIPs against the data
 
 The whole training set is streamed through the layer to find each map's top images. The

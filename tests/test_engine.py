@@ -44,7 +44,7 @@ def test_ascent_raises_activation(sub):
     r = ascend(sub, _x(5), range(5), cfg)
     fired = r.history[:, 0] > 0
     assert fired.any()
-    assert np.all(r.losses[fired] > r.history[fired, 0])
+    assert np.all(r.activations[fired] > r.history[fired, 0])
     np.testing.assert_allclose(r.images.mean(axis=(1, 2, 3)), 0, atol=1e-4)
     np.testing.assert_allclose(r.images.std(axis=(1, 2, 3)), 1, atol=1e-3)
     assert r.history.shape == (5, 60) and r.snapshots.shape[:2] == (5, len(r.snapshot_steps))
@@ -67,7 +67,7 @@ def test_converged_elements_are_frozen(sub):
 def test_silent_map_detected(sub):
     r = ascend(sub, _x(2), [5, 5], OipConfig(steps=20))
     assert list(r.status) == [2, 2]
-    assert np.all(r.losses == 0)
+    assert np.all(r.activations == 0)
 
 
 def test_same_seed_identical(tiny):
@@ -93,7 +93,7 @@ def test_find_oips_statuses_and_roundtrip(tiny, tmp_path):
     back = OipResult.load(tmp_path / "r")
     assert back.config == res.config and back.versions == res.versions and back.seconds == res.seconds
     for ma, mb in zip(res.maps, back.maps):
-        for f in ("image", "snapshots", "loss_history"):
+        for f in ("image", "snapshots", "activation_history"):
             np.testing.assert_array_equal(getattr(ma, f), getattr(mb, f))
         for f in ("map_index", "activation", "status", "converged_step", "snapshot_steps", "start"):
             assert getattr(ma, f) == getattr(mb, f)
@@ -103,9 +103,9 @@ def test_find_oips_statuses_and_roundtrip(tiny, tmp_path):
 def test_strategy1_and_fourier_raise_activation(tiny, extra):
     cfg = OipConfig(steps=30, n_candidates=2, restarts=0, scales=(3, 6, 12), stop_on_convergence=False, **extra)
     res = find_oips(tiny, "c2", "0-4", cfg)
-    fired = [m for m in res.maps if m.loss_history[0] > 0]
+    fired = [m for m in res.maps if m.activation_history[0] > 0]
     assert fired
-    assert all(m.activation > m.loss_history[0] for m in fired)
+    assert all(m.activation > m.activation_history[0] for m in fired)
 
 
 def test_errors(tiny):

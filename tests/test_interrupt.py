@@ -78,7 +78,7 @@ def test_sigint_keeps_chunks_and_resume_matches_uninterrupted_run(model_file, tm
     for got, want in zip(final.maps, expected.maps):
         assert np.array_equal(got.image, want.image), f"map {got.map_index} differs after resume"
         assert np.array_equal(got.snapshots, want.snapshots)
-        assert np.array_equal(got.loss_history, want.loss_history)
+        assert np.array_equal(got.activation_history, want.activation_history)
     assert final.model_hash == expected.model_hash
     assert not (out / "parts").exists()
 
@@ -90,7 +90,7 @@ def _result(n_maps: int = 2, value: float = 1.0) -> OipResult:
     maps = tuple(
         MapOip(map_index=k, image=np.full((4, 4, 1), value, np.float32), activation=value, status="converged",
                converged_step=3, snapshots=np.zeros((2, 4, 4, 1), np.float32), snapshot_steps=(0, 4),
-               loss_history=np.arange(5, dtype=np.float32), start="scales")
+               activation_history=np.arange(5, dtype=np.float32), start="scales")
         for k in range(n_maps)
     )
     return OipResult(layer_name="c2", model_name="m", model_hash=None, config=OipConfig(steps=5), maps=maps,

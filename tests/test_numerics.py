@@ -82,7 +82,7 @@ def test_nonfinite_map_is_flagged_and_others_are_unaffected(mode):
         assert oip.status == want.status and oip.start == want.start
         assert np.isfinite(oip.image).all() and np.isfinite(oip.activation)
         np.testing.assert_allclose(oip.image, want.image, atol=1e-5)
-        np.testing.assert_allclose(oip.loss_history, want.loss_history, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(oip.activation_history, want.activation_history, rtol=1e-5, atol=1e-6)
 
 
 def test_cli_summary_counts_nonfinite_maps(tmp_path):

@@ -98,14 +98,14 @@ def test_evolution_strip(setup):
     fig.savefig(os.devnull, format="png")
 
 
-def test_loss_curves_legend_by_map(setup):
+def test_activation_curves_legend_by_map(setup):
     result = setup["c2"]
-    fig = plot.loss_curves(result)
+    fig = plot.activation_curves(result)
     (ax,) = fig.axes
     curves = [line for line in ax.lines if len(line.get_xdata()) > 1]
     assert len(curves) == len(result.maps)
     assert [t.get_text() for t in ax.get_legend().get_texts()] == [f"map {m.map_index}" for m in result.maps]
-    single = plot.loss_curves(list(result.maps), maps=[1])
+    single = plot.activation_curves(list(result.maps), maps=[1])
     assert len([line for line in single.axes[0].lines if len(line.get_xdata()) > 1]) == 1
 
 
@@ -215,7 +215,7 @@ def test_figures_stay_out_of_pyplot(setup):
 
     before = plt.get_fignums()
     plot.oip_grid(setup["c1"])
-    plot.loss_curves(setup["c1"])
+    plot.activation_curves(setup["c1"])
     assert plt.get_fignums() == before
 
 

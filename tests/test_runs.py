@@ -131,7 +131,7 @@ def test_wake_from_data_gives_silent_maps_an_oip_when_data_drive_them():
     first = woken.maps[0]
     assert first.status != "silent" and first.activation > float(examples.top_values[0, 0])
     assert first.start == f"data#{int(examples.top_indices[0, 0])}"
-    assert first.loss_history.shape == result.maps[0].loss_history.shape
+    assert first.activation_history.shape == result.maps[0].activation_history.shape
     assert woken.maps[1] is result.maps[1]  # maps that were not silent are left alone
     assert woken.seconds > result.seconds
 

@@ -225,7 +225,7 @@ class AscentArrays:
 
     Attributes:
         images: final images (B, H, W, C).
-        losses: final mean activation (B,).
+        activations: final mean activation of each element's map (B,).
         status: status codes (B,): 0 converged, 1 step limit, 2 silent, 3 non-finite.
         converged_step: step at which convergence was met, -1 if never (B,).
         history: loss before each step (B, steps); frozen elements repeat their loss.
@@ -234,7 +234,7 @@ class AscentArrays:
     """
 
     images: np.ndarray
-    losses: np.ndarray
+    activations: np.ndarray
     status: np.ndarray
     converged_step: np.ndarray
     history: np.ndarray
@@ -442,7 +442,7 @@ def ascend(
     cat = [np.concatenate([p[k] for p in parts]) for k in range(6)]
     return AscentArrays(
         images=cat[0].astype(np.float32),
-        losses=cat[1].astype(np.float32),
+        activations=cat[1].astype(np.float32),
         status=cat[2].astype(np.int8),
         converged_step=cat[3].astype(np.int32),
         history=cat[4].astype(np.float32),

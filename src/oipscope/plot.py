@@ -32,7 +32,7 @@ __all__ = [
     "NotebookFigure",
     "oip_grid",
     "evolution",
-    "loss_curves",
+    "activation_curves",
     "activation_grid",
     "dataset_examples",
     "map_card",
@@ -240,7 +240,7 @@ def _grid_figure(nrows: int, ncols: int, panel: float, title_h: float, right: fl
 
 def _activation_after(oip, step: int) -> float:
     """The loss (mean activation) after ``step``: the history entry before the next step."""
-    hist = np.asarray(oip.loss_history).reshape(-1)
+    hist = np.asarray(oip.activation_history).reshape(-1)
     if 0 <= step + 1 < hist.size:
         return float(hist[step + 1])
     return float(oip.activation)
@@ -350,7 +350,7 @@ def _loss_into(ax, oips: list, legend: bool = True, fontsize: float = 7):
     n = len(oips)
     cmap = ScalarMappable(norm=Normalize(0, max(n - 1, 1)), cmap=CMAP)
     for k, oip in enumerate(oips):
-        hist = np.asarray(oip.loss_history, dtype=np.float64).reshape(-1)
+        hist = np.asarray(oip.activation_history, dtype=np.float64).reshape(-1)
         color = cmap.to_rgba(k) if n > 1 else "#31688e"
         style = ":" if oip.status in _MARKED else "-"
         ax.plot(np.arange(hist.size), hist, style, color=color, lw=1.0, label=_label(oip))
@@ -366,7 +366,7 @@ def _loss_into(ax, oips: list, legend: bool = True, fontsize: float = 7):
                   borderaxespad=0, frameon=False)
 
 
-def loss_curves(result, maps=None, *, title: str | None = None) -> Figure:
+def activation_curves(result, maps=None, *, title: str | None = None) -> Figure:
     """Loss (mean activation) before each ascent step, one curve per OIP.
 
     Args:
@@ -992,7 +992,7 @@ class _Card:
         self.hatch_text.set_visible(marked)
         self.hatch_text.set_text(oip.status)
 
-        hist = np.asarray(oip.loss_history, dtype=np.float64).reshape(-1)
+        hist = np.asarray(oip.activation_history, dtype=np.float64).reshape(-1)
         if hist.size == 0:
             hist = np.array([float(oip.activation)])
         self.loss_line.set_data(np.arange(hist.size), hist)

@@ -253,7 +253,7 @@ def _render_layer(env, writer: _Writer, common: dict, slug: str, result, example
         "versions": sorted(dict(result.versions).items()),
     }
     writer.write(layer["thumb"], _png_image(_mosaic(oips, pixels, shared)))
-    writer.write(f"{rel}/loss.png", _png_figure(plot.loss_curves(result), dpi))
+    writer.write(f"{rel}/loss.png", _png_figure(plot.activation_curves(result), dpi))
     layer["pattern_accuracy"] = None if examples is None else _percent(examples.pattern_accuracy, examples)
     map_selectivity = layer["profiles"] = None
     if examples is not None and examples.class_means is not None:

@@ -41,7 +41,7 @@ class MapOip:
         converged_step: step at which convergence was reached, -1 if never.
         snapshots: images after the snapshot steps (S, H, W, C).
         snapshot_steps: the S steps.
-        loss_history: mean activation before each step (steps,).
+        activation_history: mean activation before each step (steps,).
         start: which start produced it, e.g. "precursor#12" or "restart2:fourier".
         superstimulus_ratio: activation ÷ the map's highest mean activation over a
             dataset (NaN if the map never fires on it); None until assessed.
@@ -56,7 +56,7 @@ class MapOip:
     converged_step: int
     snapshots: np.ndarray
     snapshot_steps: tuple[int, ...]
-    loss_history: np.ndarray
+    activation_history: np.ndarray
     start: str
     superstimulus_ratio: float | None = None
     evoked_probabilities: np.ndarray | None = None
@@ -130,7 +130,7 @@ class OipResult:
         for k, m in enumerate(self.maps):
             arrays[f"image_{k}"] = np.asarray(m.image)
             arrays[f"snapshots_{k}"] = np.asarray(m.snapshots)
-            arrays[f"history_{k}"] = np.asarray(m.loss_history)
+            arrays[f"history_{k}"] = np.asarray(m.activation_history)
             if m.evoked_probabilities is not None:
                 arrays[f"evoked_{k}"] = np.asarray(m.evoked_probabilities)
             meta_maps.append({
@@ -185,7 +185,7 @@ class OipResult:
                     converged_step=int(m["converged_step"]),
                     snapshots=arrays[f"snapshots_{k}"],
                     snapshot_steps=tuple(int(s) for s in m["snapshot_steps"]),
-                    loss_history=arrays[f"history_{k}"],
+                    activation_history=arrays[f"history_{k}"],
                     start=str(m["start"]),
                     superstimulus_ratio=(None if m.get("superstimulus_ratio") is None
                                          else float(m["superstimulus_ratio"])),

@@ -158,7 +158,7 @@ def _concat(parts: list[AscentArrays]) -> AscentArrays:
         return parts[0]
     return AscentArrays(
         *(np.concatenate([getattr(p, f) for p in parts]) for f in
-          ("images", "losses", "status", "converged_step", "history", "snapshots")),
+          ("images", "activations", "status", "converged_step", "history", "snapshots")),
         snapshot_steps=parts[0].snapshot_steps,
     )
 
@@ -224,7 +224,7 @@ def find_oips(
     res, labels = search.run(elems, kind, _PRECURSOR, 0, n_cand, prefix, tick)
     if not config.precursor:
         labels = ["fourier" if config.start == "fourier" else "scales"] * len(elems)
-    images, losses = res.images.copy(), res.losses.copy()
+    images, losses = res.images.copy(), res.activations.copy()
     status, conv, hist, snaps = res.status.copy(), res.converged_step.copy(), res.history.copy(), res.snapshots.copy()
 
     for rnd in range(1, config.restarts + 1):
@@ -236,8 +236,8 @@ def find_oips(
         n_c = max(config.n_candidates, 1) if config.precursor else 8
         r2, lab2 = search.run(sub_elems, rkind, _RESTART, rnd, n_c, f"restart{rnd}:")
         for j, i in enumerate(todo):
-            if r2.losses[j] > losses[i] or (status[i] == STATUS_SILENT and r2.status[j] != STATUS_SILENT):
-                images[i], losses[i], status[i], conv[i] = r2.images[j], r2.losses[j], r2.status[j], r2.converged_step[j]
+            if r2.activations[j] > losses[i] or (status[i] == STATUS_SILENT and r2.status[j] != STATUS_SILENT):
+                images[i], losses[i], status[i], conv[i] = r2.images[j], r2.activations[j], r2.status[j], r2.converged_step[j]
                 hist[i], snaps[i] = r2.history[j], r2.snapshots[j]
                 labels[i] = lab2[j].split("#")[0]
     still_silent = [i for i in range(total) if status[i] == STATUS_SILENT or not losses[i] > 0]
@@ -250,8 +250,8 @@ def find_oips(
                        snapshot_steps=(), stop_on_convergence=False, encoding=subject.encoding).images
         r3 = ascend(search.sub, woken, sub_maps, config, steps=config.total_steps, encoding=subject.encoding)
         for j, i in enumerate(still_silent):
-            if r3.losses[j] > losses[i]:
-                images[i], losses[i], status[i], conv[i] = r3.images[j], r3.losses[j], r3.status[j], r3.converged_step[j]
+            if r3.activations[j] > losses[i]:
+                images[i], losses[i], status[i], conv[i] = r3.images[j], r3.activations[j], r3.status[j], r3.converged_step[j]
                 hist[i], snaps[i] = r3.history[j], r3.snapshots[j]
                 labels[i] = f"rescue:pre-activation({labels[i]})"
     if on_progress and done[0] < total:
@@ -266,7 +266,7 @@ def find_oips(
             converged_step=int(conv[i]),
             snapshots=snaps[i],
             snapshot_steps=tuple(res.snapshot_steps),
-            loss_history=hist[i],
+            activation_history=hist[i],
             start=labels[i],
         )
         for i, (m, _) in enumerate(elems)
@@ -316,11 +316,11 @@ def retry_from(model, result: OipResult, positions: Sequence[int], starts: np.nd
     for j, p in enumerate(positions):
         old, status = maps[p], STATUS_NAMES[int(again.status[j])]
         woke = old.status == "silent" and status != "silent"
-        if woke or again.losses[j] > old.activation:
+        if woke or again.activations[j] > old.activation:
             maps[p] = dataclasses.replace(
-                old, image=again.images[j], activation=float(again.losses[j]), status=status,
+                old, image=again.images[j], activation=float(again.activations[j]), status=status,
                 converged_step=int(again.converged_step[j]), snapshots=again.snapshots[j],
-                loss_history=again.history[j], start=str(labels[j]),
+                activation_history=again.history[j], start=str(labels[j]),
                 superstimulus_ratio=None, evoked_probabilities=None,
             )
     return dataclasses.replace(result, maps=tuple(maps), seconds=result.seconds + time.perf_counter() - t0)
