@@ -64,7 +64,7 @@ sees in each OIP."""),
 
 result, examples = examine_layer(model, result, data)
 {key: result.summary()[key] for key in ("median_ratio", "ratio_at_least_1", "common_evoked_class")}"""),
-    ("code", "plot.dataset_examples(examples, 1, data.train.images, labels=data.train.labels)"),
+    ("code", "plot.examples_figure(examples, 1, data.train.images, labels=data.train.labels)"),
     ("code", """plot.map_card(result.maps[1], examples, data.train.images, class_names=data.class_names,
               labels=data.train.labels, layer_name="Conv2D_3")"""),
     ("markdown", """## Class profiles and classification by patterns

@@ -42,8 +42,11 @@ def _find_data(name: str, extra: tuple[Path, ...] = ()) -> tuple[Path | None, li
 
 
 # --- the fast default run ---------------------------------------------------------
-# Modules whose every test starts subprocesses, a browser, a notebook kernel or Ctrl-C
-# runs: marked `slow`, so `pytest -m "not slow"` stays quick; CI runs everything.
+# `pytest -m "not slow"` is the developers' quick run (well under a minute on 2 cores);
+# plain `pytest`, what CI runs, runs everything. Modules whose every test starts
+# subprocesses, a browser, a notebook kernel or Ctrl-C runs are marked `slow` here; in
+# the other modules the heavy tests (training, zoo runs, galleries, real-size models)
+# carry `@pytest.mark.slow` themselves, so every module keeps quick tests in the fast run.
 SLOW_MODULES = frozenset({
     "test_bad_inputs.py", "test_browser.py", "test_interrupt.py", "test_memory_budget.py",
     "test_tour.py", "test_zoo_cli.py",

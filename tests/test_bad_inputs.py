@@ -73,7 +73,8 @@ class Workspace:
         import keras
         from PIL import Image
 
-        from oipscope.engine import OipConfig
+        from oipscope.config import OipConfig
+        from oipscope.encoding import InputEncoding
         from oipscope.runs import _run_key
         from oipscope.search import file_sha256
 
@@ -124,7 +125,7 @@ class Workspace:
         self.old_result = r / "old-result"
         self.old_result.mkdir()
         config = OipConfig(steps=5, precursor=False, restarts=0)
-        key = _run_key("c2", tuple(range(6)), config, file_sha256(self.tiny), 32)
+        key = _run_key("c2", tuple(range(6)), config, file_sha256(self.tiny), InputEncoding.standardize())
         (self.old_result / "run.json").write_text(json.dumps(key))
         (self.old_result / "result.json").write_text(json.dumps({"format": 999, "maps": []}))
 

@@ -141,7 +141,7 @@ def test_layer_page_tiles_and_sorting(gallery, page, tmp_path):
     assert page.url.endswith(".html") and "/layers/" in page.url
     tiles = page.locator("#tiles a.tile")
     assert tiles.count() == N_MAPS["c2"]
-    assert _assert_images_loaded(page) == N_MAPS["c2"] + 2  # the tiles, the class profiles and the loss curves
+    assert _assert_images_loaded(page) == N_MAPS["c2"] + 2  # the tiles, the class profiles and the activation curves
     _assert_not_blank(_screenshot(page, "layer.png", tmp_path))
 
     page.select_option("#sort", "activation")

@@ -115,6 +115,7 @@ def test_terminal_shows_no_tensorflow_start_up_lines():
     assert proc.stderr == ""
 
 
+@pytest.mark.slow
 def test_bad_model_path_fails_before_tensorflow_starts(tmp_path):
     probe = ("import sys; from oipscope.cli import main; sys.argv = ['oipscope', 'info', sys.argv[1]]\n"
              "try:\n    main()\nexcept SystemExit as exit:\n"

@@ -123,6 +123,7 @@ def test_errors(tiny):
             OipConfig(**bad)
 
 
+@pytest.mark.slow
 def test_rescue_wakes_a_map_that_no_random_start_triggers(tiny):
     """A map whose bias is below anything random starts reach is woken via its pre-activation."""
     model = keras.models.clone_model(tiny)
@@ -145,3 +146,35 @@ def test_rescue_wakes_a_map_that_no_random_start_triggers(tiny):
     without = find_oips(model, "c2", [4], OipConfig(steps=60, n_candidates=4, restarts=1,
                                                     scales=(3, 6, 12), rescue_steps=0)).maps[0]
     assert without.status == "silent"
+
+
+def test_compacted_batches_give_the_same_oips_as_one_whole_batch(sub):
+    """Stopped elements leave the batch between segments and waiting ones join; no OIP changes."""
+    from oipscope.config import Execution
+
+    x0 = _x(24, seed=5)
+    maps = np.arange(24) % 6  # map 5 is silent: those elements stop at step 0
+    config = OipConfig(steps=120, conv_criterion=1e-2)  # stops between steps 39 and 97
+    whole = ascend(sub, x0, maps, config, execution=Execution(segment_steps=None))
+    stopped = whole.converged_step[whole.status == 0]
+    assert len(stopped) >= 4 and len(set(stopped.tolist())) > 1, "the test needs maps that stop at different steps"
+    for execution in (Execution(segment_steps=7), Execution(segment_steps=1),
+                      Execution(segment_steps=10, memory_budget_mb=0.02)):  # 0.02 MB: a few elements at a time
+        compacted = ascend(sub, x0, maps, config, execution=execution)
+        np.testing.assert_array_equal(compacted.images, whole.images)
+        np.testing.assert_array_equal(compacted.snapshots, whole.snapshots)
+        np.testing.assert_array_equal(compacted.activations, whole.activations)
+        np.testing.assert_array_equal(compacted.status, whole.status)
+        np.testing.assert_array_equal(compacted.converged_step, whole.converged_step)
+        # the activations before each step come from forward passes over batches of other
+        # sizes, which oneDNN may sum in another order: equal to the last bits
+        np.testing.assert_allclose(compacted.history, whole.history, rtol=1e-6, atol=1e-7)
+
+
+def test_segments_report_every_stopped_element_once(sub):
+    from oipscope.config import Execution
+
+    stopped = []
+    ascend(sub, _x(12), np.arange(12) % 6, OipConfig(steps=40), execution=Execution(segment_steps=5),
+           on_stopped=stopped.append)
+    assert sum(stopped) == 12 and len(stopped) >= 40 // 5

@@ -170,6 +170,7 @@ def _same_outputs(original, loaded, images: np.ndarray) -> None:
                                rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_models_are_small_and_bn_is_not_identity(xception, rgb):
     import keras
 
@@ -182,6 +183,7 @@ def test_models_are_small_and_bn_is_not_identity(xception, rgb):
     assert isinstance(bn, keras.layers.BatchNormalization)
 
 
+@pytest.mark.slow
 def test_legacy_h5_by_keras3_loads_and_matches(xception, tmp_path):
     import keras
 

@@ -4,7 +4,7 @@ The run happens in a fresh Python process, and the peak is the kernel's high-wat
 of resident memory (``VmHWM``), reset just before each measured run. (``getrusage``'s
 ``ru_maxrss`` is no use here: Linux carries it over from the parent across fork and exec,
 so after a big test it reads the pytest process's peak and never grows.) The script spies
-on the engine's compiled loop to record every batch it gets.
+on the engine's compiled loop segments to record every batch they get.
 """
 
 from __future__ import annotations
@@ -22,22 +22,23 @@ os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 import keras
 import numpy as np
 from oipscope import engine
-from oipscope.engine import OipConfig, estimate_chunk_size
+from oipscope.config import Execution, OipConfig
+from oipscope.engine import estimate_chunk_size
 from oipscope.search import find_oips
 
 calls = []
-real_get_loop = engine._get_loop
+real_get_segment = engine._get_segment
 
-def spying_get_loop(submodel, jit, encoding):
-    loop = real_get_loop(submodel, jit, encoding)
-    def spy(x0, maps, steps, *rest):
-        n_snap = int(rest[-1])
-        calls.append({"batch": int(x0.shape[0]), "submodel": submodel.name,
-                      "limit": estimate_chunk_size(submodel, n_snap, int(steps), BUDGET)})
-        return loop(x0, maps, steps, *rest)
+def spying_get_segment(submodel, jit, encoding):
+    segment = real_get_segment(submodel, jit, encoding)
+    def spy(x, *rest):
+        total_steps, snap_slot = int(rest[7]), rest[12].numpy()
+        calls.append({"batch": int(x.shape[0]), "submodel": submodel.name,
+                      "limit": estimate_chunk_size(submodel, int((snap_slot >= 0).sum()), total_steps, BUDGET)})
+        return segment(x, *rest)
     return spy
 
-engine._get_loop = spying_get_loop
+engine._get_segment = spying_get_segment
 
 def status_mb(field):
     with open("/proc/self/status") as fh:
@@ -55,11 +56,11 @@ keras.utils.set_random_seed(0)
 model = keras.Sequential([keras.Input((16, 16, 1)), keras.layers.Conv2D(256, 3, activation="relu", name="wide")])
 out = {}
 for BUDGET in (2.0, 512.0):
-    config = OipConfig(steps=5, precursor=False, restarts=0, memory_budget_mb=BUDGET)
-    find_oips(model, "wide", [0, 1], config)  # trace the loop first: tracing memory is not the batch's
+    config, execution = OipConfig(steps=5, precursor=False, restarts=0), Execution(memory_budget_mb=BUDGET)
+    find_oips(model, "wide", [0, 1], config, execution=execution)  # trace the loop first: tracing memory is not the batch's
     calls.clear()
     before = reset_peak_mb()
-    result = find_oips(model, "wide", "all", config)
+    result = find_oips(model, "wide", "all", config, execution=execution)
     out[str(BUDGET)] = {"growth_mb": peak_mb() - before, "calls": list(calls),
                         "maps": len(result.maps), "finite": bool(all(np.isfinite(m.image).all() for m in result.maps))}
 print("RESULT " + json.dumps(out))

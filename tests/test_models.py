@@ -304,6 +304,7 @@ def test_renamed_copy_follows_new_weights():
     np.testing.assert_allclose(sub(x), expected, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_find_oips_on_oddly_named_layer():
     from oipscope import OipConfig, find_oips
 

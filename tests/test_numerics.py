@@ -61,6 +61,7 @@ def _model(mode: str) -> keras.Model:
     ], name=f"poison_{mode.replace('-', '_')}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["nan", "inf", "nan-grad"])
 def test_nonfinite_map_is_flagged_and_others_are_unaffected(mode):
     from oipscope.engine import OipConfig

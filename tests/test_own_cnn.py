@@ -147,18 +147,18 @@ def _assert_inside(result: OipResult, low: np.ndarray, high: np.ndarray) -> None
 def test_zoo_of_legacy_h5_xception_on_a_folder_of_faces(xception, inputs, tmp_path, monkeypatch):
     from PIL import Image
 
-    import oipscope.plot as plot
+    import oipscope.captions as captions
 
     path, _ = xception
     out = tmp_path / "zoo"
     titles: list[str] = []
-    item_name = plot._item_name
+    item_name = captions.item_name
 
     def spy(names, index):  # what the cards write above each dataset example
         titles.append(item_name(names, index))
         return titles[-1]
 
-    monkeypatch.setattr(plot, "_item_name", spy)
+    monkeypatch.setattr(captions, "item_name", spy)
     result, why = _invoke("zoo", path, "--input-range", "-1,1", "--images", inputs["faces"],
                           "--layers", "activation_1,activation_4", "--maps", "0-3", *STEPS, "--out", out)
     assert result.exit_code == 0, why
@@ -208,6 +208,7 @@ def test_zoo_of_legacy_h5_xception_on_a_folder_of_faces(xception, inputs, tmp_pa
 # --- (2) RGB with Rescaling(1/255): a .npz of uint8 images of another size ----------
 
 
+@pytest.mark.slow
 def test_find_on_rescaling_model_recognises_raw_pixels(inputs, tmp_path):
     out = tmp_path / "find"
     result, why = _invoke("find", inputs["rgb"], "--layer", "block2_relu", "--images", inputs["npz"],
@@ -236,6 +237,7 @@ def test_find_on_rescaling_model_recognises_raw_pixels(inputs, tmp_path):
 # --- (3) ImageNet-normalized RGB: --input-range with --mean/--std, unlabelled photos -
 
 
+@pytest.mark.slow
 def test_find_on_imagenet_model_with_mean_std_and_unlabelled_folder(inputs, tmp_path):
     out = tmp_path / "find"
     mean, std = (",".join(f"{v:g}" for v in values) for values in (IMAGENET_MEAN, IMAGENET_STD))
@@ -286,6 +288,7 @@ def test_zoo_dry_run_lists_default_layers_and_writes_nothing(xception, tmp_path)
         assert (int(chosen), int(n_maps), int(height), int(width)) == (min(2, c), c, h, w), name
 
 
+@pytest.mark.slow
 def test_zoo_dry_run_with_a_glob_and_images(inputs, tmp_path):
     out = tmp_path / "zoo"
     result, why = _invoke("zoo", inputs["rgb"], "--layers", "block*_relu*", "--images", inputs["npz"],
@@ -297,6 +300,7 @@ def test_zoo_dry_run_with_a_glob_and_images(inputs, tmp_path):
     assert all(r[2] == "1" for r in rows)
 
 
+@pytest.mark.slow
 def test_zoo_dry_run_layers_all(inputs, tmp_path):
     import keras
 
@@ -382,6 +386,7 @@ def test_find_without_images_offline_writes_oips_and_grid(inputs, offline, tmp_p
     _assert_stayed_offline(offline)
 
 
+@pytest.mark.slow
 def test_zoo_without_images_offline_writes_a_gallery_without_data(inputs, offline, tmp_path):
     out = tmp_path / "zoo"
     result, why = _invoke("zoo", inputs["own28"], "--maps", "0-1", *STEPS, "--out", out, env=offline)

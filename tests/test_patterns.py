@@ -86,6 +86,7 @@ def test_profiles_round_trip_and_old_files_load(tmp_path):
     assert before.class_means is None and np.isnan(before.pattern_accuracy)
 
 
+@pytest.mark.slow
 def test_embedded_cnn_pattern_accuracy_rises_with_depth():
     from oipscope.cnn import default_subject
     from oipscope.imagesets import embedded_examples
@@ -95,6 +96,7 @@ def test_embedded_cnn_pattern_accuracy_rises_with_depth():
     assert 0.3 < accuracy[0] < accuracy[1] and accuracy[1] > 0.95  # measured 42 % and 97 %
 
 
+@pytest.mark.slow
 def test_gallery_shows_profiles_selectivity_and_the_accuracy_curve(tmp_path):
     from oipscope.cnn import default_subject
     from oipscope.engine import OipConfig
@@ -123,6 +125,7 @@ def test_gallery_shows_profiles_selectivity_and_the_accuracy_curve(tmp_path):
     assert "Digit 7" in map_page
 
 
+@pytest.mark.slow
 def test_zoo_table_says_no_labels_for_unlabelled_images(tmp_path):
     import re
 

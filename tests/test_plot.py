@@ -14,7 +14,10 @@ from matplotlib.patches import Rectangle
 from conftest import build_tiny_model
 
 from oipscope import plot
+from oipscope.card import MapCard, card_layout
 from oipscope.errors import ConfigError
+from oipscope.pil_text import tick_strings
+from oipscope.tiles import tile_images
 
 SILENT_MAP = 2
 
@@ -94,7 +97,7 @@ def test_evolution_strip(setup):
     axes = _image_axes(fig)
     assert len(axes) == len(oip.snapshot_steps)
     for ax, step in zip(axes, oip.snapshot_steps):
-        assert ax.get_title().startswith(f"step {step}\nloss ")
+        assert ax.get_title().startswith(f"step {step}\nactivation ")
     fig.savefig(os.devnull, format="png")
 
 
@@ -136,10 +139,10 @@ def test_activation_grid_rows_and_columns(setup):
         plot.activation_grid(acts, titles=["a"])
 
 
-def test_dataset_examples_marks_strongest_unit(setup):
+def test_examples_figure_marks_strongest_unit(setup):
     ex, images = setup["examples"], setup["images"]
     live = int(ex.live_maps[0])
-    fig = plot.dataset_examples(ex, live, images, map_shape=(3, 3), labels=setup["labels"])
+    fig = plot.examples_figure(ex, live, images, map_shape=(3, 3), labels=setup["labels"])
     axes = _image_axes(fig)
     assert len(axes) == ex.k
     for ax, value, (r, c) in zip(axes, ex.top_values[live], ex.top_positions[live]):
@@ -151,7 +154,7 @@ def test_dataset_examples_marks_strongest_unit(setup):
         else:
             assert not marks
     # no grid shape known: no marker, still a figure
-    fig = plot.dataset_examples(ex, live, images, k=2)
+    fig = plot.examples_figure(ex, live, images, k=2)
     assert len(_image_axes(fig)) == 2
     assert not any(ax.patches for ax in fig.axes)
 
@@ -169,7 +172,7 @@ def test_images_that_leave_the_map_off_are_not_shown_as_examples(setup):
     ex, images = setup["examples"], setup["images"]
     live = int(ex.live_maps[0])
     rare = _rarely_firing(ex, live)
-    fig = plot.dataset_examples(rare, live, images, map_shape=(3, 3))
+    fig = plot.examples_figure(rare, live, images, map_shape=(3, 3))
     assert len(_image_axes(fig)) == 2
     assert _texts(fig).count("off") == ex.k - 2
     assert f"fires on only 2 of {ex.n_images} images" in fig._suptitle.get_text()
@@ -251,8 +254,8 @@ def test_fast_card_for_the_gallery(setup):
 
     ex, images, labels = setup["examples"], setup["images"], setup["labels"]
     oips = setup["c2"].maps
-    layout = plot._card_layout(oips[0], ex, images, labels)
-    card = plot._Card(**layout, dpi=50, blit=True, limits=(-3.0, 3.0), class_names=["a", "b", "c"])
+    layout = card_layout(oips[0], ex, images, labels)
+    card = MapCard(layout, dpi=50, blit=True, limits=(-3.0, 3.0), class_names=["a", "b", "c"])
     pngs = []
     for oip in oips[:2]:
         card.paint(oip, ex, images, ["a", "b", "c"], (3, 3), labels, "c2")
@@ -267,7 +270,21 @@ def test_fast_card_for_the_gallery(setup):
 
 
 def test_tick_strings():
-    assert plot._tick_strings([0.0, 0.5, 1.0]) == ["0.0", "0.5", "1.0"]
-    assert plot._tick_strings([0, 150, 300]) == ["0", "150", "300"]
-    assert plot._tick_strings([-0.0001, 0.0, 0.0001]) == ["-0.0001", "0.0000", "0.0001"]
-    assert plot._tick_strings([]) == []
+    assert tick_strings([0.0, 0.5, 1.0]) == ["0.0", "0.5", "1.0"]
+    assert tick_strings([0, 150, 300]) == ["0", "150", "300"]
+    assert tick_strings([-0.0001, 0.0, 0.0001]) == ["-0.0001", "0.0000", "0.0001"]
+    assert tick_strings([]) == []
+
+
+def test_tile_images_places_tiles_row_by_row():
+    tiles = [np.full((2, 3), v, np.float32) for v in (1.0, 2.0, 3.0)]
+    out = tile_images(tiles, ncols=2, gap=(1, 2), fill=0.0)
+    assert out.dtype == np.float32 and out.shape == (2 * 2 + 1, 2 * 3 + 2)
+    expected = np.zeros((5, 8), np.float32)
+    expected[0:2, 0:3], expected[0:2, 5:8], expected[3:5, 0:3] = 1.0, 2.0, 3.0
+    np.testing.assert_array_equal(out, expected)
+    assert tile_images(tiles[:1], ncols=1, gap=4).shape == (2, 3)
+    with pytest.raises(ConfigError, match="one shape"):
+        tile_images([np.zeros((2, 2)), np.zeros((3, 3))], ncols=2)
+    with pytest.raises(ConfigError, match="at least one"):
+        tile_images([], ncols=2)

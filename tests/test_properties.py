@@ -59,6 +59,7 @@ def noise_args(draw):
                 seed=draw(st.integers(0, 2**32 - 1)))
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(noise_args())
 def test_scale_noise_is_finite_and_standardized(args):
@@ -113,6 +114,7 @@ def test_standardize_arbitrary_arrays(images):
     _check_standardized(images, out)
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(hnp.arrays(np.float32, shapes, elements=st.integers(0, 255).map(float)))
 def test_standardize_constant_images_are_exact_zeros(images):

@@ -44,6 +44,27 @@ def test_interrupted_run_resumes_to_the_same_result(tiny_model, tmp_path):
     assert seen[-1] == 6
 
 
+@pytest.mark.slow
+def test_resume_takes_other_execution_settings_and_chunks(tiny_model, tmp_path):
+    """After running out of memory, a user resumes with a smaller budget: the kept chunk counts."""
+    from oipscope.config import Execution
+
+    whole = run_layer(tiny_model, "c2", "all", CONFIG, tmp_path / "whole", chunk_maps=6)
+
+    def stop_after_first_chunk(done, total):
+        if done > 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_layer(tiny_model, "c2", "all", CONFIG, tmp_path / "cut", chunk_maps=2, on_progress=stop_after_first_chunk)
+    seen = []
+    resumed = run_layer(tiny_model, "c2", "all", CONFIG, tmp_path / "cut", chunk_maps=3, resume=True,
+                        execution=Execution(memory_budget_mb=0.05), on_progress=lambda done, total: seen.append(done))
+    assert seen[0] == 2  # maps 0-1 were kept, not recomputed
+    _same(resumed, whole)
+
+
+@pytest.mark.slow
 def test_resume_refuses_other_settings(tiny_model, tmp_path):
     run_layer(tiny_model, "c2", "0-1", CONFIG, tmp_path, chunk_maps=2)
     with pytest.raises(ConfigError, match="other settings"):
@@ -51,6 +72,7 @@ def test_resume_refuses_other_settings(tiny_model, tmp_path):
                   chunk_maps=2)
 
 
+@pytest.mark.slow
 def test_fresh_run_drops_an_older_result(tiny_model, tmp_path):
     run_layer(tiny_model, "c2", "0-1", CONFIG, tmp_path, chunk_maps=2)
     key = json.loads((tmp_path / RUN_JSON).read_text())
@@ -61,6 +83,7 @@ def test_fresh_run_drops_an_older_result(tiny_model, tmp_path):
     assert json.loads((tmp_path / RUN_JSON).read_text()) != key
 
 
+@pytest.mark.slow
 def test_zoo_runs_every_layer_with_dataset_examples(tiny_model, tmp_path):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (50, 12, 12), dtype=np.uint8)
@@ -115,6 +138,7 @@ def _block_images(n: int, seed: int = 0) -> np.ndarray:
     return images
 
 
+@pytest.mark.slow
 def test_wake_from_data_gives_silent_maps_an_oip_when_data_drive_them():
     from oipscope.examples import dataset_examples
     from oipscope.runs import wake_from_data
@@ -141,6 +165,7 @@ def test_wake_from_data_gives_silent_maps_an_oip_when_data_drive_them():
     assert wake_from_data(model, result, blank_examples, blank) is result
 
 
+@pytest.mark.slow
 def test_retry_from_checks_its_arguments(tiny_model):
     from oipscope.search import find_oips, retry_from
 

@@ -18,7 +18,9 @@ from .errors import ConfigError, DataError, LayerError, ModelError, OipscopeErro
 __version__ = "0.1.0"
 
 _LAZY = {
-    "OipConfig": "engine",
+    "OipConfig": "config",
+    "Execution": "config",
+    "Status": "status",
     "ascend": "engine",
     "find_oips": "search",
     "run_layer": "runs",
@@ -65,6 +67,8 @@ __all__ = [
     "ModelError",
     "OutputError",
     "OipConfig",
+    "Execution",
+    "Status",
     "ascend",
     "find_oips",
     "run_layer",

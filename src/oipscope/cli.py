@@ -7,19 +7,21 @@ oipscope are printed as one line and exit with the error's code (see README);
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from .cli_inputs import (
+    DatasetOpt, ImagesOpt, MeanOpt, ModelArg, RangeOpt, StandardizeOpt, StdOpt, UnsafeOpt, check_output, console,
+    encoding_option, err_console, images_option, kept_chunks, load_model_option, numbers_option, output_errors,
+    skipped_note, start_tensorflow, state, subject_option,
+)
 from .errors import ConfigError, OipscopeError, OutputError
 
 app = typer.Typer(
@@ -28,177 +30,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
-_state = {"debug": False}
-
-ModelArg = typer.Argument(None, help="A .keras or .h5 model file (default: the embedded MNIST CNN).")
-UnsafeOpt = typer.Option(False, "--unsafe-load", help="Allow model files that contain code (Lambda layers). Only for files you trust.")
-RangeOpt = typer.Option(None, "--input-range", metavar="LO,HI",
-                        help="The model takes pixels scaled to LO..HI, e.g. 0,1 or -1,1 (0,255: raw pixels).")
-MeanOpt = typer.Option(None, "--mean", metavar="M1[,M2,M3]",
-                       help="Per-channel mean subtracted after --input-range (ImageNet: 0.485,0.456,0.406).")
-StdOpt = typer.Option(None, "--std", metavar="S1[,S2,S3]",
-                      help="Per-channel std divided after --input-range (ImageNet: 0.229,0.224,0.225).")
-StandardizeOpt = typer.Option(False, "--standardize",
-                              help="The model takes per-image standardized input (the series' CNN).")
-ImagesOpt = typer.Option(
-    None, "--images", metavar="PATH|NAME",
-    help="Images to compare the OIPs with: a folder (searched recursively; class sub-folders become labels), "
-         "a .npz/.npy file, or a named set (mnist-test, mnist, fashion-mnist, cifar10, cifar100). "
-         "Default: the embedded MNIST test split for the embedded model, none for other models.")
-DatasetOpt = typer.Option(None, "--dataset", hidden=True, help="Old name of --images NAME.")
-
 
 @app.callback()
 def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors.")) -> None:
-    _state["debug"] = debug
-
-
-def _start_tensorflow() -> None:
-    """Import Keras and TensorFlow, keeping TensorFlow's C++ start-up lines off the terminal.
-
-    TensorFlow prints them (absl, oneDNN, CUDA stub) before its logging is set up,
-    so ``TF_CPP_MIN_LOG_LEVEL`` cannot silence them; file descriptor 2 is pointed
-    at /dev/null for the import only. Python errors still raise; ``--debug`` or
-    ``TF_CPP_MIN_LOG_LEVEL=0`` shows the lines.
-    """
-    if "tensorflow" in sys.modules or _state["debug"] or os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") == "0":
-        import keras  # noqa: F401
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            import keras  # noqa: F401 - starts TensorFlow
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-    import tensorflow as tf
-
-    # Each layer's compiled loop is traced once; TensorFlow's "triggered tf.function retracing"
-    # warning counts those first traces across layers and would only alarm the user.
-    tf.get_logger().setLevel("ERROR")
-
-
-def _load(model_path: Optional[Path], unsafe_load: bool):
-    from .cnn import default_model_path
-    from .models import check_model_file, load_model
-
-    path = check_model_file(model_path or default_model_path())  # a bad path fails before TensorFlow starts
-    if unsafe_load:
-        err_console.print("[yellow]warning:[/] --unsafe-load: code inside the model file may run")
-    _start_tensorflow()
-    return load_model(path, safe_mode=not unsafe_load)
-
-
-def _subject(model_path: Optional[Path], unsafe_load: bool, input_range: Optional[str], mean: Optional[str],
-             std: Optional[str], standardize: bool):
-    """Load the model and resolve its input encoding once; say so when it is only assumed."""
-    from .cnn import default_model_path
-    from .encoding import parse_encoding
-    from .subject import Subject
-
-    given = parse_encoding(input_range, mean, std, standardize)  # bad options fail before TensorFlow starts
-    keras_model = _load(model_path, unsafe_load)
-    subject = Subject(keras_model, _encoding(keras_model, model_path, given), model_path or default_model_path())
-    source = subject.encoding.source
-    if source == "assumed":
-        console.print(f"note: nothing says how {subject.name} expects its pixels; assuming per-image "
-                      "standardization (the series'). If it was trained on scaled pixels, give --input-range "
-                      "0,1 (or -1,1, or 0,255), with --mean/--std for ImageNet-style inputs", markup=False)
-    elif source.startswith("model layers"):
-        layers = source[len("model layers"):].strip(" ()")
-        console.print(f"input: raw pixels 0..255 (the model begins with {layers})", markup=False)
-    return subject
-
-
-def _encoding(keras_model, model_path: Optional[Path], given=None):
-    """The input encoding: given, the embedded model's, recognised from the model's layers, or assumed."""
-    from .encoding import InputEncoding, resolve_encoding
-
-    if given is None and model_path is None:
-        given = InputEncoding.standardize(source="embedded model")
-    return resolve_encoding(keras_model, given)
-
-
-def _images(spec: Optional[str], subject, model_path: Optional[Path], *, dataset: Optional[str] = None):
-    """The image set to compare with: --images, else the embedded examples for the embedded model, else None."""
-    from .imagesets import embedded_examples, open_images
-
-    if spec is None:
-        spec = dataset
-    if spec is None:
-        if model_path is None:
-            return embedded_examples(subject.input_shape)
-        console.print("note: no images to compare the OIPs with (no dataset examples, no superstimulus ratios); "
-                      "add --images FOLDER (or a .npz file, or a set name such as mnist)", markup=False)
-        return None
-    image_set = open_images(spec, subject.input_shape)
-    for _, batch in image_set.batches(16):  # a folder of unreadable files fails now, not after the OIPs
-        if len(batch):
-            break
-    return image_set
-
-
-def _skipped_note(images) -> None:
-    """One line naming the unreadable files an image set skipped, if any."""
-    skipped = images.skipped if images is not None else ()
-    if skipped:
-        shown = ", ".join(skipped[:3]) + (", ..." if len(skipped) > 3 else "")
-        console.print(f"note: skipped {len(skipped)} unreadable image file(s) in {images.name}: {shown}",
-                      markup=False)
-
-
-def _numbers(text: Optional[str], convert, option: str, example: str) -> Optional[tuple]:
-    """A comma-separated option such as ``--scales 3,7,14`` as a tuple (None when not given)."""
-    if text is None:
-        return None
-    try:
-        return tuple(convert(part.strip()) for part in text.split(","))
-    except ValueError:
-        raise ConfigError(f"{option} must be comma-separated numbers like {example}, got {text!r}") from None
-
-
-def _check_output(path: Path, option: str = "--out") -> None:
-    """Fail at once (not after the work) when the output ``path`` cannot be created.
-
-    ``path`` is a folder or file still to be written; its nearest existing
-    ancestor must be a writable folder.
-    """
-    probe = path
-    while not probe.exists() and probe.parent != probe:
-        probe = probe.parent
-    if probe != path and not probe.is_dir():
-        raise OutputError(f"cannot write output {path}: {probe} is a file, not a folder; "
-                          f"choose another {option}")
-    folder = probe if probe.is_dir() else probe.parent
-    if not os.access(folder, os.W_OK):
-        raise OutputError(f"cannot write output {path}: no write permission in {folder}; "
-                          f"choose another {option}")
-
-
-@contextmanager
-def _output_errors(path: Path, option: str = "--out"):
-    """Turn an OSError while writing results into a one-line OutputError (exit code 6)."""
-    try:
-        yield
-    except OSError as exc:
-        raise OutputError(f"cannot write output {path}: {exc}; choose another {option} "
-                          "(a folder you can write to, with free space)") from exc
-
-
-def _kept_chunks(out: Path) -> tuple[int, int]:
-    """(finished chunks, OIPs in them) that an interrupted ``find`` left in ``out/parts``."""
-    n_chunks = n_oips = 0
-    for meta in sorted((out / "parts").glob("maps-*/result.json")):
-        try:
-            n_oips += len(json.loads(meta.read_text())["maps"])
-            n_chunks += 1
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-    return n_chunks, n_oips
+    state["debug"] = debug
 
 
 @app.command()
@@ -227,7 +62,7 @@ def train(
         lr_decay=lr_decay, output_activation=output_activation, seed=seed,
         train_limit=train_limit, data_dir=str(data_dir) if data_dir else None,
     )
-    _start_tensorflow()
+    start_tensorflow()
     with Progress(TextColumn("epoch {task.completed}/{task.total}"), BarColumn(),
                   TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as progress:
         task = progress.add_task("", total=epochs)
@@ -248,7 +83,7 @@ def info(model: Optional[Path] = ModelArg, unsafe_load: bool = UnsafeOpt) -> Non
     """
     from .models import describe, feature_layers, image_input_shape
 
-    keras_model = _load(model, unsafe_load)
+    keras_model = load_model_option(model, unsafe_load)
     table = Table(title=f"{keras_model.name}  (input {keras_model.inputs[0].shape})")
     for column in ("layer", "type", "output shape", "maps", "params"):
         table.add_column(column)
@@ -269,7 +104,7 @@ def info(model: Optional[Path] = ModelArg, unsafe_load: bool = UnsafeOpt) -> Non
 
         console.print(f"zoo's default layers (one per convolution): {', '.join(default_layers(keras_model))}",
                       markup=False)
-    encoding = _encoding(keras_model, model)
+    encoding = encoding_option(keras_model, model)
     if encoding.source == "assumed":
         console.print("input encoding: not recorded in the model; give --input-range LO,HI (with --mean/--std) "
                       "or --standardize to find, zoo and activations (default: --standardize)", markup=False)
@@ -296,7 +131,8 @@ def find(
         None, help="Length scales of the initial noise, comma-separated, e.g. 3,7,14,28 (default: relative to the image)."),
     factors: Optional[str] = typer.Option(
         None, help="One amplitude >= 0 per scale, comma-separated, e.g. 0.5,0.5,0.5,0.5 (default 0.5 each)."),
-    chunk_maps: int = typer.Option(32, help="Maps per saved chunk (what --resume can skip)."),
+    chunk_maps: Optional[int] = typer.Option(
+        None, help="Maps per saved chunk, what --resume can skip (default: as many as one batch holds)."),
     images: Optional[str] = ImagesOpt,
     assess: bool = typer.Option(True, "--assess/--no-assess", help="Compare the OIPs with the images' best ones."),
     input_range: Optional[str] = RangeOpt,
@@ -310,48 +146,56 @@ def find(
 ) -> None:
     """Create OIPs for the maps of a layer; write the result and a PNG grid.
 
-    Maps are done in chunks of --chunk-maps (32) and each finished chunk is saved at once:
-    after Ctrl-C, the same command with --resume computes only what is missing.
+    Maps are done in chunks (--chunk-maps) and each finished chunk is saved at once: after
+    Ctrl-C, the same command with --resume computes only what is missing (also with another
+    --memory-budget-mb).
 
     With images (--images, or the embedded MNIST test split for the embedded model) each OIP gets
     its superstimulus ratio (OIP activation / the best image's) and the class it evokes.
 
     Example: oipscope find my_cnn.h5 --layer activation_6 --input-range -1,1 --images faces/ --out oips
     """
-    from .engine import OipConfig
+    from .config import Execution, OipConfig
     from .runs import run_layer
 
+    execution = Execution(memory_budget_mb=memory_budget_mb)
     config = OipConfig(
         epsilon=epsilon, steps=steps, strategy=strategy, start=start, precursor=precursor,
-        restarts=restarts, n_per_map=n_per_map, seed=seed, memory_budget_mb=memory_budget_mb,
-        scales=_numbers(scales, int, "--scales", "3,7,14,28"),
-        factors=_numbers(factors, float, "--factors", "0.5,0.5,0.5,0.5"),
+        restarts=restarts, n_per_map=n_per_map, seed=seed,
+        scales=numbers_option(scales, int, "--scales", "3,7,14,28"),
+        factors=numbers_option(factors, float, "--factors", "0.5,0.5,0.5,0.5"),
     )
-    if chunk_maps < 1:
+    if chunk_maps is not None and chunk_maps < 1:
         raise ConfigError(f"--chunk-maps must be >= 1, got {chunk_maps}")
-    _check_output(out)
-    subject = _subject(model, unsafe_load, input_range, mean, std, standardize)
-    image_set = _images(images, subject, model, dataset=dataset) if assess else None  # before the long part
-    with Progress(TextColumn(f"{layer}"), BarColumn(), TextColumn("{task.completed}/{task.total} OIPs"),
-                  TimeElapsedColumn(), console=console) as progress, _output_errors(out):
-        task = progress.add_task("", total=None)
+    check_output(out)
+    subject = subject_option(model, unsafe_load, input_range, mean, std, standardize)
+    image_set = images_option(images, subject, model, dataset=dataset) if assess else None  # before the long part
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), console=console) as progress, output_errors(out):
+        oips = progress.add_task(f"{layer} OIPs", total=None)
+        examples = (progress.add_task(f"{Path(image_set.name).name} examples", total=len(image_set), visible=False)
+                    if image_set is not None else None)
+
+        def on_examples(done: int, total: int) -> None:
+            progress.update(examples, completed=done, total=total, visible=True)
+
         try:
             result = run_layer(
-                subject, layer, maps, config, out, resume=resume, chunk_maps=chunk_maps,
-                on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+                subject, layer, maps, config, out, resume=resume, chunk_maps=chunk_maps, images=image_set,
+                execution=execution, on_progress=lambda done, total: progress.update(oips, completed=done, total=total),
+                on_examples=on_examples,
             )
         except KeyboardInterrupt:
             progress.stop()
-            n_chunks, n_oips = _kept_chunks(out)
+            n_chunks, n_oips = kept_chunks(out)
             kept = (f"{n_chunks} finished chunk(s) with {n_oips} OIP(s) kept in {out / 'parts'}"
                     if n_chunks else f"no chunk finished yet, nothing kept in {out}")
             err_console.print(f"interrupted: {kept}; run the same command with --resume to continue",
                               markup=False, soft_wrap=True)
             raise typer.Exit(130) from None
-    with _output_errors(out):
-        if image_set is not None:
-            result = _assess(result, subject, image_set, out)
-        folder = result.save(out)
+    skipped_note(image_set)
+    with output_errors(out):
+        folder = out
         grid = _save_oip_grid(result, folder / "oips.png")
     _print_summary(result)
     console.print(f"wrote {folder} (result) and {grid}", markup=False)
@@ -387,29 +231,30 @@ def zoo(
 
     Example: oipscope zoo my_cnn.h5 --input-range -1,1 --images faces/ --layers 'activation_*' --maps 0-15
     """
-    from .engine import OipConfig
+    from .config import Execution, OipConfig
     from .models import describe
     from .plan import plan_zoo
     from .report import write_gallery
     from .runs import run_zoo
 
-    config = OipConfig(steps=steps, epsilon=epsilon, seed=seed, memory_budget_mb=memory_budget_mb)
+    config = OipConfig(steps=steps, epsilon=epsilon, seed=seed)
+    execution = Execution(memory_budget_mb=memory_budget_mb)
     from .plot import CONTRASTS
 
     if contrast not in CONTRASTS:
         raise ConfigError(f"--contrast must be one of {', '.join(CONTRASTS)}, got {contrast!r}")
     if not dry_run:
-        _check_output(out)
-    subject = _subject(model, unsafe_load, input_range, mean, std, standardize)
+        check_output(out)
+    subject = subject_option(model, unsafe_load, input_range, mean, std, standardize)
     plan = plan_zoo(subject, layers, maps)  # every layer and map checked before the first minute is spent
-    image_set = _images(images, subject, model, dataset=dataset) if assess else None
+    image_set = images_option(images, subject, model, dataset=dataset) if assess else None
     if dry_run:
-        _print_plan(subject, plan, config, image_set)
+        _print_plan(subject, plan, config, image_set, execution)
         return
     started = time.perf_counter()
     begun: list[str] = []  # layers in the order they were started; all but the last are finished
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), console=console) as progress, _output_errors(out):
+                  TimeElapsedColumn(), console=console) as progress, output_errors(out):
         tasks: dict[tuple[str, str], int] = {}
 
         n_layers = [0]
@@ -426,17 +271,17 @@ def zoo(
 
         try:
             runs = run_zoo(subject, [p.layer_name for p in plan], config, out, images=image_set, maps=maps,
-                           resume=resume, on_layer=on_layer, on_progress=on_progress)
+                           resume=resume, execution=execution, on_layer=on_layer, on_progress=on_progress)
         except KeyboardInterrupt:
             progress.stop()
             finished = ", ".join(begun[:-1]) or "none"
             err_console.print(f"interrupted: finished layers ({finished}) are kept in {out}; "
                               "run the same command with --resume to continue", markup=False, soft_wrap=True)
             raise typer.Exit(130) from None
-    _skipped_note(image_set)
-    with _output_errors(out):
+    skipped_note(image_set)
+    with output_errors(out):
         index = write_gallery(out, (subject.name, describe(subject.model)),
-                              [(run.result, run.examples) for run in runs], images=image_set, contrast=contrast)
+                              runs, images=image_set, contrast=contrast)
     table = Table(title=f"oipscope zoo of {subject.name}")
     for column in ("layer", "maps", "converged", "silent", "median ratio", "pattern accuracy", "seconds"):
         table.add_column(column)
@@ -460,7 +305,7 @@ def _pattern_accuracy_text(examples) -> str:
     return f"{100 * accuracy:.1f} %" if accuracy == accuracy else "n/a"
 
 
-def _print_plan(subject, plan, config, image_set) -> None:
+def _print_plan(subject, plan, config, image_set, execution) -> None:
     """``zoo --dry-run``: one line per layer with its maps, output size and estimated time."""
     from .plan import estimate_seconds
 
@@ -470,7 +315,7 @@ def _print_plan(subject, plan, config, image_set) -> None:
                   f"{images_text}; nothing is written", markup=False)
     total = 0.0
     for item in plan:
-        seconds = estimate_seconds(subject, item, config, n_images=n_images)
+        seconds = estimate_seconds(subject, item, config, n_images=n_images, execution=execution)
         total += seconds
         height, width, n_maps = item.output_shape
         console.print(f"  {item.layer_name:<28} {item.class_name:<20} {len(item.maps):>5} of {n_maps:<5} maps  "
@@ -499,21 +344,6 @@ def report(
     from .report import rebuild_gallery
 
     console.print(f"gallery: {rebuild_gallery(results_dir, out)}", markup=False)
-
-
-def _assess(result, subject, images, out: Path):
-    """Dataset examples of the layer (saved as examples.npz) and the OIPs' ratios and classes."""
-    from .runs import examine_layer
-
-    with Progress(TextColumn(f"{Path(images.name).name} examples"), BarColumn(),
-                  TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), console=console) as progress:
-        task = progress.add_task("", total=len(images))
-        result, examples = examine_layer(
-            subject, result, images,
-            on_progress=lambda done, total: progress.update(task, completed=done, total=total))
-    _skipped_note(images)
-    examples.save(Path(out) / "examples.npz")
-    return result
 
 
 def _save_oip_grid(result, path: Path) -> Path:
@@ -588,15 +418,15 @@ def activations(
     elif out.suffix[1:].lower() not in formats:
         raise ConfigError(f"--out {out}: unknown image format {out.suffix!r}; use one of "
                           f"{', '.join('.' + f for f in sorted(formats))} (no suffix: .png)")
-    _check_output(out)
-    subject = _subject(model, unsafe_load, input_range, mean, std, standardize)
+    check_output(out)
+    subject = subject_option(model, unsafe_load, input_range, mean, std, standardize)
     if image is not None:
         pixels = load_image_file(image, subject.input_shape, invert=invert)[None]
         row_titles, labels = [image.name], ["-"]
     else:
         if images is None and dataset is not None:
             images = dataset if split == "train" else f"{dataset}-test"
-        image_set = _images(images, subject, model)
+        image_set = images_option(images, subject, model)
         if image_set is None:
             raise ConfigError("no images to show: give --images FOLDER (or a .npz file, or a set name) or --image FILE")
         pixels, label_values, indices = select_images(image_set, indices=index or None, label=digit, count=count)
@@ -613,7 +443,7 @@ def activations(
     console.print(table, markup=False)
     figure = activation_grid(values, pixels, [f"{t} {lab}" for t, lab in zip(row_titles, labels)],
                              title=f"{layer} activations ({subject.name})")
-    with _output_errors(out):
+    with output_errors(out):
         out.parent.mkdir(parents=True, exist_ok=True)
         figure.savefig(out, dpi=100)
     console.print(f"wrote {out}", markup=False, highlight=False, soft_wrap=True)
@@ -625,12 +455,12 @@ def main() -> None:
     try:
         app()  # standalone: usage errors print their message and exit 2
     except OipscopeError as exc:
-        if _state["debug"]:
+        if state["debug"]:
             raise
         err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        if _state["debug"]:
+        if state["debug"]:
             raise
         err_console.print("interrupted", markup=False)
         sys.exit(130)

@@ -1,222 +1,46 @@
 """The batched gradient-ascent engine: many OIPs at once in one compiled loop.
 
-Batch element ``b`` maximizes the mean activation of map ``map_indices[b]``.
-The elements are independent (a conv net without batch coupling in inference
-mode), so one gradient of the summed losses yields every element's own
-gradient. Each element's gradient is RMS-normalized, the image updated by
-``epsilon * grad`` (in units of the encoding's spread) and kept inside the
-model's :class:`~oipscope.encoding.InputEncoding` by its ``project``: for the
-series' per-image standardization that is the seed's re-standardization after
-every step, for a value range a clip to the range. The whole step loop runs inside a single
-``tf.function`` (a ``tf.while_loop``), traced once per sub-model and image shape.
+Batch element ``b`` maximizes the mean activation of map ``map_indices[b]``
+(:func:`oipscope.objective.map_means`). The elements are independent (a conv
+net without batch coupling in inference mode), so one gradient of the summed
+activations yields every element's own gradient. Each element's gradient is
+RMS-normalized, the image updated by ``epsilon * grad`` (in units of the
+encoding's spread) and kept inside the model's
+:class:`~oipscope.encoding.InputEncoding` by its ``project``: for the series'
+per-image standardization that is the seed's re-standardization after every
+step, for a value range a clip to the range.
+
+The steps run inside one ``tf.function`` (a ``tf.while_loop``), traced once per
+sub-model and encoding, in segments of :attr:`Execution.segment_steps` steps.
+Between segments the batch is compacted: elements that stopped (converged,
+silent, non-finite, out of steps) leave it and waiting elements take their
+places, so every step is spent on elements that still climb. Each element
+carries its own step count, so its OIP is the same whichever elements share
+its batch.
 """
 
 from __future__ import annotations
 
-import math
 import weakref
-from dataclasses import asdict, dataclass, field
+from collections import deque
+from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .config import Execution, OipConfig
 from .encoding import InputEncoding
 from .errors import ConfigError
+from .status import Status
 
 __all__ = [
-    "STATUS_CONVERGED",
-    "STATUS_STEP_LIMIT",
-    "STATUS_SILENT",
-    "STATUS_NONFINITE",
-    "STATUS_NAMES",
-    "OipConfig",
     "AscentArrays",
-    "default_snapshot_steps",
     "ascend",
+    "mean_activations",
     "estimate_chunk_size",
 ]
 
-STATUS_CONVERGED = 0
-STATUS_STEP_LIMIT = 1
-STATUS_SILENT = 2
-STATUS_NONFINITE = 3
-STATUS_NAMES: dict[int, str] = {0: "converged", 1: "step_limit", 2: "silent", 3: "nonfinite"}
-
-
-def default_snapshot_steps(steps: int) -> tuple[int, ...]:
-    """Log-spaced snapshot steps: 0, 9, 18, 36, 72, ... below ``steps-1``, and ``steps-1``."""
-    out = {0, steps - 1}
-    s = 9
-    while s < steps - 1:
-        out.add(s)
-        s *= 2
-    return tuple(sorted(out))
-
-
-def _check(cond: bool, msg: str) -> None:
-    if not cond:
-        raise ConfigError(msg)
-
-
-def _is_int(x: Any) -> bool:
-    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
-
-
-@dataclass(frozen=True)
-class OipConfig:
-    """All parameters of an OIP search, validated on creation.
-
-    Attributes:
-        epsilon: step size of the normalized gradient (the seed's 0.01).
-        steps: maximum ascent steps (strategy 0).
-        conv_criterion: relative loss change below which a step counts as converged.
-        conv_patience: successive converged steps (after step 10) that stop a map.
-        stop_on_convergence: freeze converged maps (else run all steps).
-        scales: length scales of the initial noise; None = the seed's (3, 7, 14, 28)
-            relative to the image height.
-        factors: one amplitude per scale; None = 0.5 each.
-        smoothing: one more bicubic resize pass over the initial image.
-        strategy: 0 = one loop from the full mix; 1 = coarse-to-fine evolution.
-        strategy1_steps: steps per stage of strategy 1 (one per scale).
-        start: "scales" (the seed's noise) or "fourier" (1/f^alpha noise).
-        fourier_alpha: spectral exponent of the Fourier start.
-        precursor: pick the best of ``n_candidates`` starts per map first.
-        n_candidates: candidate starts per map for the precursor.
-        restarts: extra rounds with other starts for maps that end silent.
-        rescue_steps: for maps still silent after the restarts, steps of ascent on
-            the layer's pre-activation (before its ReLU) before the ordinary
-            ascent; 0 turns the rescue off.
-        n_per_map: OIPs per map (different seeds).
-        seed: RNG seed; the same seed gives identical results.
-        snapshot_steps: steps after which the image is recorded; None = log-spaced.
-        memory_budget_mb: batch chunking budget.
-        jit_compile: compile the loop with XLA.
-    """
-
-    epsilon: float = 0.01
-    steps: int = 600
-    conv_criterion: float = 5e-4
-    conv_patience: int = 4
-    stop_on_convergence: bool = True
-    scales: tuple[int, ...] | None = None
-    factors: tuple[float, ...] | None = None
-    smoothing: bool = False
-    strategy: int = 0
-    strategy1_steps: tuple[int, ...] = (20, 40, 80, 400)
-    start: str = "scales"
-    fourier_alpha: float = 1.0
-    precursor: bool = True
-    n_candidates: int = 32
-    restarts: int = 3
-    rescue_steps: int = 100
-    n_per_map: int = 1
-    seed: int = 0
-    snapshot_steps: tuple[int, ...] | None = None
-    memory_budget_mb: float = 512.0
-    jit_compile: bool = False
-
-    def __post_init__(self) -> None:
-        def norm(name: str, conv: Callable) -> None:
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, tuple):
-                try:
-                    object.__setattr__(self, name, tuple(conv(v) for v in value))
-                except TypeError:
-                    raise ConfigError(f"{name} must be a sequence, got {value!r}") from None
-
-        norm("scales", int)
-        norm("factors", float)
-        norm("strategy1_steps", int)
-        norm("snapshot_steps", int)
-        _check(isinstance(self.epsilon, (int, float)) and math.isfinite(self.epsilon) and self.epsilon > 0,
-               f"epsilon must be > 0, got {self.epsilon!r}")
-        _check(_is_int(self.steps) and self.steps >= 1, f"steps must be an integer >= 1, got {self.steps!r}")
-        _check(isinstance(self.conv_criterion, (int, float)) and math.isfinite(self.conv_criterion)
-               and self.conv_criterion >= 0, f"conv_criterion must be >= 0, got {self.conv_criterion!r}")
-        _check(_is_int(self.conv_patience) and self.conv_patience >= 1,
-               f"conv_patience must be an integer >= 1, got {self.conv_patience!r}")
-        if self.scales is not None:
-            _check(len(self.scales) >= 1 and all(s >= 1 for s in self.scales),
-                   f"scales must be positive integers, got {self.scales!r}")
-        if self.factors is not None:
-            n = len(self.scales) if self.scales is not None else None
-            _check(n is None or len(self.factors) == n,
-                   f"{len(self.factors)} factors for {n} scales; give one factor per scale")
-            _check(all(math.isfinite(f) for f in self.factors), f"factors must be finite, got {self.factors!r}")
-            _check(all(f >= 0 for f in self.factors),
-                   f"factors must be >= 0 (amplitudes of the noise on each scale), got {self.factors!r}")
-            _check(any(f > 0 for f in self.factors),
-                   "factors are all 0, the initial image would be blank; give at least one factor > 0")
-        _check(self.strategy in (0, 1) and _is_int(self.strategy), f"strategy must be 0 or 1, got {self.strategy!r}")
-        _check(len(self.strategy1_steps) >= 1 and all(s >= 1 for s in self.strategy1_steps),
-               f"strategy1_steps must be integers >= 1, got {self.strategy1_steps!r}")
-        _check(self.start in ("scales", "fourier"), f"start must be 'scales' or 'fourier', got {self.start!r}")
-        _check(isinstance(self.fourier_alpha, (int, float)) and math.isfinite(self.fourier_alpha)
-               and self.fourier_alpha >= 0, f"fourier_alpha must be >= 0, got {self.fourier_alpha!r}")
-        _check(_is_int(self.n_candidates) and self.n_candidates >= 1,
-               f"n_candidates must be an integer >= 1, got {self.n_candidates!r}")
-        _check(_is_int(self.restarts) and self.restarts >= 0, f"restarts must be an integer >= 0, got {self.restarts!r}")
-        _check(_is_int(self.rescue_steps) and self.rescue_steps >= 0,
-               f"rescue_steps must be an integer >= 0, got {self.rescue_steps!r}")
-        _check(_is_int(self.n_per_map) and self.n_per_map >= 1,
-               f"n_per_map must be an integer >= 1, got {self.n_per_map!r}")
-        _check(_is_int(self.seed) and self.seed >= 0, f"seed must be an integer >= 0, got {self.seed!r}")
-        if self.snapshot_steps is not None:
-            bad = [s for s in self.snapshot_steps if not 0 <= s < self.total_steps]
-            _check(not bad, f"snapshot steps {bad} outside 0..{self.total_steps - 1}")
-        _check(isinstance(self.memory_budget_mb, (int, float)) and self.memory_budget_mb > 0,
-               f"memory_budget_mb must be > 0, got {self.memory_budget_mb!r}")
-
-    @property
-    def total_steps(self) -> int:
-        """Steps of the final ascent: ``steps`` (strategy 0) or the last stage of strategy 1."""
-        return self.steps if self.strategy == 0 else self.strategy1_steps[-1]
-
-    def resolved_scales(self, height: int) -> tuple[int, ...]:
-        """The length scales for an image of this height."""
-        from .initial import default_scales
-
-        return self.scales if self.scales is not None else default_scales(height)
-
-    def check_image_size(self, height: int, width: int) -> None:
-        """Check the scales and factors against an image of ``height`` x ``width`` pixels.
-
-        Raises:
-            ConfigError: a length scale is larger than the image, or the number of
-                factors does not match the (default) scales.
-        """
-        too_big = [s for s in self.resolved_scales(height) if s > min(height, width)]
-        _check(not too_big,
-               f"length scale {too_big[0] if len(too_big) == 1 else too_big} is larger than the "
-               f"{height}x{width} model input; use scales between 1 and {min(height, width)}")
-        self.resolved_factors(height)
-
-    def resolved_factors(self, height: int) -> tuple[float, ...]:
-        """One factor per resolved scale."""
-        n = len(self.resolved_scales(height))
-        if self.factors is None:
-            return (0.5,) * n
-        _check(len(self.factors) == n, f"{len(self.factors)} factors for {n} scales; give one factor per scale")
-        return self.factors
-
-    def resolved_snapshot_steps(self, steps: int | None = None) -> tuple[int, ...]:
-        """Snapshot steps for a run of ``steps`` steps (default ``total_steps``)."""
-        steps = self.total_steps if steps is None else steps
-        if self.snapshot_steps is not None:
-            return tuple(sorted({s for s in self.snapshot_steps if s < steps}))
-        return default_snapshot_steps(steps)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict (tuples become lists)."""
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "OipConfig":
-        """Inverse of :meth:`to_dict`; unknown keys raise ConfigError."""
-        names = {f for f in cls.__dataclass_fields__}
-        unknown = set(data) - names
-        _check(not unknown, f"unknown OipConfig fields: {sorted(unknown)}")
-        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items()})
+_RUNNING = Status.STEP_LIMIT.code  # the status of an element until something else happens
 
 
 @dataclass(frozen=True)
@@ -226,9 +50,11 @@ class AscentArrays:
     Attributes:
         images: final images (B, H, W, C).
         activations: final mean activation of each element's map (B,).
-        status: status codes (B,): 0 converged, 1 step limit, 2 silent, 3 non-finite.
+        status: :attr:`~oipscope.status.Status.code` of each element (B,);
+            :meth:`statuses` gives the :class:`~oipscope.status.Status` values.
         converged_step: step at which convergence was met, -1 if never (B,).
-        history: loss before each step (B, steps); frozen elements repeat their loss.
+        history: the activation before each step (B, steps); a stopped element
+            repeats its last one.
         snapshots: images after each snapshot step (B, S, H, W, C).
         snapshot_steps: the S steps.
     """
@@ -240,6 +66,10 @@ class AscentArrays:
     history: np.ndarray
     snapshots: np.ndarray
     snapshot_steps: tuple[int, ...] = field(default=())
+
+    def statuses(self) -> list[Status]:
+        """The status of each element."""
+        return [Status.from_code(code) for code in self.status]
 
 
 def _activation_bytes(submodel) -> int:
@@ -263,108 +93,204 @@ def estimate_chunk_size(submodel, n_snapshots: int, steps: int, budget_mb: float
     return max(1, int(budget_mb * 2**20 // per))
 
 
-_LOOPS: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
+_SEGMENTS: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
 
 
-def _build_loop(submodel, jit: bool, encoding: InputEncoding):
+def _build_segment(submodel, jit: bool, encoding: InputEncoding):
+    """The compiled segment: up to ``seg_len`` steps of every element still running."""
     import tensorflow as tf
+
+    from .objective import map_means
 
     h, w, c = (int(d) for d in submodel.inputs[0].shape[1:])
     spread = tf.constant(encoding.spread(c))  # ones for standardization: the seed's step exactly
+    vector = tf.TensorSpec((None,), tf.int32)
     spec = [
         tf.TensorSpec((None, h, w, c), tf.float32),  # images
-        tf.TensorSpec((None,), tf.int32),  # map indices
-        tf.TensorSpec((), tf.int32),  # steps
+        vector,  # map index per element
+        vector,  # steps done per element
+        tf.TensorSpec((None,), tf.float32),  # activation before the last step done
+        vector,  # successive steps below the convergence criterion
+        vector,  # status code
+        vector,  # converged step (-1: not yet)
+        tf.TensorSpec((), tf.int32),  # segment length
+        tf.TensorSpec((), tf.int32),  # total steps
         tf.TensorSpec((), tf.float32),  # epsilon
-        tf.TensorSpec((), tf.float32),  # conv criterion
-        tf.TensorSpec((), tf.int32),  # conv patience
+        tf.TensorSpec((), tf.float32),  # convergence criterion
+        tf.TensorSpec((), tf.int32),  # convergence patience
         tf.TensorSpec((), tf.bool),  # stop on convergence
-        tf.TensorSpec((None,), tf.int32),  # snapshot slot per step (-1 none)
-        tf.TensorSpec((), tf.int32),  # number of snapshots
+        vector,  # snapshot slot of every step (-1: none)
+        tf.TensorSpec((), tf.int32),  # snapshots one element can take in this segment
     ]
 
-    def loss_and_grad(x, maps):
+    def activation_and_gradient(x, maps):
         with tf.GradientTape() as tape:
             tape.watch(x)
-            act = submodel(x, training=False)
-            sel = tf.gather(act, maps, axis=3, batch_dims=1)  # (B, h', w')
-            loss = tf.reduce_mean(sel, axis=[1, 2])
-            total = tf.reduce_sum(loss)
-        return loss, tape.gradient(total, x)
+            activation = map_means(submodel(x, training=False), maps)
+            total = tf.reduce_sum(activation)
+        return activation, tape.gradient(total, x)
 
     @tf.function(input_signature=spec, jit_compile=jit, reduce_retracing=True)
-    def loop(x0, maps, steps, eps, crit, patience, stop, snap_slot, n_snap):
-        b = tf.shape(x0)[0]
+    def segment(x, maps, step, prev, run, status, conv_step, seg_len, total_steps, eps, crit, patience, stop,
+                snap_slot, snap_capacity):
+        b = tf.shape(x)[0]
+        rows = tf.range(b)
         zeros_b = tf.zeros([b], tf.int32)
-        hist = tf.zeros([steps, b], tf.float32)
-        snaps = tf.zeros(tf.concat([[n_snap], tf.shape(x0)], 0), tf.float32)
-        loss_old = tf.zeros([b], tf.float32)
-        active = tf.ones([b], tf.bool)
-        status = tf.fill([b], STATUS_STEP_LIMIT)
-        conv_step = tf.fill([b], -1)
+        hist = tf.zeros([seg_len, b], tf.float32)
+        snaps = tf.zeros(tf.concat([[snap_capacity], tf.shape(x)], 0), tf.float32)
+        taken = zeros_b
+        active = step < total_steps
 
-        def cond(i, x, loss_old, last, active, status, conv_step, run, hist, snaps):
-            return tf.logical_and(i < steps, tf.reduce_any(active))
+        def cond(i, x, step, prev, active, status, conv_step, run, hist, snaps, taken):
+            return tf.logical_and(i < seg_len, tf.reduce_any(active))
 
-        def body(i, x, loss_old, last, active, status, conv_step, run, hist, snaps):
-            loss, grad = loss_and_grad(x, maps)
+        def body(i, x, step, prev, active, status, conv_step, run, hist, snaps, taken):
+            activation, grad = activation_and_gradient(x, maps)
             finite = tf.logical_and(
-                tf.math.is_finite(loss), tf.reduce_all(tf.math.is_finite(grad), axis=[1, 2, 3])
+                tf.math.is_finite(activation), tf.reduce_all(tf.math.is_finite(grad), axis=[1, 2, 3])
             )
             grad = encoding.free_gradient(x, grad)
             rms = tf.sqrt(tf.reduce_mean(tf.square(grad), axis=[1, 2, 3]))
-            silent = tf.logical_and(tf.equal(loss, 0.0), tf.equal(rms, 0.0))
-            rel = (loss - loss_old) / (loss + 1e-7)
-            hit = tf.logical_and(i > 10, rel < crit)
-            run = tf.where(hit, run + 1, zeros_b)
+            silent = tf.logical_and(tf.equal(activation, 0.0), tf.equal(rms, 0.0))
+            rel = (activation - prev) / (activation + 1e-7)
+            hit = tf.logical_and(step > 10, rel < crit)
+            run = tf.where(active, tf.where(hit, run + 1, zeros_b), run)
             newly_conv = tf.logical_and(tf.logical_and(run >= patience, conv_step < 0), active)
             newly_conv = tf.logical_and(newly_conv, tf.logical_and(finite, tf.logical_not(silent)))
-            conv_step = tf.where(newly_conv, i, conv_step)
-            # record the loss of every element; frozen ones keep their last loss
-            cur = tf.where(active, tf.where(finite, loss, last), last)
+            conv_step = tf.where(newly_conv, step, conv_step)
+            # the activation before this step; a frozen element keeps its last one
+            cur = tf.where(active, tf.where(finite, activation, prev), prev)
             hist = tf.tensor_scatter_nd_update(hist, [[i]], [cur])
             bad = tf.logical_and(active, tf.logical_not(finite))
             sil = tf.logical_and(tf.logical_and(active, finite), silent)
-            status = tf.where(bad, STATUS_NONFINITE, status)
-            status = tf.where(sil, STATUS_SILENT, status)
-            status = tf.where(tf.logical_and(newly_conv, tf.logical_not(sil)), STATUS_CONVERGED, status)
+            status = tf.where(bad, Status.NONFINITE.code, status)
+            status = tf.where(sil, Status.SILENT.code, status)
+            status = tf.where(tf.logical_and(newly_conv, tf.logical_not(sil)), Status.CONVERGED.code, status)
             stop_now = tf.logical_and(newly_conv, stop)
             update = tf.logical_and(active, tf.logical_not(tf.logical_or(tf.logical_or(bad, sil), stop_now)))
             g = grad / (rms[:, None, None, None] + 1e-7)
             g = tf.where(finite[:, None, None, None], g, tf.zeros_like(g))
             x_new = encoding.project(x + eps * spread * g)
             x = tf.where(update[:, None, None, None], x_new, x)
-            active = update
-            slot = snap_slot[i]
-            snaps = tf.cond(
-                slot >= 0,
-                lambda: tf.tensor_scatter_nd_update(snaps, [[slot]], [x]),
-                lambda: snaps,
-            )
-            return i + 1, x, cur, cur, active, status, conv_step, run, hist, snaps
+            # the image after this step, for elements whose step is a snapshot step
+            slot = tf.gather(snap_slot, tf.minimum(step, total_steps - 1))
+            take = tf.logical_and(active, slot >= 0)
+            at = tf.boolean_mask(tf.stack([taken, rows], axis=1), take)
+            snaps = tf.tensor_scatter_nd_update(snaps, at, tf.boolean_mask(x, take))
+            taken = tf.where(take, taken + 1, taken)
+            step = tf.where(active, step + 1, step)
+            active = tf.logical_and(update, step < total_steps)
+            return i + 1, x, step, cur, active, status, conv_step, run, hist, snaps, taken
 
-        i0 = tf.constant(0)
         out = tf.while_loop(
-            cond,
-            body,
-            (i0, x0, loss_old, loss_old, active, status, conv_step, zeros_b, hist, snaps),
-            maximum_iterations=steps,
+            cond, body, (tf.constant(0), x, step, prev, active, status, conv_step, run, hist, snaps, taken),
+            maximum_iterations=seg_len,
         )
-        i, x, _, last, active, status, conv_step, _, hist, snaps = out
-        final_loss, _ = loss_and_grad(x, maps)
-        return i, x, final_loss, status, conv_step, hist, snaps
+        _, x, step, prev, active, status, conv_step, run, hist, snaps, taken = out
+        return x, step, prev, active, status, conv_step, run, hist, snaps, taken
 
-    return loop
+    return segment
 
 
-def _get_loop(submodel, jit: bool, encoding: InputEncoding):
+def _get_segment(submodel, jit: bool, encoding: InputEncoding):
     try:
-        cache = _LOOPS.setdefault(submodel, {})
+        cache = _SEGMENTS.setdefault(submodel, {})
     except TypeError:  # not weak-referenceable
-        return _build_loop(submodel, jit, encoding)
+        return _build_segment(submodel, jit, encoding)
     if (jit, encoding) not in cache:
-        cache[jit, encoding] = _build_loop(submodel, jit, encoding)
+        cache[jit, encoding] = _build_segment(submodel, jit, encoding)
     return cache[jit, encoding]
+
+
+def _forward(submodel):
+    try:
+        cache = _SEGMENTS.setdefault(submodel, {})
+    except TypeError:
+        cache = {}
+    if "forward" not in cache:
+        import tensorflow as tf
+
+        from .objective import map_means
+
+        h, w, c = (int(d) for d in submodel.inputs[0].shape[1:])
+
+        @tf.function(input_signature=[tf.TensorSpec((None, h, w, c), tf.float32), tf.TensorSpec((None,), tf.int32)],
+                     reduce_retracing=True)
+        def forward(x, maps):
+            return map_means(submodel(x, training=False), maps)
+
+        cache["forward"] = forward
+    return cache["forward"]
+
+
+def mean_activations(submodel, images: np.ndarray, map_indices: Sequence[int],
+                     execution: Execution = Execution()) -> np.ndarray:
+    """The objective without its gradient: each image's mean activation of its map, (N,).
+
+    Args:
+        submodel: Keras model from the image input to the feature-map layer.
+        images: (N, H, W, C) in the model's input encoding.
+        map_indices: N map indices.
+        execution: its memory budget sets the batch size of the forward passes.
+    """
+    import tensorflow as tf
+
+    images = np.asarray(images, np.float32)
+    maps = np.asarray(map_indices, np.int32).reshape(-1)
+    if len(images) == 0:
+        return np.zeros(0, np.float32)
+    forward = _forward(submodel)
+    batch = 4 * estimate_chunk_size(submodel, 0, 1, execution.memory_budget_mb)  # no gradient, no history
+    return np.concatenate([
+        forward(tf.constant(images[s : s + batch]), tf.constant(maps[s : s + batch])).numpy()
+        for s in range(0, len(images), batch)
+    ]).astype(np.float32)
+
+
+class _Pool:
+    """The per-element state of an ascent, between segments (host memory)."""
+
+    def __init__(self, images: np.ndarray, steps: int, snapshot_steps: tuple[int, ...]):
+        n, h, w, c = images.shape
+        self.x = images.copy()
+        self.step = np.zeros(n, np.int32)
+        self.prev = np.zeros(n, np.float32)
+        self.run = np.zeros(n, np.int32)
+        self.status = np.full(n, _RUNNING, np.int32)
+        self.conv_step = np.full(n, -1, np.int32)
+        self.history = np.zeros((n, steps), np.float32)
+        self.snapshots = np.zeros((n, len(snapshot_steps), h, w, c), np.float32)
+        self.snapshot_steps = np.asarray(snapshot_steps, np.int64)
+
+    def take(self, rows: np.ndarray, out) -> np.ndarray:
+        """Store a segment's outcome for ``rows``; return the rows still running."""
+        x, step, prev, active, status, conv_step, run, hist, snaps, taken = (t.numpy() for t in out)
+        first = self.step[rows]
+        self.x[rows], self.prev[rows], self.run[rows] = x, prev, run
+        self.status[rows], self.conv_step[rows], self.step[rows] = status, conv_step, step
+        for j, row in enumerate(rows):
+            done = int(step[j] - first[j])
+            self.history[row, first[j] : step[j]] = hist[:done, j]
+            if taken[j]:
+                k0 = int(np.searchsorted(self.snapshot_steps, first[j]))
+                self.snapshots[row, k0 : k0 + taken[j]] = snaps[: taken[j], j]
+        return rows[active]
+
+    def finish(self) -> None:
+        """Frozen elements repeat their last activation and image to the end."""
+        steps = self.history.shape[1]
+        for row in np.flatnonzero(self.step < steps):
+            last = int(self.step[row])
+            self.history[row, last:] = self.history[row, last - 1]
+            self.snapshots[row, self.snapshot_steps >= last] = self.x[row]
+
+
+def _snapshot_capacity(snapshot_steps: tuple[int, ...], seg_len: int) -> int:
+    """The most snapshot steps any window of ``seg_len`` steps holds."""
+    s = np.asarray(snapshot_steps, np.int64)
+    if s.size == 0:
+        return 0
+    return int(max(np.searchsorted(s, v + seg_len) - k for k, v in enumerate(s)))
 
 
 def ascend(
@@ -377,6 +303,8 @@ def ascend(
     snapshot_steps: Sequence[int] | None = None,
     stop_on_convergence: bool | None = None,
     encoding: InputEncoding | None = None,
+    execution: Execution = Execution(),
+    on_stopped: Callable[[int], None] | None = None,
 ) -> AscentArrays:
     """Run the gradient ascent for a batch; element ``b`` maximizes map ``map_indices[b]``.
 
@@ -384,15 +312,18 @@ def ascend(
         submodel: Keras model from the image input to the feature-map layer.
         images: initial images (B, H, W, C) in the model's input encoding.
         map_indices: B map indices.
-        config: epsilon, convergence and memory parameters.
+        config: epsilon and convergence parameters.
         steps: override ``config.steps``.
         snapshot_steps: override the snapshot steps.
         stop_on_convergence: override ``config.stop_on_convergence``.
         encoding: the model's input encoding, which every step keeps the images in
             (default: the series' per-image standardization).
+        execution: memory budget (elements ascended at once), segment length, XLA.
+        on_stopped: called after each segment with the number of elements that
+            stopped in it.
 
     Returns:
-        AscentArrays with the per-element images, losses, statuses and histories.
+        AscentArrays with the per-element images, activations, statuses and histories.
     """
     import tensorflow as tf
 
@@ -407,45 +338,43 @@ def ascend(
     if len(maps) and (maps.min() < 0 or maps.max() >= n_maps):
         raise ConfigError(f"map indices must be in 0..{n_maps - 1}, got {sorted(set(maps.tolist()))}")
     steps = config.steps if steps is None else int(steps)
-    _check(steps >= 1, f"steps must be >= 1, got {steps}")
+    if steps < 1:
+        raise ConfigError(f"steps must be >= 1, got {steps}")
     snaps = (config.resolved_snapshot_steps(steps) if snapshot_steps is None
              else tuple(sorted({int(s) for s in snapshot_steps if 0 <= int(s) < steps})))
     stop = config.stop_on_convergence if stop_on_convergence is None else bool(stop_on_convergence)
-    slot = np.full(steps, -1, np.int32)
-    for k, s in enumerate(snaps):
-        slot[s] = k
-    b = len(images)
-    if b == 0:
-        return AscentArrays(images, np.zeros(0, np.float32), np.zeros(0, np.int8), np.zeros(0, np.int32),
-                            np.zeros((0, steps), np.float32), np.zeros((0, len(snaps), h, w, c), np.float32), snaps)
-    loop = _get_loop(submodel, config.jit_compile, encoding or InputEncoding.standardize())
-    chunk = estimate_chunk_size(submodel, len(snaps), steps, config.memory_budget_mb)
-    parts = []
-    for start in range(0, b, chunk):
-        sl = slice(start, start + chunk)
-        i, x, loss, status, conv_step, hist, snap = loop(
-            tf.constant(images[sl]), tf.constant(maps[sl]), tf.constant(steps, tf.int32),
-            tf.constant(config.epsilon, tf.float32), tf.constant(config.conv_criterion, tf.float32),
-            tf.constant(config.conv_patience, tf.int32), tf.constant(stop), tf.constant(slot),
-            tf.constant(len(snaps), tf.int32),
-        )
-        n_done = int(i)
-        hist = hist.numpy().T.copy()  # (B, steps)
-        snap = np.moveaxis(snap.numpy(), 0, 1).copy()  # (B, S, H, W, C)
-        x = x.numpy()
-        if n_done < steps:  # everything frozen early: the rest of the history/snapshots stay put
-            hist[:, n_done:] = hist[:, n_done - 1 : n_done]
-            for k, s in enumerate(snaps):
-                if s >= n_done:
-                    snap[:, k] = x
-        parts.append((x, loss.numpy(), status.numpy(), conv_step.numpy(), hist, snap))
-    cat = [np.concatenate([p[k] for p in parts]) for k in range(6)]
+    pool = _Pool(images, steps, snaps)
+    if len(images):
+        slot = np.full(steps, -1, np.int32)
+        slot[list(snaps)] = np.arange(len(snaps), dtype=np.int32)
+        # XLA compiles once per batch size: keep whole batches there
+        whole = execution.jit_compile or execution.segment_steps is None
+        seg_len = steps if whole else min(execution.segment_steps, steps)
+        capacity = estimate_chunk_size(submodel, len(snaps), steps, execution.memory_budget_mb)
+        segment = _get_segment(submodel, execution.jit_compile, encoding or InputEncoding.standardize())
+        constants = [tf.constant(v, dtype) for v, dtype in (
+            (seg_len, tf.int32), (steps, tf.int32), (config.epsilon, tf.float32),
+            (config.conv_criterion, tf.float32), (config.conv_patience, tf.int32), (stop, tf.bool),
+            (slot, tf.int32), (_snapshot_capacity(snaps, seg_len), tf.int32))]
+        waiting = deque(range(len(images)))
+        running = np.zeros(0, np.int64)
+        while waiting or running.size:
+            if waiting and running.size < capacity:
+                fill = [waiting.popleft() for _ in range(min(capacity - running.size, len(waiting)))]
+                running = np.concatenate([running, np.asarray(fill, np.int64)])
+            out = segment(*(tf.constant(a[running]) for a in (pool.x, maps, pool.step, pool.prev, pool.run,
+                                                                pool.status, pool.conv_step)), *constants)
+            before = running.size
+            running = pool.take(running, out)
+            if on_stopped:
+                on_stopped(before - running.size)
+        pool.finish()
     return AscentArrays(
-        images=cat[0].astype(np.float32),
-        activations=cat[1].astype(np.float32),
-        status=cat[2].astype(np.int8),
-        converged_step=cat[3].astype(np.int32),
-        history=cat[4].astype(np.float32),
-        snapshots=cat[5].astype(np.float32),
+        images=pool.x,
+        activations=mean_activations(submodel, pool.x, maps, execution),
+        status=pool.status.astype(np.int8),
+        converged_step=pool.conv_step,
+        history=pool.history,
+        snapshots=pool.snapshots,
         snapshot_steps=snaps,
     )

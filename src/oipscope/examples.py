@@ -520,15 +520,24 @@ def evoked_classes(model, images, batch_size: int = 256) -> np.ndarray:
     return probs.astype(np.float32)
 
 
-def assess_oips(result, model, examples: DatasetExamples):
+def assess_oips(model, result, examples: DatasetExamples):
     """Return ``result`` with each OIP's superstimulus ratio and evoked class probabilities.
 
     Args:
+        model: the full model (or :class:`~oipscope.subject.Subject`), to see which
+            class each OIP evokes.
         result: an :class:`~oipscope.results.OipResult` for the layer of ``examples``.
-        model: the full model, to see which class each OIP evokes.
         examples: dataset examples of the same layer (all its maps).
     """
     import dataclasses
+    import warnings
+
+    from .results import OipResult
+
+    if isinstance(model, OipResult) and not isinstance(result, OipResult):  # the order before 0.2
+        warnings.warn("assess_oips(result, model, examples) is now assess_oips(model, result, examples), "
+                      "like every other function", DeprecationWarning, stacklevel=2)
+        model, result = result, model
 
     if examples.layer_name != result.layer_name:
         raise ConfigError(

@@ -1,4 +1,4 @@
-"""Safe file output: atomic writes, file names from untrusted model names, no needless rewrites.
+"""Safe file output: atomic writes, file names from untrusted model names, file hashes.
 
 An interrupt or crash never leaves a half-written file that later loads as valid
 (a temporary file in the same folder, then a rename).
@@ -6,18 +6,14 @@ An interrupt or crash never leaves a half-written file that later loads as valid
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-import math
 import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import BinaryIO, Callable
 
-import numpy as np
-
-__all__ = ["atomic_write", "safe_filename", "equal_values", "save_if_changed", "file_sha256"]
+__all__ = ["atomic_write", "safe_filename", "file_sha256"]
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -59,40 +55,3 @@ def safe_filename(name: str, max_length: int = 40) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:max_length].strip("-") or "layer"
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
     return f"{slug}-{digest}"
-
-
-def equal_values(a: Any, b: Any) -> bool:
-    """Whether two results hold the same values: dataclasses field by field, arrays
-    element-wise (NaN equal to NaN), sequences and mappings item by item."""
-    if dataclasses.is_dataclass(a) and not isinstance(a, type):
-        return type(a) is type(b) and all(
-            equal_values(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(a))
-    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-        a, b = np.asarray(a), np.asarray(b)
-        if a.shape != b.shape or a.dtype.kind != b.dtype.kind:
-            return False
-        return bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(map(equal_values, a, b))
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(equal_values(a[k], b[k]) for k in a)
-    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
-        return True
-    return type(a) is type(b) and a == b
-
-
-def save_if_changed(value: Any, path: str | os.PathLike, load: Callable[[Path], Any]) -> bool:
-    """``value.save(path)`` unless ``path`` already holds equal values; True if written.
-
-    Keeps a finished result's files (and their times) untouched when a resumed
-    run or a rebuilt report writes the same result again. Unreadable files are
-    simply overwritten.
-    """
-    path = Path(path)
-    try:
-        if path.exists() and equal_values(load(path), value):
-            return False
-    except Exception:  # noqa: BLE001 - damaged or foreign files are replaced
-        pass
-    value.save(path)
-    return True

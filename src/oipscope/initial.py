@@ -105,10 +105,15 @@ def _resize_matrix(size_in: int, size_out: int) -> np.ndarray:
 
 
 def _resize(x: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Antialiased bicubic resize of (N, h, w, C) images, as ``tf.image.resize`` does it."""
-    rows = _resize_matrix(x.shape[1], height)
-    cols = _resize_matrix(x.shape[2], width)
-    return np.einsum("hi,nijc,wj->nhwc", rows, x, cols, optimize=True).astype(np.float32)
+    """Antialiased bicubic resize of (N, h, w, C) images, as ``tf.image.resize`` does it.
+
+    Summed in float64: BLAS orders its sums by the batch size, and float32 would
+    carry that order into the last bit, so an image would depend on the images
+    resized alongside it.
+    """
+    rows = _resize_matrix(x.shape[1], height).astype(np.float64)
+    cols = _resize_matrix(x.shape[2], width).astype(np.float64)
+    return np.einsum("hi,nijc,wj->nhwc", rows, x.astype(np.float64), cols, optimize=True).astype(np.float32)
 
 
 def scale_noise(

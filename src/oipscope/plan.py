@@ -15,7 +15,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .engine import OipConfig, ascend
+from .config import Execution, OipConfig
+from .engine import ascend
 from .layers import select_layers
 from .runs import layer_map_selection
 from .subject import as_subject
@@ -60,7 +61,7 @@ def plan_zoo(model, layers: str | Sequence[str] | None = None,
 
 
 def estimate_seconds(model, plan: LayerPlan, config: OipConfig = OipConfig(), *, n_images: int = 0,
-                     probe_maps: int = 16, probe_steps: int = 8) -> float:
+                     probe_maps: int = 16, probe_steps: int = 8, execution: Execution = Execution()) -> float:
     """Seconds the OIP search (and ``n_images`` dataset images) of one layer would take.
 
     A batch of ``probe_maps`` maps ascends ``probe_steps`` steps twice (the first
@@ -75,10 +76,12 @@ def estimate_seconds(model, plan: LayerPlan, config: OipConfig = OipConfig(), *,
     rng = np.random.default_rng(0)
     start = subject.encoding.start(rng.standard_normal((n, height, width, channels)).astype(np.float32))
     maps = list(plan.maps[:n])
-    ascend(sub, start, maps, config, steps=2, snapshot_steps=(), encoding=subject.encoding)  # compile
+    probe = Execution(memory_budget_mb=execution.memory_budget_mb, segment_steps=None)
+    ascend(sub, start, maps, config, steps=2, snapshot_steps=(), encoding=subject.encoding,
+           execution=probe)  # compile
     began = time.perf_counter()
     ascend(sub, start, maps, config, steps=probe_steps, snapshot_steps=(), stop_on_convergence=False,
-           encoding=subject.encoding)
+           encoding=subject.encoding, execution=probe)
     per_map_step = (time.perf_counter() - began) / (n * probe_steps)
     seconds = per_map_step * len(plan.maps) * config.n_per_map * config.total_steps * _SEARCH_OVERHEAD
     if n_images:

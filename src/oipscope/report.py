@@ -8,7 +8,7 @@ pages; it works from ``file://``)::
       index.html                 model summary, one tile per layer
       thumbs/<slug>.png          layer mosaics
       layers/<slug>.html         all OIPs of a layer as sortable tiles
-      layers/<slug>/map_0003.html, card_0003.png, tiles/map_0003.png, loss.png
+      layers/<slug>/map_0003.html, card_0003.png, tiles/map_0003.png, curves.png
       data/gallery.json          everything needed to rebuild the pages
       data/<slug>/result/        the layer's OipResult (OipResult.save)
       data/<slug>/examples.npz   its DatasetExamples (DatasetExamples.save)
@@ -32,17 +32,17 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from . import __version__, plot
+from .card import CardLayout, MapCard, card_layout
 from .errors import ConfigError
-from .files import atomic_write, safe_filename, save_if_changed
+from .files import atomic_write, safe_filename
+from .layout import DATA_DIR, EXAMPLE_IMAGES, EXAMPLES_NPZ, GALLERY_JSON
+from .status import Status
+from .tiles import check_contrast, colorize, display_limits, pixel_images, tile_images
 
 __all__ = ["write_gallery", "rebuild_gallery", "safe_filename", "GALLERY_JSON", "DATA_DIR"]
 
-DATA_DIR = "data"
-GALLERY_JSON = "gallery.json"
-EXAMPLE_IMAGES = "example_images.npz"
 _FORMAT = 1
 _TEMPLATES = Path(__file__).resolve().parent / "templates"
-_MARKED = ("silent", "nonfinite")
 
 
 # ---- file names and writing ---------------------------------------------------------
@@ -114,17 +114,23 @@ def _model_summary(model_summary, layers: list) -> tuple[str, list[dict]]:
     return str(name), infos
 
 
-def _layer_pairs(layers) -> list[tuple[Any, Any]]:
-    pairs = []
+def _layer_items(layers) -> tuple[list[tuple[Any, Any]], list[Path | None]]:
+    """(result, examples) per layer, and the folder each result is saved in already (LayerRun), else None."""
+    pairs, folders = [], []
     for item in layers:
         if hasattr(item, "maps") and hasattr(item, "layer_name"):
             pairs.append((item, None))
+            folders.append(None)
+        elif hasattr(item, "result") and hasattr(item, "folder"):  # a LayerRun of run_zoo
+            pairs.append((item.result, item.examples))
+            folders.append(Path(item.folder))
         else:
             result, examples = item
             pairs.append((result, examples))
+            folders.append(None)
     if not pairs:
         raise ConfigError("no layers to show: give at least one (OipResult, DatasetExamples | None)")
-    return pairs
+    return pairs, folders
 
 
 class _Lookup:
@@ -184,17 +190,11 @@ def _mosaic(oips: list, pixels: list, limits: tuple[float, float] | None, max_ti
     """All OIPs of a layer as one RGB array (silent ones hatched grey); per-tile contrast without ``limits``."""
     oips = oips[:max_tiles]
     h, w = np.asarray(oips[0].image).shape[:2]
-    ncols = max(1, math.ceil(math.sqrt(len(oips))))
-    nrows = math.ceil(len(oips) / ncols)
-    gap = max(1, w // 14)
-    out = np.ones((nrows * h + (nrows - 1) * gap, ncols * w + (ncols - 1) * gap, 3), np.float32)
     yy, xx = np.mgrid[0:h, 0:w]
     hatch = np.where(((yy + xx) % 6)[..., None] < 2, 0.7, 0.83) * np.ones(3, np.float32)
-    for k, oip in enumerate(oips):
-        r, c = divmod(k, ncols)
-        tile = hatch if oip.status in _MARKED else plot.colorize(pixels[k], *(limits or (None, None)))
-        out[r * (h + gap): r * (h + gap) + h, c * (w + gap): c * (w + gap) + w] = tile
-    return out
+    tiles = [hatch if Status(oip.status).marked else colorize(pixels[k], *(limits or (None, None)))
+             for k, oip in enumerate(oips)]
+    return tile_images(tiles, ncols=max(1, math.ceil(math.sqrt(len(oips)))), gap=max(1, w // 14))
 
 
 def _class_name(class_names, index: int | None) -> str | None:
@@ -225,9 +225,9 @@ def _render_layer(env, writer: _Writer, common: dict, slug: str, result, example
     if not oips:
         raise ConfigError(f"the result of layer {result.layer_name!r} holds no OIPs")
     encoding = result.encoding
-    pixels = plot.pixel_images([m.image for m in oips], encoding)
-    live = [p for p, m in zip(pixels, oips) if m.status not in _MARKED]
-    vmin, vmax = plot.display_limits(live, robust=0.5)
+    pixels = pixel_images([m.image for m in oips], encoding)
+    live = [p for p, m in zip(pixels, oips) if not Status(m.status).marked]
+    vmin, vmax = display_limits(live, robust=0.5)
     shared = (vmin, vmax) if contrast == "shared" else None
     map_shape = _map_shape(infos, result.layer_name, examples)
     page_name = f"{slug}.html"
@@ -240,7 +240,7 @@ def _render_layer(env, writer: _Writer, common: dict, slug: str, result, example
         "page": f"layers/{page_name}",
         "page_name": page_name,
         "thumb": f"thumbs/{slug}.png",
-        "loss": f"{slug}/loss.png",
+        "curves": f"{slug}/curves.png",
         "summary": summary,
         "median_ratio": _fmt(median, 2) if median is not None else None,
         "seconds": f"{float(result.seconds):.1f}",
@@ -253,7 +253,7 @@ def _render_layer(env, writer: _Writer, common: dict, slug: str, result, example
         "versions": sorted(dict(result.versions).items()),
     }
     writer.write(layer["thumb"], _png_image(_mosaic(oips, pixels, shared)))
-    writer.write(f"{rel}/loss.png", _png_figure(plot.activation_curves(result), dpi))
+    writer.write(f"{rel}/curves.png", _png_figure(plot.activation_curves(result), dpi))
     layer["pattern_accuracy"] = None if examples is None else _percent(examples.pattern_accuracy, examples)
     map_selectivity = layer["profiles"] = None
     if examples is not None and examples.class_means is not None:
@@ -269,23 +269,22 @@ def _render_layer(env, writer: _Writer, common: dict, slug: str, result, example
     config = sorted((k, json.dumps(v) if isinstance(v, (list, tuple, dict)) or v is None else str(v))
                     for k, v in result.config.to_dict().items())
     with_examples = examples is not None and images is not None
-    painters: dict[tuple, Any] = {}
+    painters: dict[CardLayout, MapCard] = {}
     names = _oip_labels(oips)
     tiles, maps = [], []
     for k, oip in enumerate(oips):
-        marked = oip.status in _MARKED
+        marked = Status(oip.status).marked
         tile = None
         if not marked:
             tile = f"{slug}/tiles/map_{k:04d}.png"
-            writer.write(f"layers/{tile}", _png_image(plot.colorize(pixels[k], *(shared or (None, None)))))
+            writer.write(f"layers/{tile}", _png_image(colorize(pixels[k], *(shared or (None, None)))))
         if cards:
-            layout = plot._card_layout(oip, examples if with_examples else None,
-                                       images if with_examples else None, labels, max_examples)
-            key = tuple(sorted((a, str(b)) for a, b in layout.items()))
-            if key not in painters:
-                painters[key] = plot._Card(**layout, dpi=dpi, blit=True, limits=shared,
+            layout = card_layout(oip, examples if with_examples else None,
+                                 images if with_examples else None, labels, max_examples)
+            if layout not in painters:
+                painters[layout] = MapCard(layout, dpi=dpi, blit=True, limits=shared,
                                            class_names=class_names, unit=encoding.display_unit)
-            card = painters[key]
+            card = painters[layout]
             card.paint(oip, examples if with_examples else None, images if with_examples else None,
                        class_names, map_shape, labels, result.layer_name, encoding, image_names)
             writer.write(f"{rel}/card_{k:04d}.png", card.png())
@@ -365,17 +364,16 @@ def _profile_bars(class_means, class_names) -> list[tuple[str, str, float]]:
             for c, v in enumerate(values)]
 
 
-def _save_data(writer: _Writer, slug: str, result, examples) -> dict:
-    from .examples import DatasetExamples
-    from .results import OipResult
-
+def _save_data(writer: _Writer, slug: str, result, examples, saved_in: Path | None) -> dict:
+    """Save a layer's result and examples under ``data/<slug>/``, unless run_zoo saved them there already."""
     folder = writer.path(DATA_DIR, slug)
-    save_if_changed(result, folder / "result", OipResult.load)
     entry = {"layer_name": result.layer_name, "slug": slug, "result": f"{DATA_DIR}/{slug}/result",
-             "examples": None}
+             "examples": None if examples is None else f"{DATA_DIR}/{slug}/{EXAMPLES_NPZ}"}
+    if saved_in is not None and saved_in.resolve() == (folder / "result").resolve():
+        return entry
+    result.save(folder / "result")
     if examples is not None:
-        save_if_changed(examples, folder / "examples.npz", DatasetExamples.load)
-        entry["examples"] = f"{DATA_DIR}/{slug}/examples.npz"
+        examples.save(folder / EXAMPLES_NPZ)
     return entry
 
 
@@ -431,7 +429,9 @@ def write_gallery(
             :class:`~oipscope.models.LayerInfo` (the name is then the results'
             ``model_name``). Layer dicts with the LayerInfo fields work too.
         layers: ``(OipResult, DatasetExamples | None)`` per layer (a bare
-            OipResult counts as one without examples).
+            OipResult counts as one without examples), or the
+            :class:`~oipscope.runs.LayerRun` s of :func:`~oipscope.runs.run_zoo`
+            (their data, saved in this folder already, is not written again).
         images: the images the examples were computed on: an
             :class:`~oipscope.imagesets.ImageSet` (its labels, class names and file
             names are used unless given), pixels (N, H, W[, C]), or a mapping from
@@ -443,7 +443,7 @@ def write_gallery(
         max_examples: dataset examples per card.
         save_data: also save results, examples and the shown images under
             ``data/`` so that :func:`rebuild_gallery` can redo the pages.
-        cards: render a card figure per map (:func:`oipscope.plot.map_card`,
+        cards: render a card figure per map (:class:`oipscope.card.MapCard`,
             about 0.05-0.1 s each); without, map pages show the OIP and tables only.
         contrast: ``"tile"``: each OIP tile and card on its own robust colour scale
             (default); ``"shared"``: one scale per layer.
@@ -452,8 +452,8 @@ def write_gallery(
         examples_source: what the examples were drawn from, for the index page
             (default the image set's name).
     """
-    plot._check_contrast(contrast)
-    pairs = _layer_pairs(layers)
+    check_contrast(contrast)
+    pairs, saved_in = _layer_items(layers)
     model_name, infos = _model_summary(model_summary, pairs)
     writer = _Writer(Path(out_dir))
     writer.root.mkdir(parents=True, exist_ok=True)
@@ -511,7 +511,8 @@ def write_gallery(
         examples_source=examples_source if images is not None else None, **common))
 
     if save_data:
-        entries = [_save_data(writer, slug, result, examples) for slug, (result, examples) in zip(slugs, pairs)]
+        entries = [_save_data(writer, slug, result, examples, folder)
+                   for slug, (result, examples), folder in zip(slugs, pairs, saved_in)]
         meta = {
             "format": _FORMAT,
             "model_name": model_name,
@@ -554,6 +555,7 @@ def rebuild_gallery(results_dir: str | os.PathLike, out_dir: str | os.PathLike |
     """
     from .examples import DatasetExamples
     from .results import OipResult
+    from .runs import LayerRun
 
     meta_path = _find_gallery_json(Path(results_dir))
     root = meta_path.parent.parent if meta_path.parent.name == DATA_DIR else meta_path.parent
@@ -563,9 +565,9 @@ def rebuild_gallery(results_dir: str | os.PathLike, out_dir: str | os.PathLike |
             raise ConfigError(f"{meta_path} has format {meta.get('format')!r}; this oipscope reads {_FORMAT}")
         layers = []
         for entry in meta["layers"]:
-            result = OipResult.load(_inside(root, entry["result"]))
+            folder = _inside(root, entry["result"])
             examples = DatasetExamples.load(_inside(root, entry["examples"])) if entry.get("examples") else None
-            layers.append((result, examples))
+            layers.append(LayerRun(result=OipResult.load(folder), examples=examples, folder=folder))
         images = labels = names = None
         if meta.get("example_images"):
             with np.load(_inside(root, meta["example_images"]), allow_pickle=False) as npz:

@@ -18,9 +18,10 @@ from typing import Any
 import numpy as np
 
 from .encoding import InputEncoding
-from .engine import OipConfig
+from .config import OipConfig
 from .errors import ConfigError
 from .files import atomic_write
+from .status import Status
 
 __all__ = ["MapOip", "OipResult", "RESULT_JSON", "ARRAYS_NPZ"]
 
@@ -37,7 +38,8 @@ class MapOip:
         map_index: the map of the layer.
         image: the OIP (H, W, C) in the model's input encoding (see ``OipResult.encoding``).
         activation: final mean activation of the map.
-        status: "converged", "step_limit", "silent" or "nonfinite".
+        status: how the ascent ended, a :class:`~oipscope.status.Status` (equal to its
+            name: "converged", "step_limit", "silent" or "nonfinite").
         converged_step: step at which convergence was reached, -1 if never.
         snapshots: images after the snapshot steps (S, H, W, C).
         snapshot_steps: the S steps.
@@ -60,6 +62,9 @@ class MapOip:
     start: str
     superstimulus_ratio: float | None = None
     evoked_probabilities: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", Status(self.status))
 
     @property
     def evoked_class(self) -> int | None:
@@ -104,10 +109,10 @@ class OipResult:
         statuses = [m.status for m in self.maps]
         summary: dict[str, Any] = {
             "maps": len(self.maps),
-            "converged": statuses.count("converged"),
-            "step_limit": statuses.count("step_limit"),
-            "silent": statuses.count("silent"),
-            "nonfinite": statuses.count("nonfinite"),
+            "converged": statuses.count(Status.CONVERGED),
+            "step_limit": statuses.count(Status.STEP_LIMIT),
+            "silent": statuses.count(Status.SILENT),
+            "nonfinite": statuses.count(Status.NONFINITE),
             "seconds": self.seconds,
         }
         ratios = np.array([m.superstimulus_ratio for m in self.maps if m.superstimulus_ratio is not None])
@@ -136,7 +141,7 @@ class OipResult:
             meta_maps.append({
                 "map_index": int(m.map_index),
                 "activation": float(m.activation),
-                "status": m.status,
+                "status": str(m.status),
                 "converged_step": int(m.converged_step),
                 "snapshot_steps": [int(s) for s in m.snapshot_steps],
                 "start": m.start,

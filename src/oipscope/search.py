@@ -18,19 +18,14 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from .config import Execution, OipConfig
 from .encoding import InputEncoding
-from .engine import (
-    STATUS_NAMES,
-    STATUS_SILENT,
-    AscentArrays,
-    OipConfig,
-    ascend,
-    estimate_chunk_size,
-)
+from .engine import AscentArrays, ascend, estimate_chunk_size, mean_activations
 from .errors import ConfigError
 from .files import file_sha256
 from .initial import combine_grids, draw_grids, fourier_noise, parse_maps, scale_noise
 from .results import MapOip, OipResult
+from .status import Status, is_better, needs_retry
 from .subject import as_subject
 
 __all__ = ["find_oips", "retry_from", "file_sha256", "RESTART_KINDS"]
@@ -46,11 +41,13 @@ def _rng(config: OipConfig, m: int, r: int, purpose: int, extra: int = 0) -> np.
 
 
 class _Search:
-    def __init__(self, sub, shape: tuple[int, int, int], config: OipConfig, encoding: InputEncoding):
+    def __init__(self, sub, shape: tuple[int, int, int], config: OipConfig, encoding: InputEncoding,
+                 execution: Execution):
         self.sub = sub
         self.h, self.w, self.c = shape
         self.config = config
         self.encoding = encoding
+        self.execution = execution
         config.check_image_size(self.h, self.w)
         self.scales = config.resolved_scales(self.h)
         self.factors = config.resolved_factors(self.h)
@@ -78,8 +75,8 @@ class _Search:
             fac = np.tile(np.asarray(self.factors[: len(scales)], np.float32), (n, 1))
         return (scales, draw_grids(rng, n, h, w, c, scales)), fac
 
-    def starts(self, elems: Sequence[tuple[int, int]], kind: str, purpose: int, extra: int,
-               n_candidates: int) -> tuple[np.ndarray, list[str]]:
+    def _starts(self, elems: Sequence[tuple[int, int]], kind: str, purpose: int, extra: int,
+                n_candidates: int) -> tuple[np.ndarray, list[str]]:
         """One start per element; with n_candidates > 1 the best candidate by activation."""
         e, k = len(elems), n_candidates
         draws = [self._mix(_rng(self.config, m, r, purpose, extra), kind, k) for m, r in elems]
@@ -93,33 +90,37 @@ class _Search:
         cand = self.encoding.start(cand).reshape((e, k, self.h, self.w, self.c))
         if k == 1:
             return cand[:, 0], [kind] * e
-        scores = self.score(cand.reshape((e * k, self.h, self.w, self.c)), np.repeat([m for m, _ in elems], k))
+        scores = mean_activations(self.sub, cand.reshape((e * k, self.h, self.w, self.c)),
+                                  np.repeat([m for m, _ in elems], k), self.execution)
         best = scores.reshape(e, k).argmax(axis=1)
         return cand[np.arange(e), best], [f"{kind}#{b}" for b in best]
 
-    def score(self, images: np.ndarray, maps: np.ndarray) -> np.ndarray:
-        """Mean activation of each image's map, in batched forward passes."""
-        import tensorflow as tf
-
-        chunk = 4 * estimate_chunk_size(self.sub, 0, 1, self.config.memory_budget_mb)
-        out = []
-        for s in range(0, len(images), chunk):
-            act = self.sub(tf.constant(images[s : s + chunk]), training=False)
-            sel = tf.gather(act, tf.constant(maps[s : s + chunk], tf.int32), axis=3, batch_dims=1)
-            out.append(tf.reduce_mean(sel, axis=[1, 2]).numpy())
-        return np.concatenate(out)
+    def starts(self, elems: Sequence[tuple[int, int]], kind: str, purpose: int, extra: int,
+               n_candidates: int) -> tuple[np.ndarray, list[str]]:
+        """:meth:`_starts` in batches whose candidates fit the memory budget."""
+        batch = max(1, 4 * estimate_chunk_size(self.sub, 0, 1, self.execution.memory_budget_mb) // n_candidates)
+        parts = [self._starts(elems[s : s + batch], kind, purpose, extra, n_candidates)
+                 for s in range(0, len(elems), batch)]
+        return np.concatenate([p[0] for p in parts]), [label for p in parts for label in p[1]]
 
     # ---- ascent ----------------------------------------------------------
-    def evolve(self, elems: Sequence[tuple[int, int]], x0: np.ndarray, salt: int) -> AscentArrays:
+    def ascend(self, x0: np.ndarray, maps: Sequence[int], *, steps: int | None = None,
+               final: bool = True, submodel=None, on_stopped: Callable[[int], None] | None = None):
+        """One ascent of all elements; ``final=False``: all steps, no snapshots (an intermediate stage)."""
+        extra = {} if final else {"snapshot_steps": (), "stop_on_convergence": False}
+        return ascend(submodel or self.sub, x0, maps, self.config, steps=steps, encoding=self.encoding,
+                      execution=self.execution, on_stopped=on_stopped, **extra)
+
+    def evolve(self, elems: Sequence[tuple[int, int]], x0: np.ndarray, salt: int,
+               on_stopped: Callable[[int], None] | None = None) -> AscentArrays:
         """Strategy 0: one ascent; strategy 1: coarse-to-fine stages."""
         cfg = self.config
         maps = [m for m, _ in elems]
         if cfg.strategy == 0:
-            return ascend(self.sub, x0, maps, cfg, encoding=self.encoding)
+            return self.ascend(x0, maps, on_stopped=on_stopped)
         x = x0
         stages = cfg.strategy1_steps
         for k, n in enumerate(stages):
-            last = k == len(stages) - 1
             if k > 0 and k < len(self.scales):
                 add = np.concatenate([
                     scale_noise(_rng(cfg, m, r, _STAGE, salt * 100 + k), 1, self.h, self.w, self.c,
@@ -128,39 +129,41 @@ class _Search:
                 ])
                 spread = self.encoding.spread(self.c)
                 x = self.encoding.project(x + self.factors[k] * spread * add).numpy()
-            if last:
-                return ascend(self.sub, x, maps, cfg, steps=n, encoding=self.encoding)
-            x = ascend(self.sub, x, maps, cfg, steps=n, snapshot_steps=(), stop_on_convergence=False,
-                       encoding=self.encoding).images
+            if k == len(stages) - 1:
+                return self.ascend(x, maps, steps=n, on_stopped=on_stopped)
+            x = self.ascend(x, maps, steps=n, final=False).images
         raise AssertionError("unreachable")
 
-    def run(self, elems: Sequence[tuple[int, int]], kind: str, purpose: int, extra: int,
-            n_candidates: int, prefix: str, on_batch: Callable[[int], None] | None = None
-            ) -> tuple[AscentArrays, list[str]]:
-        """Starts + ascent for the elements, in memory-sized batches."""
-        cfg = self.config
-        chunk = estimate_chunk_size(self.sub, len(cfg.resolved_snapshot_steps()), cfg.total_steps,
-                                    cfg.memory_budget_mb)
-        parts: list[AscentArrays] = []
-        labels: list[str] = []
-        for s in range(0, len(elems), chunk):
-            batch = elems[s : s + chunk]
-            x0, lab = self.starts(batch, kind, purpose, extra, n_candidates)
-            parts.append(self.evolve(batch, x0, extra))
-            labels += [prefix + l for l in lab]
-            if on_batch:
-                on_batch(len(batch))
-        return _concat(parts), labels
+    def run(self, elems: Sequence[tuple[int, int]], kind: str, purpose: int, extra: int, n_candidates: int,
+            on_stopped: Callable[[int], None] | None = None) -> tuple[AscentArrays, list[str]]:
+        """Starts + one ascent for the elements."""
+        x0, labels = self.starts(elems, kind, purpose, extra, n_candidates)
+        return self.evolve(elems, x0, extra, on_stopped), labels
 
 
-def _concat(parts: list[AscentArrays]) -> AscentArrays:
-    if len(parts) == 1:
-        return parts[0]
-    return AscentArrays(
-        *(np.concatenate([getattr(p, f) for p in parts]) for f in
-          ("images", "activations", "status", "converged_step", "history", "snapshots")),
-        snapshot_steps=parts[0].snapshot_steps,
+def _map_oip(arrays: AscentArrays, row: int, map_index: int, start: str) -> MapOip:
+    """The OIP of one element of an ascent."""
+    return MapOip(
+        map_index=int(map_index),
+        image=arrays.images[row],
+        activation=float(arrays.activations[row]),
+        status=Status.from_code(arrays.status[row]),
+        converged_step=int(arrays.converged_step[row]),
+        snapshots=arrays.snapshots[row],
+        snapshot_steps=tuple(arrays.snapshot_steps),
+        activation_history=arrays.history[row],
+        start=start,
     )
+
+
+def _keep_better(oips: list[MapOip], positions: Sequence[int], arrays: AscentArrays,
+                 labels: Sequence[str]) -> None:
+    """Replace ``oips[p]`` by the OIP of row ``j`` of a second-chance ascent where that is better."""
+    for row, position in enumerate(positions):
+        old = oips[position]
+        new = _map_oip(arrays, row, old.map_index, labels[row])
+        if is_better(new.status, new.activation, old.status, old.activation):
+            oips[position] = new
 
 
 def _versions() -> dict[str, str]:
@@ -181,6 +184,7 @@ def find_oips(
     on_progress: Callable[[int, int], None] | None = None,
     *,
     model_path: str | os.PathLike | None = None,
+    execution: Execution = Execution(),
 ) -> OipResult:
     """Find the OIPs of the selected maps of a layer, all in batched ascents.
 
@@ -192,6 +196,7 @@ def find_oips(
         config: the search parameters.
         on_progress: called as ``on_progress(done, total)`` with OIP counts.
         model_path: the model file, to record its sha256.
+        execution: how the work is carried out (memory budget, XLA); never changes an OIP.
 
     Returns:
         An OipResult with ``n_per_map`` MapOips per selected map, in map order.
@@ -207,84 +212,65 @@ def find_oips(
     sub = subject.feature_submodel(layer_name)
     n_maps = int(sub.outputs[0].shape[-1])
     selected = parse_maps(maps, n_maps)
-    search = _Search(sub, subject.input_shape, config, subject.encoding)
+    search = _Search(sub, subject.input_shape, config, subject.encoding, execution)
     elems = [(m, r) for m in selected for r in range(config.n_per_map)]
     total = len(elems)
     done = [0]
 
-    def tick(n: int) -> None:
+    def stopped(n: int) -> None:
         done[0] += n
         if on_progress:
             on_progress(min(done[0], total), total)
 
+    fourier = config.start == "fourier"
     if config.precursor:
-        kind, n_cand, prefix = ("fourier" if config.start == "fourier" else "precursor"), config.n_candidates, ""
+        kind, n_candidates = ("fourier" if fourier else "precursor"), config.n_candidates
     else:
-        kind, n_cand, prefix = ("fourier" if config.start == "fourier" else "default"), 1, ""
-    res, labels = search.run(elems, kind, _PRECURSOR, 0, n_cand, prefix, tick)
+        kind, n_candidates = ("fourier" if fourier else "default"), 1
+    first, labels = search.run(elems, kind, _PRECURSOR, 0, n_candidates, stopped)
     if not config.precursor:
-        labels = ["fourier" if config.start == "fourier" else "scales"] * len(elems)
-    images, losses = res.images.copy(), res.activations.copy()
-    status, conv, hist, snaps = res.status.copy(), res.converged_step.copy(), res.history.copy(), res.snapshots.copy()
+        labels = ["fourier" if fourier else "scales"] * total
+    oips = [_map_oip(first, i, m, labels[i]) for i, (m, _) in enumerate(elems)]
 
-    for rnd in range(1, config.restarts + 1):
-        todo = [i for i in range(total) if status[i] == STATUS_SILENT or not losses[i] > 0]
+    def to_retry() -> list[int]:
+        return [i for i, oip in enumerate(oips) if needs_retry(oip.status, oip.activation)]
+
+    for round_ in range(1, config.restarts + 1):
+        todo = to_retry()
         if not todo:
             break
-        rkind = RESTART_KINDS[(rnd - 1) % len(RESTART_KINDS)]
-        sub_elems = [elems[i] for i in todo]
-        n_c = max(config.n_candidates, 1) if config.precursor else 8
-        r2, lab2 = search.run(sub_elems, rkind, _RESTART, rnd, n_c, f"restart{rnd}:")
-        for j, i in enumerate(todo):
-            if r2.activations[j] > losses[i] or (status[i] == STATUS_SILENT and r2.status[j] != STATUS_SILENT):
-                images[i], losses[i], status[i], conv[i] = r2.images[j], r2.activations[j], r2.status[j], r2.converged_step[j]
-                hist[i], snaps[i] = r2.history[j], r2.snapshots[j]
-                labels[i] = lab2[j].split("#")[0]
-    still_silent = [i for i in range(total) if status[i] == STATUS_SILENT or not losses[i] > 0]
-    pre = subject.preactivation_submodel(layer_name) if config.rescue_steps and still_silent else None
-    if pre is not None:
-        # Rescue: climb the map's pre-activation (its gradient is not cut by ReLU) until
-        # the map wakes up, then run the ordinary ascent from there.
-        sub_maps = [elems[i][0] for i in still_silent]
-        woken = ascend(pre, images[still_silent], sub_maps, config, steps=config.rescue_steps,
-                       snapshot_steps=(), stop_on_convergence=False, encoding=subject.encoding).images
-        r3 = ascend(search.sub, woken, sub_maps, config, steps=config.total_steps, encoding=subject.encoding)
-        for j, i in enumerate(still_silent):
-            if r3.activations[j] > losses[i]:
-                images[i], losses[i], status[i], conv[i] = r3.images[j], r3.activations[j], r3.status[j], r3.converged_step[j]
-                hist[i], snaps[i] = r3.history[j], r3.snapshots[j]
-                labels[i] = f"rescue:pre-activation({labels[i]})"
+        restart_kind = RESTART_KINDS[(round_ - 1) % len(RESTART_KINDS)]
+        n_restart = max(config.n_candidates, 1) if config.precursor else 8
+        again, restart_labels = search.run([elems[i] for i in todo], restart_kind, _RESTART, round_, n_restart)
+        _keep_better(oips, todo, again, [f"restart{round_}:{label.split('#')[0]}" for label in restart_labels])
+    todo = to_retry()
+    if config.rescue_steps and todo:
+        pre = subject.preactivation_submodel(layer_name)
+        if pre is not None:
+            # Rescue: climb the map's pre-activation (its gradient is not cut by ReLU) until
+            # the map wakes up, then run the ordinary ascent from there.
+            todo_maps = [elems[i][0] for i in todo]
+            woken = search.ascend(np.stack([oips[i].image for i in todo]), todo_maps, steps=config.rescue_steps,
+                                  final=False, submodel=pre).images
+            again = search.ascend(woken, todo_maps, steps=config.total_steps)
+            _keep_better(oips, todo, again, [f"rescue:pre-activation({oips[i].start})" for i in todo])
     if on_progress and done[0] < total:
         on_progress(total, total)
 
-    oips = tuple(
-        MapOip(
-            map_index=int(m),
-            image=images[i],
-            activation=float(losses[i]),
-            status=STATUS_NAMES[int(status[i])],
-            converged_step=int(conv[i]),
-            snapshots=snaps[i],
-            snapshot_steps=tuple(res.snapshot_steps),
-            activation_history=hist[i],
-            start=labels[i],
-        )
-        for i, (m, _) in enumerate(elems)
-    )
     return OipResult(
         layer_name=layer_name,
         model_name=subject.name,
         model_hash=subject.model_hash,
         config=config,
         encoding=subject.encoding,
-        maps=oips,
+        maps=tuple(oips),
         versions=_versions(),
         seconds=time.perf_counter() - t0,
     )
 
 
 def retry_from(model, result: OipResult, positions: Sequence[int], starts: np.ndarray,
-               labels: Sequence[str]) -> OipResult:
+               labels: Sequence[str], *, execution: Execution = Execution()) -> OipResult:
     """Ascend some of a result's OIPs again from given start images; keep what is better.
 
     Args:
@@ -294,10 +280,12 @@ def retry_from(model, result: OipResult, positions: Sequence[int], starts: np.nd
         starts: one start image per position, (N, H, W, C), in pixels (0..255),
             encoded with the result's input encoding.
         labels: one ``start`` label per position, e.g. ``"data#1234"``.
+        execution: how the work is carried out.
 
     Returns:
-        ``result`` where a retried OIP replaces the old one if it wakes a silent
-        map or reaches a higher activation; ``seconds`` includes the retry.
+        ``result`` where a retried OIP replaces the old one if it is better
+        (:func:`oipscope.status.is_better`: it wakes a silent map or climbs
+        higher); a replaced OIP is no longer assessed. ``seconds`` includes the retry.
     """
     positions = [int(p) for p in positions]
     if not (len(positions) == len(starts) == len(labels)):
@@ -311,16 +299,7 @@ def retry_from(model, result: OipResult, positions: Sequence[int], starts: np.nd
     sub = subject.feature_submodel(result.layer_name)
     x0 = result.encoding.encode(np.asarray(starts, np.float32)).numpy()
     again = ascend(sub, x0, [result.maps[p].map_index for p in positions], config, steps=config.total_steps,
-                   encoding=result.encoding)
+                   encoding=result.encoding, execution=execution)
     maps = list(result.maps)
-    for j, p in enumerate(positions):
-        old, status = maps[p], STATUS_NAMES[int(again.status[j])]
-        woke = old.status == "silent" and status != "silent"
-        if woke or again.activations[j] > old.activation:
-            maps[p] = dataclasses.replace(
-                old, image=again.images[j], activation=float(again.activations[j]), status=status,
-                converged_step=int(again.converged_step[j]), snapshots=again.snapshots[j],
-                activation_history=again.history[j], start=str(labels[j]),
-                superstimulus_ratio=None, evoked_probabilities=None,
-            )
+    _keep_better(maps, positions, again, [str(label) for label in labels])
     return dataclasses.replace(result, maps=tuple(maps), seconds=result.seconds + time.perf_counter() - t0)

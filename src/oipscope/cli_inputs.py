@@ -1,0 +1,192 @@
+"""What the ``oipscope`` commands take from the user: the shared options, and turning them into
+a model, its input encoding, images and output folders, with one clear error each when they are wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from .errors import ConfigError, OutputError
+
+__all__ = [
+    "console", "err_console", "state", "ModelArg", "UnsafeOpt", "RangeOpt", "MeanOpt", "StdOpt", "StandardizeOpt",
+    "ImagesOpt", "DatasetOpt", "start_tensorflow", "load_model_option", "subject_option", "encoding_option",
+    "images_option", "skipped_note", "numbers_option", "check_output", "output_errors", "kept_chunks",
+]
+
+console = Console()
+err_console = Console(stderr=True)
+state = {"debug": False}  # --debug: tracebacks instead of one-line errors
+
+ModelArg = typer.Argument(None, help="A .keras or .h5 model file (default: the embedded MNIST CNN).")
+UnsafeOpt = typer.Option(False, "--unsafe-load", help="Allow model files that contain code (Lambda layers). Only for files you trust.")
+RangeOpt = typer.Option(None, "--input-range", metavar="LO,HI",
+                        help="The model takes pixels scaled to LO..HI, e.g. 0,1 or -1,1 (0,255: raw pixels).")
+MeanOpt = typer.Option(None, "--mean", metavar="M1[,M2,M3]",
+                       help="Per-channel mean subtracted after --input-range (ImageNet: 0.485,0.456,0.406).")
+StdOpt = typer.Option(None, "--std", metavar="S1[,S2,S3]",
+                      help="Per-channel std divided after --input-range (ImageNet: 0.229,0.224,0.225).")
+StandardizeOpt = typer.Option(False, "--standardize",
+                              help="The model takes per-image standardized input (the series' CNN).")
+ImagesOpt = typer.Option(
+    None, "--images", metavar="PATH|NAME",
+    help="Images to compare the OIPs with: a folder (searched recursively; class sub-folders become labels), "
+         "a .npz/.npy file, or a named set (mnist-test, mnist, fashion-mnist, cifar10, cifar100). "
+         "Default: the embedded MNIST test split for the embedded model, none for other models.")
+DatasetOpt = typer.Option(None, "--dataset", hidden=True, help="Old name of --images NAME.")
+
+
+
+def start_tensorflow() -> None:
+    """Import Keras and TensorFlow, keeping TensorFlow's C++ start-up lines off the terminal.
+
+    TensorFlow prints them (absl, oneDNN, CUDA stub) before its logging is set up,
+    so ``TF_CPP_MIN_LOG_LEVEL`` cannot silence them; file descriptor 2 is pointed
+    at /dev/null for the import only. Python errors still raise; ``--debug`` or
+    ``TF_CPP_MIN_LOG_LEVEL=0`` shows the lines.
+    """
+    if "tensorflow" in sys.modules or state["debug"] or os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") == "0":
+        import keras  # noqa: F401
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import keras  # noqa: F401 - starts TensorFlow
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+    import tensorflow as tf
+
+    # Each layer's compiled loop is traced once; TensorFlow's "triggered tf.function retracing"
+    # warning counts those first traces across layers and would only alarm the user.
+    tf.get_logger().setLevel("ERROR")
+
+
+def load_model_option(model_path: Optional[Path], unsafe_load: bool):
+    """The model of the MODEL argument (default: the embedded CNN); the path is checked before TensorFlow starts."""
+    from .cnn import default_model_path
+    from .models import check_model_file, load_model
+
+    path = check_model_file(model_path or default_model_path())  # a bad path fails before TensorFlow starts
+    if unsafe_load:
+        err_console.print("[yellow]warning:[/] --unsafe-load: code inside the model file may run")
+    start_tensorflow()
+    return load_model(path, safe_mode=not unsafe_load)
+
+
+def subject_option(model_path: Optional[Path], unsafe_load: bool, input_range: Optional[str], mean: Optional[str],
+                   std: Optional[str], standardize: bool):
+    """Load the model and resolve its input encoding once; say so when it is only assumed."""
+    from .cnn import default_model_path
+    from .encoding import parse_encoding
+    from .subject import Subject
+
+    given = parse_encoding(input_range, mean, std, standardize)  # bad options fail before TensorFlow starts
+    keras_model = load_model_option(model_path, unsafe_load)
+    subject = Subject(keras_model, encoding_option(keras_model, model_path, given), model_path or default_model_path())
+    source = subject.encoding.source
+    if source == "assumed":
+        console.print(f"note: nothing says how {subject.name} expects its pixels; assuming per-image "
+                      "standardization (the series'). If it was trained on scaled pixels, give --input-range "
+                      "0,1 (or -1,1, or 0,255), with --mean/--std for ImageNet-style inputs", markup=False)
+    elif source.startswith("model layers"):
+        layers = source[len("model layers"):].strip(" ()")
+        console.print(f"input: raw pixels 0..255 (the model begins with {layers})", markup=False)
+    return subject
+
+
+def encoding_option(keras_model, model_path: Optional[Path], given=None):
+    """The input encoding: given, the embedded model's, recognised from the model's layers, or assumed."""
+    from .encoding import InputEncoding, resolve_encoding
+
+    if given is None and model_path is None:
+        given = InputEncoding.standardize(source="embedded model")
+    return resolve_encoding(keras_model, given)
+
+
+def images_option(spec: Optional[str], subject, model_path: Optional[Path], *, dataset: Optional[str] = None):
+    """The image set to compare with: --images, else the embedded examples for the embedded model, else None."""
+    from .imagesets import embedded_examples, open_images
+
+    if spec is None:
+        spec = dataset
+    if spec is None:
+        if model_path is None:
+            return embedded_examples(subject.input_shape)
+        console.print("note: no images to compare the OIPs with (no dataset examples, no superstimulus ratios); "
+                      "add --images FOLDER (or a .npz file, or a set name such as mnist)", markup=False)
+        return None
+    image_set = open_images(spec, subject.input_shape)
+    for _, batch in image_set.batches(16):  # a folder of unreadable files fails now, not after the OIPs
+        if len(batch):
+            break
+    return image_set
+
+
+def skipped_note(images) -> None:
+    """One line naming the unreadable files an image set skipped, if any."""
+    skipped = images.skipped if images is not None else ()
+    if skipped:
+        shown = ", ".join(skipped[:3]) + (", ..." if len(skipped) > 3 else "")
+        console.print(f"note: skipped {len(skipped)} unreadable image file(s) in {images.name}: {shown}",
+                      markup=False)
+
+
+def numbers_option(text: Optional[str], convert, option: str, example: str) -> Optional[tuple]:
+    """A comma-separated option such as ``--scales 3,7,14`` as a tuple (None when not given)."""
+    if text is None:
+        return None
+    try:
+        return tuple(convert(part.strip()) for part in text.split(","))
+    except ValueError:
+        raise ConfigError(f"{option} must be comma-separated numbers like {example}, got {text!r}") from None
+
+
+def check_output(path: Path, option: str = "--out") -> None:
+    """Fail at once (not after the work) when the output ``path`` cannot be created.
+
+    ``path`` is a folder or file still to be written; its nearest existing
+    ancestor must be a writable folder.
+    """
+    probe = path
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    if probe != path and not probe.is_dir():
+        raise OutputError(f"cannot write output {path}: {probe} is a file, not a folder; "
+                          f"choose another {option}")
+    folder = probe if probe.is_dir() else probe.parent
+    if not os.access(folder, os.W_OK):
+        raise OutputError(f"cannot write output {path}: no write permission in {folder}; "
+                          f"choose another {option}")
+
+
+@contextmanager
+def output_errors(path: Path, option: str = "--out"):
+    """Turn an OSError while writing results into a one-line OutputError (exit code 6)."""
+    try:
+        yield
+    except OSError as exc:
+        raise OutputError(f"cannot write output {path}: {exc}; choose another {option} "
+                          "(a folder you can write to, with free space)") from exc
+
+
+def kept_chunks(out: Path) -> tuple[int, int]:
+    """(finished chunks, OIPs in them) that an interrupted ``find`` left in ``out/parts``."""
+    n_chunks = n_oips = 0
+    for meta in sorted((out / "parts").glob("maps-*/result.json")):
+        try:
+            n_oips += len(json.loads(meta.read_text())["maps"])
+            n_chunks += 1
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return n_chunks, n_oips

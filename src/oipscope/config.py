@@ -1,0 +1,224 @@
+"""The settings of an OIP search: the science (:class:`OipConfig`) and how it is run (:class:`Execution`).
+
+``OipConfig`` holds what decides the OIPs (steps, step size, start noise,
+restarts, seed); it is saved with every result and is part of a resumable
+run's key. ``Execution`` holds what only decides how the work is carried out
+(memory per batch, XLA); changing it never changes an OIP beyond float
+rounding, so a run may be resumed with other execution settings.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from .errors import ConfigError
+
+__all__ = ["OipConfig", "Execution", "default_snapshot_steps"]
+
+_EXECUTION_KEYS = ("memory_budget_mb", "jit_compile")  # OipConfig fields before Execution existed
+
+
+def default_snapshot_steps(steps: int) -> tuple[int, ...]:
+    """Log-spaced snapshot steps: 0, 9, 18, 36, 72, ... below ``steps-1``, and ``steps-1``."""
+    out = {0, steps - 1}
+    s = 9
+    while s < steps - 1:
+        out.add(s)
+        s *= 2
+    return tuple(sorted(out))
+
+
+def _check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise ConfigError(msg)
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+
+@dataclass(frozen=True)
+class OipConfig:
+    """All parameters of an OIP search, validated on creation.
+
+    Attributes:
+        epsilon: step size of the normalized gradient (the seed's 0.01).
+        steps: maximum ascent steps (strategy 0).
+        conv_criterion: relative loss change below which a step counts as converged.
+        conv_patience: successive converged steps (after step 10) that stop a map.
+        stop_on_convergence: freeze converged maps (else run all steps).
+        scales: length scales of the initial noise; None = the seed's (3, 7, 14, 28)
+            relative to the image height.
+        factors: one amplitude per scale; None = 0.5 each.
+        smoothing: one more bicubic resize pass over the initial image.
+        strategy: 0 = one loop from the full mix; 1 = coarse-to-fine evolution.
+        strategy1_steps: steps per stage of strategy 1 (one per scale).
+        start: "scales" (the seed's noise) or "fourier" (1/f^alpha noise).
+        fourier_alpha: spectral exponent of the Fourier start.
+        precursor: pick the best of ``n_candidates`` starts per map first.
+        n_candidates: candidate starts per map for the precursor.
+        restarts: extra rounds with other starts for maps that end silent.
+        rescue_steps: for maps still silent after the restarts, steps of ascent on
+            the layer's pre-activation (before its ReLU) before the ordinary
+            ascent; 0 turns the rescue off.
+        n_per_map: OIPs per map (different seeds).
+        seed: RNG seed; the same seed gives identical results.
+        snapshot_steps: steps after which the image is recorded; None = log-spaced.
+    """
+
+    epsilon: float = 0.01
+    steps: int = 600
+    conv_criterion: float = 5e-4
+    conv_patience: int = 4
+    stop_on_convergence: bool = True
+    scales: tuple[int, ...] | None = None
+    factors: tuple[float, ...] | None = None
+    smoothing: bool = False
+    strategy: int = 0
+    strategy1_steps: tuple[int, ...] = (20, 40, 80, 400)
+    start: str = "scales"
+    fourier_alpha: float = 1.0
+    precursor: bool = True
+    n_candidates: int = 32
+    restarts: int = 3
+    rescue_steps: int = 100
+    n_per_map: int = 1
+    seed: int = 0
+    snapshot_steps: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        def norm(name: str, conv: Callable) -> None:
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, tuple):
+                try:
+                    object.__setattr__(self, name, tuple(conv(v) for v in value))
+                except TypeError:
+                    raise ConfigError(f"{name} must be a sequence, got {value!r}") from None
+
+        norm("scales", int)
+        norm("factors", float)
+        norm("strategy1_steps", int)
+        norm("snapshot_steps", int)
+        _check(isinstance(self.epsilon, (int, float)) and math.isfinite(self.epsilon) and self.epsilon > 0,
+               f"epsilon must be > 0, got {self.epsilon!r}")
+        _check(_is_int(self.steps) and self.steps >= 1, f"steps must be an integer >= 1, got {self.steps!r}")
+        _check(isinstance(self.conv_criterion, (int, float)) and math.isfinite(self.conv_criterion)
+               and self.conv_criterion >= 0, f"conv_criterion must be >= 0, got {self.conv_criterion!r}")
+        _check(_is_int(self.conv_patience) and self.conv_patience >= 1,
+               f"conv_patience must be an integer >= 1, got {self.conv_patience!r}")
+        if self.scales is not None:
+            _check(len(self.scales) >= 1 and all(s >= 1 for s in self.scales),
+                   f"scales must be positive integers, got {self.scales!r}")
+        if self.factors is not None:
+            n = len(self.scales) if self.scales is not None else None
+            _check(n is None or len(self.factors) == n,
+                   f"{len(self.factors)} factors for {n} scales; give one factor per scale")
+            _check(all(math.isfinite(f) for f in self.factors), f"factors must be finite, got {self.factors!r}")
+            _check(all(f >= 0 for f in self.factors),
+                   f"factors must be >= 0 (amplitudes of the noise on each scale), got {self.factors!r}")
+            _check(any(f > 0 for f in self.factors),
+                   "factors are all 0, the initial image would be blank; give at least one factor > 0")
+        _check(self.strategy in (0, 1) and _is_int(self.strategy), f"strategy must be 0 or 1, got {self.strategy!r}")
+        _check(len(self.strategy1_steps) >= 1 and all(s >= 1 for s in self.strategy1_steps),
+               f"strategy1_steps must be integers >= 1, got {self.strategy1_steps!r}")
+        _check(self.start in ("scales", "fourier"), f"start must be 'scales' or 'fourier', got {self.start!r}")
+        _check(isinstance(self.fourier_alpha, (int, float)) and math.isfinite(self.fourier_alpha)
+               and self.fourier_alpha >= 0, f"fourier_alpha must be >= 0, got {self.fourier_alpha!r}")
+        _check(_is_int(self.n_candidates) and self.n_candidates >= 1,
+               f"n_candidates must be an integer >= 1, got {self.n_candidates!r}")
+        _check(_is_int(self.restarts) and self.restarts >= 0, f"restarts must be an integer >= 0, got {self.restarts!r}")
+        _check(_is_int(self.rescue_steps) and self.rescue_steps >= 0,
+               f"rescue_steps must be an integer >= 0, got {self.rescue_steps!r}")
+        _check(_is_int(self.n_per_map) and self.n_per_map >= 1,
+               f"n_per_map must be an integer >= 1, got {self.n_per_map!r}")
+        _check(_is_int(self.seed) and self.seed >= 0, f"seed must be an integer >= 0, got {self.seed!r}")
+        if self.snapshot_steps is not None:
+            bad = [s for s in self.snapshot_steps if not 0 <= s < self.total_steps]
+            _check(not bad, f"snapshot steps {bad} outside 0..{self.total_steps - 1}")
+
+    @property
+    def total_steps(self) -> int:
+        """Steps of the final ascent: ``steps`` (strategy 0) or the last stage of strategy 1."""
+        return self.steps if self.strategy == 0 else self.strategy1_steps[-1]
+
+    def resolved_scales(self, height: int) -> tuple[int, ...]:
+        """The length scales for an image of this height."""
+        from .initial import default_scales
+
+        return self.scales if self.scales is not None else default_scales(height)
+
+    def check_image_size(self, height: int, width: int) -> None:
+        """Check the scales and factors against an image of ``height`` x ``width`` pixels.
+
+        Raises:
+            ConfigError: a length scale is larger than the image, or the number of
+                factors does not match the (default) scales.
+        """
+        too_big = [s for s in self.resolved_scales(height) if s > min(height, width)]
+        _check(not too_big,
+               f"length scale {too_big[0] if len(too_big) == 1 else too_big} is larger than the "
+               f"{height}x{width} model input; use scales between 1 and {min(height, width)}")
+        self.resolved_factors(height)
+
+    def resolved_factors(self, height: int) -> tuple[float, ...]:
+        """One factor per resolved scale."""
+        n = len(self.resolved_scales(height))
+        if self.factors is None:
+            return (0.5,) * n
+        _check(len(self.factors) == n, f"{len(self.factors)} factors for {n} scales; give one factor per scale")
+        return self.factors
+
+    def resolved_snapshot_steps(self, steps: int | None = None) -> tuple[int, ...]:
+        """Snapshot steps for a run of ``steps`` steps (default ``total_steps``)."""
+        steps = self.total_steps if steps is None else steps
+        if self.snapshot_steps is not None:
+            return tuple(sorted({s for s in self.snapshot_steps if s < steps}))
+        return default_snapshot_steps(steps)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict (tuples become lists)."""
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "OipConfig":
+        """Inverse of :meth:`to_dict`; unknown keys raise ConfigError.
+
+        The execution settings older results saved here (``memory_budget_mb``,
+        ``jit_compile``) are ignored.
+        """
+        names = {f for f in cls.__dataclass_fields__}
+        data = {k: v for k, v in data.items() if k not in _EXECUTION_KEYS}
+        unknown = set(data) - names
+        _check(not unknown, f"unknown OipConfig fields: {sorted(unknown)}")
+        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items()})
+
+
+@dataclass(frozen=True)
+class Execution:
+    """How a search is carried out; never part of what decides an OIP.
+
+    Attributes:
+        memory_budget_mb: the batch of OIPs ascended together is cut to fit this
+            many MiB of activations, gradients, snapshots and histories.
+        jit_compile: compile the ascent loop with XLA (measured slower on CPU); XLA
+            compiles once per batch size, so its batches are not compacted.
+        segment_steps: the compiled loop runs this many steps at a time; between
+            segments, elements that stopped leave the batch and waiting ones join.
+            None: one segment for the whole ascent (no compaction).
+    """
+
+    memory_budget_mb: float = 512.0
+    jit_compile: bool = False
+    segment_steps: int | None = 40
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.memory_budget_mb, (int, float)) and not isinstance(self.memory_budget_mb, bool)
+               and math.isfinite(self.memory_budget_mb) and self.memory_budget_mb > 0,
+               f"memory_budget_mb must be > 0, got {self.memory_budget_mb!r}")
+        _check(isinstance(self.jit_compile, bool), f"jit_compile must be True or False, got {self.jit_compile!r}")
+        _check(self.segment_steps is None or (_is_int(self.segment_steps) and self.segment_steps >= 1),
+               f"segment_steps must be an integer >= 1 or None, got {self.segment_steps!r}")
