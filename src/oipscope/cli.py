@@ -18,9 +18,10 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from .cli_inputs import (
-    DatasetOpt, ImagesOpt, MeanOpt, ModelArg, RangeOpt, StandardizeOpt, StdOpt, UnsafeOpt, check_output, console,
-    encoding_option, err_console, images_option, kept_chunks, load_model_option, numbers_option, output_errors,
-    skipped_note, start_tensorflow, state, subject_option,
+    DatasetOpt, ImagesOpt, MeanOpt, ModelArg, RangeOpt, RayCpusOpt, RayGpusOpt, RayOpt, StandardizeOpt, StdOpt,
+    UnsafeOpt, WorkersOpt, backend_option, check_output, console, encoding_option, err_console, images_option,
+    kept_chunks, load_model_option, numbers_option, output_errors, skipped_note, start_tensorflow, state,
+    subject_option,
 )
 from .errors import ConfigError, OipscopeError, OutputError
 
@@ -143,6 +144,10 @@ def find(
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in --out."),
     unsafe_load: bool = UnsafeOpt,
     dataset: Optional[str] = DatasetOpt,
+    ray: Optional[str] = RayOpt,
+    workers: Optional[int] = WorkersOpt,
+    ray_cpus_per_task: float = RayCpusOpt,
+    ray_gpus_per_task: float = RayGpusOpt,
 ) -> None:
     """Create OIPs for the maps of a layer; write the result and a PNG grid.
 
@@ -170,8 +175,9 @@ def find(
     check_output(out)
     subject = subject_option(model, unsafe_load, input_range, mean, std, standardize)
     image_set = images_option(images, subject, model, dataset=dataset) if assess else None  # before the long part
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), console=console) as progress, output_errors(out):
+    with backend_option(ray, workers, ray_cpus_per_task, ray_gpus_per_task, unsafe_load) as backend, \
+            Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                     TimeElapsedColumn(), console=console) as progress, output_errors(out):
         oips = progress.add_task(f"{layer} OIPs", total=None)
         examples = (progress.add_task(f"{Path(image_set.name).name} examples", total=len(image_set), visible=False)
                     if image_set is not None else None)
@@ -182,7 +188,7 @@ def find(
         try:
             result = run_layer(
                 subject, layer, maps, config, out, resume=resume, chunk_maps=chunk_maps, images=image_set,
-                execution=execution, on_progress=lambda done, total: progress.update(oips, completed=done, total=total),
+                execution=execution, backend=backend, on_progress=lambda done, total: progress.update(oips, completed=done, total=total),
                 on_examples=on_examples,
             )
         except KeyboardInterrupt:
@@ -224,10 +230,15 @@ def zoo(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and an estimated time; write nothing."),
     unsafe_load: bool = UnsafeOpt,
     dataset: Optional[str] = DatasetOpt,
+    ray: Optional[str] = RayOpt,
+    workers: Optional[int] = WorkersOpt,
+    ray_cpus_per_task: float = RayCpusOpt,
+    ray_gpus_per_task: float = RayGpusOpt,
 ) -> None:
     """OIPs for the maps of the chosen layers, dataset examples, and a browsable HTML gallery.
 
     Ctrl-C keeps every finished layer (and chunk); the same command with --resume continues.
+    With --ray the chunks of all layers run on a Ray cluster at once; the results land here the same.
 
     Example: oipscope zoo my_cnn.h5 --input-range -1,1 --images faces/ --layers 'activation_*' --maps 0-15
     """
@@ -253,8 +264,9 @@ def zoo(
         return
     started = time.perf_counter()
     begun: list[str] = []  # layers in the order they were started; all but the last are finished
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), console=console) as progress, output_errors(out):
+    with backend_option(ray, workers, ray_cpus_per_task, ray_gpus_per_task, unsafe_load) as backend, \
+            Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                     TimeElapsedColumn(), console=console) as progress, output_errors(out):
         tasks: dict[tuple[str, str], int] = {}
 
         n_layers = [0]
@@ -271,7 +283,8 @@ def zoo(
 
         try:
             runs = run_zoo(subject, [p.layer_name for p in plan], config, out, images=image_set, maps=maps,
-                           resume=resume, execution=execution, on_layer=on_layer, on_progress=on_progress)
+                           resume=resume, execution=execution, backend=backend, on_layer=on_layer,
+                           on_progress=on_progress)
         except KeyboardInterrupt:
             progress.stop()
             finished = ", ".join(begun[:-1]) or "none"

@@ -18,8 +18,9 @@ from .errors import ConfigError, OutputError
 
 __all__ = [
     "console", "err_console", "state", "ModelArg", "UnsafeOpt", "RangeOpt", "MeanOpt", "StdOpt", "StandardizeOpt",
-    "ImagesOpt", "DatasetOpt", "start_tensorflow", "load_model_option", "subject_option", "encoding_option",
-    "images_option", "skipped_note", "numbers_option", "check_output", "output_errors", "kept_chunks",
+    "ImagesOpt", "DatasetOpt", "RayOpt", "WorkersOpt", "RayCpusOpt", "RayGpusOpt", "backend_option",
+    "start_tensorflow", "load_model_option", "subject_option", "encoding_option", "images_option", "skipped_note",
+    "numbers_option", "check_output", "output_errors", "kept_chunks",
 ]
 
 console = Console()
@@ -42,6 +43,12 @@ ImagesOpt = typer.Option(
          "a .npz/.npy file, or a named set (mnist-test, mnist, fashion-mnist, cifar10, cifar100). "
          "Default: the embedded MNIST test split for the embedded model, none for other models.")
 DatasetOpt = typer.Option(None, "--dataset", hidden=True, help="Old name of --images NAME.")
+RayOpt = typer.Option(None, "--ray", metavar="ADDRESS",
+                      help="Run the chunks on a Ray cluster: local (start one on this machine), auto (the cluster "
+                           "this machine joined with `ray start`), or HOST:PORT of its head. Needs oipscope[ray].")
+WorkersOpt = typer.Option(None, "--workers", help="With --ray local: chunks at once (default: the CPU count).")
+RayCpusOpt = typer.Option(1.0, "--ray-cpus-per-task", help="With --ray: CPUs per chunk (TensorFlow threads).")
+RayGpusOpt = typer.Option(0.0, "--ray-gpus-per-task", help="With --ray: GPUs per chunk, e.g. 1 or 0.5.")
 
 
 
@@ -190,3 +197,25 @@ def kept_chunks(out: Path) -> tuple[int, int]:
         except (OSError, ValueError, KeyError, TypeError):
             continue
     return n_chunks, n_oips
+
+
+@contextmanager
+def backend_option(address: Optional[str], workers: Optional[int], cpus_per_task: float, gpus_per_task: float,
+                   unsafe_load: bool):
+    """The backend of ``--ray`` (None: this process), its cluster started or joined here and left on exit."""
+    if address is None:
+        if workers is not None:
+            raise ConfigError("--workers needs --ray local (without --ray the chunks run in this process)")
+        yield None
+        return
+    from .cluster import LOCAL, RayBackend
+
+    if workers is not None and address != LOCAL:
+        raise ConfigError("--workers only applies to --ray local; a joined cluster has the workers it has")
+    backend = RayBackend(address, workers=workers, cpus_per_task=cpus_per_task, gpus_per_task=gpus_per_task,
+                         safe_mode=not unsafe_load)
+    console.print(f"ray: {backend.slots} chunk(s) at once on {address}", markup=False)
+    try:
+        yield backend
+    finally:
+        backend.close()

@@ -175,8 +175,12 @@ def _build_segment(submodel, jit: bool, encoding: InputEncoding):
             # the image after this step, for elements whose step is a snapshot step
             slot = tf.gather(snap_slot, tf.minimum(step, total_steps - 1))
             take = tf.logical_and(active, slot >= 0)
-            at = tf.boolean_mask(tf.stack([taken, rows], axis=1), take)
-            snaps = tf.tensor_scatter_nd_update(snaps, at, tf.boolean_mask(x, take))
+            snaps = tf.cond(  # most steps take no snapshot: skip the copy of the buffer
+                tf.reduce_any(take),
+                lambda: tf.tensor_scatter_nd_update(
+                    snaps, tf.boolean_mask(tf.stack([taken, rows], axis=1), take), tf.boolean_mask(x, take)),
+                lambda: snaps,
+            )
             taken = tf.where(take, taken + 1, taken)
             step = tf.where(active, step + 1, step)
             active = tf.logical_and(update, step < total_steps)

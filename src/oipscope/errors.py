@@ -13,6 +13,7 @@ __all__ = [
     "LayerError",
     "ConfigError",
     "OutputError",
+    "ClusterError",
 ]
 
 
@@ -53,3 +54,9 @@ class LayerError(OipscopeError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class ClusterError(OipscopeError):
+    """A Ray cluster cannot be reached or started, or Ray is not installed."""
+
+    exit_code = 7

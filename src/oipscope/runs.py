@@ -1,15 +1,13 @@
 """Resumable OIP runs: a layer's maps in chunks (:func:`run_layer`), or a whole model's layers
 (:func:`run_zoo`), each piece saved as soon as it is done.
 
-The work of a layer is cut by three functions that every backend shares:
-:func:`plan_chunks` cuts the maps into :class:`Chunk` s, :func:`run_chunk`
-finds and saves the OIPs of one chunk (from a model object or a model file, as
-a worker would), and :func:`merge_results` joins the chunks. Every map's random
-draws depend only on (seed, map) and every element of the ascent climbs on its
-own, so the OIPs do not depend on how the maps were cut: an interrupted run
-(Ctrl-C, a crash) keeps every finished chunk in ``<out>/parts/``, and
-``resume=True`` computes only the maps that no kept chunk holds.
-The folder layout is :mod:`oipscope.layout`.
+A run is a list of layer jobs. Each job knows its folder (:mod:`oipscope.layout`),
+what an earlier run left there and which chunks (:mod:`oipscope.chunks`) are
+still to do; a backend (this process, or a Ray cluster) runs the chunks of all
+jobs, the driver saves each part the moment it arrives, and a job whose last part
+has arrived is merged, examined on the images and saved, once. An interrupted
+run (Ctrl-C, a crash, a lost worker) keeps every finished chunk in
+``<out>/parts/``; ``resume=True`` computes only the maps no kept chunk holds.
 """
 
 from __future__ import annotations
@@ -24,28 +22,23 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from .chunks import Chunk, LocalBackend, default_chunk_maps, merge_results, plan_chunks
 from .config import Execution, OipConfig
 from .data import Dataset
 from .encoding import InputEncoding
-from .engine import estimate_chunk_size
 from .errors import ConfigError, LayerError
 from .examples import DatasetExamples, assess_oips, dataset_examples
 from .files import atomic_write
 from .initial import parse_maps
 from .layers import select_layers
-from .layout import EXAMPLES_NPZ, PARTS, RUN_JSON, part_folder, zoo_examples_file, zoo_layer_folder
+from .layout import EXAMPLES_NPZ, PARTS, RUN_JSON, zoo_examples_file, zoo_layer_folder
 from .results import ARRAYS_NPZ, RESULT_JSON, OipResult
-from .search import find_oips, retry_from
+from .search import retry_from
 from .status import needs_retry
-from .subject import Subject, as_subject, open_subject
+from .subject import Subject, as_subject
 
 __all__ = [
-    "Chunk",
     "LayerRun",
-    "plan_chunks",
-    "default_chunk_maps",
-    "run_chunk",
-    "merge_results",
     "run_layer",
     "run_zoo",
     "examine_layer",
@@ -56,77 +49,6 @@ __all__ = [
     "RUN_JSON",
     "zoo_layer_folder",
 ]
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """A piece of a layer's work: some of its maps, found and saved together.
-
-    Attributes:
-        layer_name: the layer.
-        maps: its maps in this chunk, ascending.
-    """
-
-    layer_name: str
-    maps: tuple[int, ...]
-
-    def folder(self, out_dir: str | os.PathLike) -> Path:
-        """Where the chunk is kept while its layer run is under way."""
-        return part_folder(out_dir, self.maps)
-
-
-def default_chunk_maps(model, layer_name: str, config: OipConfig = OipConfig(),
-                       execution: Execution = Execution()) -> int:
-    """Maps per chunk: as many as one batch of the ascent holds within the memory budget, at least 32.
-
-    A chunk smaller than a batch leaves the batch part empty; a bigger one is
-    ascended in several batches, which only delays its save.
-    """
-    sub = as_subject(model).feature_submodel(layer_name)
-    batch = estimate_chunk_size(sub, len(config.resolved_snapshot_steps()), config.total_steps,
-                                execution.memory_budget_mb)
-    return max(32, batch // config.n_per_map)
-
-
-def plan_chunks(layer_name: str, maps: Sequence[int], chunk_maps: int) -> list[Chunk]:
-    """Cut a layer's maps into chunks of ``chunk_maps`` maps, in order."""
-    if chunk_maps < 1:
-        raise ConfigError(f"chunk_maps must be >= 1, got {chunk_maps}")
-    maps = tuple(int(m) for m in maps)
-    return [Chunk(layer_name, maps[start:start + chunk_maps]) for start in range(0, len(maps), chunk_maps)]
-
-
-def run_chunk(model, chunk: Chunk, config: OipConfig, out_dir: str | os.PathLike, *,
-              encoding: InputEncoding | None = None, execution: Execution = Execution(),
-              on_progress: Callable[[int, int], None] | None = None) -> OipResult:
-    """Find the OIPs of one chunk and save them in ``chunk.folder(out_dir)``.
-
-    Args:
-        model: a :class:`~oipscope.subject.Subject`, a Keras model, or the path of
-            a model file (a worker opens it itself, with ``encoding``).
-        chunk: from :func:`plan_chunks`.
-        config: the search parameters.
-        out_dir: the layer run's folder.
-        encoding: the input encoding when ``model`` is a path or a bare model.
-        execution: how the work is carried out.
-        on_progress: ``on_progress(done, total)`` in OIPs of this chunk.
-    """
-    if isinstance(model, (str, os.PathLike)):
-        subject = open_subject(model, encoding)
-    else:
-        subject = as_subject(model, encoding)
-    part = find_oips(subject, chunk.layer_name, list(chunk.maps), config, on_progress, execution=execution)
-    part.save(chunk.folder(out_dir))
-    return part
-
-
-def merge_results(parts: Iterable[OipResult]) -> OipResult:
-    """One result from chunk results of the same layer and settings, in map order."""
-    parts = list(parts)
-    if not parts:
-        raise ConfigError("no partial results to merge")
-    maps = sorted((oip for part in parts for oip in part.maps), key=lambda oip: oip.map_index)
-    return dataclasses.replace(parts[0], maps=tuple(maps), seconds=sum(part.seconds for part in parts))
 
 
 def _run_key(layer_name: str, maps: tuple[int, ...], config: OipConfig, model_hash: str | None,
@@ -173,64 +95,138 @@ def _examined(subject: Subject, result: OipResult, images, examples_path: Path, 
     return result, examples
 
 
-def _run_layer(subject: Subject, layer_name: str, maps, config: OipConfig, out_dir: Path, *, resume: bool,
-               chunk_maps: int | None, execution: Execution, images, examples_path: Path | None,
-               on_progress: Callable[[int, int], None] | None,
-               on_examples: Callable[[int, int], None] | None) -> tuple[OipResult, DatasetExamples | None]:
-    n_maps = int(subject.feature_submodel(layer_name).outputs[0].shape[-1])
-    selected = parse_maps(maps, n_maps)
-    config.check_image_size(*subject.input_shape[:2])  # before anything is written
-    if chunk_maps is not None and chunk_maps < 1:
-        raise ConfigError(f"chunk_maps must be >= 1, got {chunk_maps}")
-    examples_path = examples_path or out_dir / EXAMPLES_NPZ
-    key = _run_key(layer_name, selected, config, subject.model_hash, subject.encoding)
-    run_file = out_dir / RUN_JSON
-    total = len(selected) * config.n_per_map
-    parts: list[OipResult] = []
-    if resume and run_file.is_file():
-        if json.loads(run_file.read_text()) != key:
-            raise ConfigError(
-                f"{out_dir} holds a run with other settings (layer, maps, parameters or model); "
-                "resume it with the same options, or choose another --out"
-            )
-        done = finished_result(out_dir, key)
-        if done is not None:
-            if on_progress:
-                on_progress(total, total)
-            if images is None:
-                return done, None
-            result, examples = _examined(subject, done, images, examples_path, resume, on_examples)
-            if result is not done:
-                result.save(out_dir)
-            return result, examples
-        parts = _kept_parts(out_dir, layer_name, selected)
-    else:  # a fresh run: what an earlier run left here must not pass for this run's result
-        shutil.rmtree(out_dir / PARTS, ignore_errors=True)
-        for name in (RESULT_JSON, ARRAYS_NPZ, RUN_JSON):
-            (out_dir / name).unlink(missing_ok=True)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write(run_file, json.dumps(key, indent=1).encode())
+class _LayerJob:
+    """One layer of a run: its folder, what an earlier run left there, the chunks still to do."""
 
-    have = {oip.map_index for part in parts for oip in part.maps}
-    todo = [m for m in selected if m not in have]
-    size = chunk_maps or default_chunk_maps(subject, layer_name, config, execution)
-    finished = len(have) * config.n_per_map
-    if on_progress and finished:
-        on_progress(finished, total)
-    for chunk in plan_chunks(layer_name, todo, size):
-        progress = ((lambda done, _total, offset=finished: on_progress(offset + done, total))
-                    if on_progress else None)
-        parts.append(run_chunk(subject, chunk, config, out_dir, execution=execution, on_progress=progress))
-        finished += len(chunk.maps) * config.n_per_map
-        if on_progress:
-            on_progress(finished, total)
-    result = dataclasses.replace(merge_results(parts), model_hash=subject.model_hash)
-    examples = None
-    if images is not None:
-        result, examples = _examined(subject, result, images, examples_path, False, on_examples)
-    result.save(out_dir)
-    shutil.rmtree(out_dir / PARTS, ignore_errors=True)
-    return result, examples
+    def __init__(self, subject: Subject, layer_name: str, maps, config: OipConfig, out_dir: Path, *,
+                 resume: bool, chunk_maps: int | None, execution: Execution, images, examples_path: Path | None,
+                 on_progress: Callable[[int, int], None] | None, on_examples: Callable[[int, int], None] | None):
+        n_maps = int(subject.feature_submodel(layer_name).outputs[0].shape[-1])
+        selected = parse_maps(maps, n_maps)
+        config.check_image_size(*subject.input_shape[:2])  # before anything is written
+        if chunk_maps is not None and chunk_maps < 1:
+            raise ConfigError(f"chunk_maps must be >= 1, got {chunk_maps}")
+        self.subject, self.layer_name, self.config, self.out_dir = subject, layer_name, config, out_dir
+        self.images, self.resume = images, resume
+        self.examples_path = examples_path or out_dir / EXAMPLES_NPZ
+        self.on_progress, self.on_examples = on_progress, on_examples
+        self.total = len(selected) * config.n_per_map
+        self.key = _run_key(layer_name, selected, config, subject.model_hash, subject.encoding)
+        self.parts: list[OipResult] = []
+        self.done: OipResult | None = None  # a finished result of an earlier run
+        self.chunks: list[Chunk] = []
+        self.running: dict[Chunk, int] = {}
+        self.selected, self.chunk_maps, self.execution = selected, chunk_maps, execution
+
+    def prepare(self, slots: int = 1) -> None:
+        """Check the folder against ``resume``, keep what can be kept, plan the chunks to do.
+
+        By default a chunk holds as many maps as one batch; with ``slots`` chunks
+        running at once (a cluster), a layer is cut into at least ``slots`` chunks.
+        """
+        out_dir, run_file = self.out_dir, self.out_dir / RUN_JSON
+        if self.resume and run_file.is_file():
+            if json.loads(run_file.read_text()) != self.key:
+                raise ConfigError(
+                    f"{out_dir} holds a run with other settings (layer, maps, parameters or model); "
+                    "resume it with the same options, or choose another --out"
+                )
+            self.done = finished_result(out_dir, self.key)
+            if self.done is not None:
+                return
+            self.parts = _kept_parts(out_dir, self.layer_name, self.selected)
+        else:  # a fresh run: what an earlier run left here must not pass for this run's result
+            shutil.rmtree(out_dir / PARTS, ignore_errors=True)
+            for name in (RESULT_JSON, ARRAYS_NPZ, RUN_JSON):
+                (out_dir / name).unlink(missing_ok=True)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(run_file, json.dumps(self.key, indent=1).encode())
+        have = {oip.map_index for part in self.parts for oip in part.maps}
+        todo = [m for m in self.selected if m not in have]
+        size = self.chunk_maps or min(default_chunk_maps(self.subject, self.layer_name, self.config, self.execution),
+                                      max(1, -(-len(todo) // slots)))  # every slot of a cluster gets a share
+        self.chunks = plan_chunks(self.layer_name, todo, size)
+
+    @property
+    def finished_oips(self) -> int:
+        return sum(len(part.maps) for part in self.parts)
+
+    def progress(self, chunk: Chunk | None = None, done: int = 0) -> None:
+        """Report the OIPs finished, ``done`` of them in ``chunk`` that is still running."""
+        if chunk is not None:
+            self.running[chunk] = done
+        if self.on_progress:
+            finished = self.total if self.done is not None else self.finished_oips + sum(self.running.values())
+            self.on_progress(min(finished, self.total), self.total)
+
+    def take(self, chunk: Chunk, part: OipResult) -> None:
+        """A chunk is done: save it at once."""
+        part.save(chunk.folder(self.out_dir))
+        self.parts.append(part)
+        self.running.pop(chunk, None)
+        self.progress()
+
+    @property
+    def complete(self) -> bool:
+        return self.done is not None or self.finished_oips >= self.total
+
+    def finish(self) -> tuple[OipResult, DatasetExamples | None]:
+        """Merge, examine on the images (silent OIPs retried from top images, every OIP assessed), save once."""
+        self.progress()
+        if self.done is not None:
+            if self.images is None:
+                return self.done, None
+            result, examples = _examined(self.subject, self.done, self.images, self.examples_path, self.resume,
+                                         self.on_examples)
+            if result is not self.done:
+                result.save(self.out_dir)
+            return result, examples
+        result = dataclasses.replace(merge_results(self.parts), model_hash=self.subject.model_hash)
+        examples = None
+        if self.images is not None:
+            result, examples = _examined(self.subject, result, self.images, self.examples_path, False,
+                                         self.on_examples)
+        result.save(self.out_dir)
+        shutil.rmtree(self.out_dir / PARTS, ignore_errors=True)
+        return result, examples
+
+
+def _run_jobs(jobs: Sequence[_LayerJob], backend, execution: Execution,
+              on_layer: Callable[[str, int, int], None] | None = None
+              ) -> list[tuple[OipResult, DatasetExamples | None]]:
+    """Run the chunks of every job on the backend; finish the jobs in order as their parts arrive."""
+    backend = backend or LocalBackend()
+    outcomes: list[tuple[OipResult, DatasetExamples | None]] = []
+
+    def announce() -> None:
+        if on_layer and len(outcomes) < len(jobs):
+            on_layer(jobs[len(outcomes)].layer_name, len(outcomes), len(jobs))
+
+    def finish_ready() -> None:
+        while len(outcomes) < len(jobs) and jobs[len(outcomes)].complete:
+            outcomes.append(jobs[len(outcomes)].finish())
+            announce()
+
+    announce()
+    for job in jobs:
+        job.prepare(backend.slots)
+        job.progress()
+    finish_ready()
+    work = [(job, chunk) for job in jobs for chunk in job.chunks]
+    if work:
+        subject, config = jobs[0].subject, jobs[0].config
+
+        def on_progress(index: int, done: int) -> None:
+            job, chunk = work[index]
+            job.progress(chunk, done)
+
+        for index, part in backend.run(subject, [chunk for _, chunk in work], config, execution, on_progress):
+            job, chunk = work[index]
+            job.take(chunk, part)
+            finish_ready()
+    if len(outcomes) < len(jobs):
+        raise RuntimeError(f"the backend returned {sum(len(j.parts) for j in jobs)} parts; some chunks are missing")
+    return outcomes
 
 
 def run_layer(
@@ -245,6 +241,7 @@ def run_layer(
     model_path: str | os.PathLike | None = None,
     images=None,
     execution: Execution = Execution(),
+    backend=None,
     on_progress: Callable[[int, int], None] | None = None,
     on_examples: Callable[[int, int], None] | None = None,
 ) -> OipResult:
@@ -263,6 +260,8 @@ def run_layer(
             are retried from the maps' top images and every OIP is assessed
             (:func:`examine_layer`); the dataset examples go to ``out_dir/examples.npz``.
         execution: how the work is carried out; never changes an OIP.
+        backend: where the chunks run: :class:`~oipscope.chunks.LocalBackend` (default,
+            this process) or :class:`~oipscope.cluster.RayBackend`.
         on_progress: ``on_progress(done, total)`` in OIPs.
         on_examples: ``on_examples(done, total)`` in images, while examples are gathered.
 
@@ -271,9 +270,10 @@ def run_layer(
     """
     subject = as_subject(model, path=model_path)
     images = _image_set(images, subject)
-    result, _ = _run_layer(subject, layer_name, maps, config, Path(out_dir), resume=resume, chunk_maps=chunk_maps,
-                           execution=execution, images=images, examples_path=None, on_progress=on_progress,
-                           on_examples=on_examples)
+    job = _LayerJob(subject, layer_name, maps, config, Path(out_dir), resume=resume, chunk_maps=chunk_maps,
+                    execution=execution, images=images, examples_path=None, on_progress=on_progress,
+                    on_examples=on_examples)
+    [(result, _)] = _run_jobs([job], backend, execution)
     return result
 
 
@@ -383,6 +383,7 @@ def run_zoo(
     resume: bool = False,
     model_path: str | os.PathLike | None = None,
     execution: Execution = Execution(),
+    backend=None,
     on_layer: Callable[[str, int, int], None] | None = None,
     on_progress: Callable[[str, str, int, int], None] | None = None,
 ) -> list[LayerRun]:
@@ -403,7 +404,9 @@ def run_zoo(
         resume: keep the layers (and chunks) an interrupted run with the same settings finished.
         model_path: the model file, to record its hash.
         execution: how the work is carried out; never changes an OIP.
-        on_layer: ``on_layer(layer_name, index, n_layers)`` before each layer.
+        backend: where the chunks run (default this process; or a
+            :class:`~oipscope.cluster.RayBackend`, which runs the chunks of all layers at once).
+        on_layer: ``on_layer(layer_name, index, n_layers)`` when a layer becomes the next to finish.
         on_progress: ``on_progress(layer_name, stage, done, total)``; stage ``"OIPs"``
             counts maps, then stage ``"examples"`` counts dataset images.
     """
@@ -416,21 +419,18 @@ def run_zoo(
     if images is not None and not dataset_fits(subject, images):
         raise ConfigError(f"the images of {images.name} do not fit the input of model {subject.name!r}; "
                           "give matching images or none")
-    runs = []
-    for index, name in enumerate(names):
-        if on_layer:
-            on_layer(name, index, len(names))
-
+    jobs = []
+    for name in names:
         def report(stage: str, name: str = name):
             return (lambda done, total: on_progress(name, stage, done, total)) if on_progress else None
 
-        folder = zoo_layer_folder(out_dir, name)
-        result, examples = _run_layer(
-            subject, name, layer_maps[name], config, folder, resume=resume, chunk_maps=None, execution=execution,
-            images=images, examples_path=zoo_examples_file(out_dir, name), on_progress=report("OIPs"),
-            on_examples=report("examples"))
-        runs.append(LayerRun(result=result, examples=examples, folder=folder))
-    return runs
+        jobs.append(_LayerJob(subject, name, layer_maps[name], config, zoo_layer_folder(out_dir, name),
+                              resume=resume, chunk_maps=None, execution=execution, images=images,
+                              examples_path=zoo_examples_file(out_dir, name), on_progress=report("OIPs"),
+                              on_examples=report("examples")))
+    outcomes = _run_jobs(jobs, backend, execution, on_layer)
+    return [LayerRun(result=result, examples=examples, folder=job.out_dir)
+            for job, (result, examples) in zip(jobs, outcomes)]
 
 
 def layer_map_selection(model, layer_name: str, maps: str | int | Iterable[int] | None = "all") -> tuple[int, ...]:

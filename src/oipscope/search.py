@@ -157,13 +157,95 @@ def _map_oip(arrays: AscentArrays, row: int, map_index: int, start: str) -> MapO
 
 
 def _keep_better(oips: list[MapOip], positions: Sequence[int], arrays: AscentArrays,
-                 labels: Sequence[str]) -> None:
-    """Replace ``oips[p]`` by the OIP of row ``j`` of a second-chance ascent where that is better."""
-    for row, position in enumerate(positions):
+                 labels: Sequence[str], rows: Sequence[int] | None = None) -> None:
+    """Replace ``oips[p]`` by the OIP of its row of a second-chance ascent where that is better.
+
+    ``rows[j]`` is the row of ``positions[j]`` in ``arrays`` (default ``j``).
+    """
+    for j, position in enumerate(positions):
         old = oips[position]
-        new = _map_oip(arrays, row, old.map_index, labels[row])
+        new = _map_oip(arrays, j if rows is None else rows[j], old.map_index, labels[j])
         if is_better(new.status, new.activation, old.status, old.activation):
             oips[position] = new
+
+
+def _to_retry(oips: Sequence[MapOip], positions: Iterable[int]) -> list[int]:
+    return [i for i in positions if needs_retry(oips[i].status, oips[i].activation)]
+
+
+def _restart_labels(round_: int, labels: Sequence[str]) -> list[str]:
+    return [f"restart{round_}:{label.split('#')[0]}" for label in labels]
+
+
+def _rescue_labels(oips: Sequence[MapOip], positions: Sequence[int]) -> list[str]:
+    return [f"rescue:pre-activation({oips[i].start})" for i in positions]
+
+
+def _second_chances(search: _Search, subject, layer_name: str, elems: Sequence[tuple[int, int]],
+                    oips: list[MapOip]) -> None:
+    """Restarts, then the pre-activation rescue, for the OIPs that show nothing; in place.
+
+    Restart round ``r`` (start kind ``RESTART_KINDS[r-1]``) replaces an OIP that
+    still needs a retry when its turn comes, if :func:`~oipscope.status.is_better`;
+    the rescue climbs the layer's pre-activation (its gradient is not cut by ReLU)
+    until the map wakes, then runs the ordinary ascent from there. With strategy 0
+    every round and the rescue ascend together in one batch from the start, and
+    their outcomes are applied in turn: since each element climbs on its own, that
+    gives exactly the OIPs of one round after another, in fewer, fuller loops.
+    """
+    config = search.config
+    todo = _to_retry(oips, range(len(oips)))
+    if not todo:
+        return
+    n_restart = max(config.n_candidates, 1) if config.precursor else 8
+    pre = subject.preactivation_submodel(layer_name) if config.rescue_steps else None
+
+    def rescue(positions: list[int]) -> None:
+        maps = [elems[i][0] for i in positions]
+        woken = search.ascend(np.stack([oips[i].image for i in positions]), maps, steps=config.rescue_steps,
+                              final=False, submodel=pre).images
+        _keep_better(oips, positions, search.ascend(woken, maps, steps=config.total_steps),
+                     _rescue_labels(oips, positions))
+
+    if config.strategy != 0:  # coarse-to-fine stages: one round after another
+        for round_ in range(1, config.restarts + 1):
+            todo = _to_retry(oips, todo)
+            if not todo:
+                return
+            kind = RESTART_KINDS[(round_ - 1) % len(RESTART_KINDS)]
+            again, labels = search.run([elems[i] for i in todo], kind, _RESTART, round_, n_restart)
+            _keep_better(oips, todo, again, _restart_labels(round_, labels))
+        todo = _to_retry(oips, todo)
+        if pre is not None and todo:
+            rescue(todo)
+        return
+
+    first = list(oips)
+    starts, pieces = [], []  # pieces: (round, labels); round 0 is the rescue
+    for round_ in range(1, config.restarts + 1):
+        kind = RESTART_KINDS[(round_ - 1) % len(RESTART_KINDS)]
+        x0, labels = search.starts([elems[i] for i in todo], kind, _RESTART, round_, n_restart)
+        starts.append(x0)
+        pieces.append((round_, _restart_labels(round_, labels)))
+    maps = [elems[i][0] for i in todo]
+    if pre is not None:
+        starts.append(search.ascend(np.stack([oips[i].image for i in todo]), maps, steps=config.rescue_steps,
+                                    final=False, submodel=pre).images)
+        pieces.append((0, None))
+    if not starts:
+        return
+    outcome = search.ascend(np.concatenate(starts), maps * len(pieces), steps=config.total_steps)
+    for k, (round_, labels) in enumerate(pieces):
+        rows = {i: k * len(todo) + j for j, i in enumerate(todo)}
+        still = _to_retry(oips, todo)
+        if round_:
+            _keep_better(oips, still, outcome, [labels[todo.index(i)] for i in still], [rows[i] for i in still])
+            continue
+        fresh = [i for i in still if oips[i] is first[i]]  # the rescue climbed from the image these still have
+        replaced = [i for i in still if oips[i] is not first[i]]
+        _keep_better(oips, fresh, outcome, _rescue_labels(oips, fresh), [rows[i] for i in fresh])
+        if replaced:
+            rescue(replaced)
 
 
 def _versions() -> dict[str, str]:
@@ -232,28 +314,7 @@ def find_oips(
         labels = ["fourier" if fourier else "scales"] * total
     oips = [_map_oip(first, i, m, labels[i]) for i, (m, _) in enumerate(elems)]
 
-    def to_retry() -> list[int]:
-        return [i for i, oip in enumerate(oips) if needs_retry(oip.status, oip.activation)]
-
-    for round_ in range(1, config.restarts + 1):
-        todo = to_retry()
-        if not todo:
-            break
-        restart_kind = RESTART_KINDS[(round_ - 1) % len(RESTART_KINDS)]
-        n_restart = max(config.n_candidates, 1) if config.precursor else 8
-        again, restart_labels = search.run([elems[i] for i in todo], restart_kind, _RESTART, round_, n_restart)
-        _keep_better(oips, todo, again, [f"restart{round_}:{label.split('#')[0]}" for label in restart_labels])
-    todo = to_retry()
-    if config.rescue_steps and todo:
-        pre = subject.preactivation_submodel(layer_name)
-        if pre is not None:
-            # Rescue: climb the map's pre-activation (its gradient is not cut by ReLU) until
-            # the map wakes up, then run the ordinary ascent from there.
-            todo_maps = [elems[i][0] for i in todo]
-            woken = search.ascend(np.stack([oips[i].image for i in todo]), todo_maps, steps=config.rescue_steps,
-                                  final=False, submodel=pre).images
-            again = search.ascend(woken, todo_maps, steps=config.total_steps)
-            _keep_better(oips, todo, again, [f"rescue:pre-activation({oips[i].start})" for i in todo])
+    _second_chances(search, subject, layer_name, elems, oips)
     if on_progress and done[0] < total:
         on_progress(total, total)
 
