@@ -162,3 +162,13 @@ def test_train_short_run(mnist_dir, tmp_path):
     assert out.is_file()
     assert "test accuracy" in result.output
     assert str(out) in result.output.replace("\n", "")
+
+
+def test_debug_names_the_device_the_ascent_runs_on(tiny_model_file):
+    import tensorflow as tf
+
+    result = runner.invoke(app, ["--debug", "info", str(tiny_model_file)])
+    assert result.exit_code == 0, result.output
+    line = next(line for line in result.output.splitlines() if line.startswith("debug: TensorFlow"))
+    gpus = tf.config.list_logical_devices("GPU")
+    assert line.endswith(gpus[0].name if gpus else tf.config.list_logical_devices("CPU")[0].name)

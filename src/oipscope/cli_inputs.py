@@ -62,6 +62,8 @@ def start_tensorflow() -> None:
     """
     if "tensorflow" in sys.modules or state["debug"] or os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") == "0":
         import keras  # noqa: F401
+        if state["debug"]:
+            _print_devices()
         return
     sys.stderr.flush()
     saved = os.dup(2)
@@ -77,6 +79,16 @@ def start_tensorflow() -> None:
     # Each layer's compiled loop is traced once; TensorFlow's "triggered tf.function retracing"
     # warning counts those first traces across layers and would only alarm the user.
     tf.get_logger().setLevel("ERROR")
+
+
+def _print_devices() -> None:
+    """``--debug``: the devices TensorFlow found; the ascent runs on the first GPU if there is one."""
+    import tensorflow as tf
+
+    devices = [device.name for device in tf.config.list_logical_devices()]
+    gpus = [name for name in devices if ":GPU:" in name]
+    console.print(f"debug: TensorFlow {tf.__version__} devices: {', '.join(devices)}; the ascent runs on "
+                  f"{gpus[0] if gpus else devices[0]}", markup=False, highlight=False, soft_wrap=True)
 
 
 def load_model_option(model_path: Optional[Path], unsafe_load: bool):
