@@ -7,11 +7,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _peers import seed_loop  # noqa: E402  (the series' loop, shared with bench_pipeline.py)
 
 
 def _default_model() -> str:
@@ -48,22 +53,6 @@ def peak_gflops() -> float:
     return (os.cpu_count() or 1) * mhz / 1000 * 32 * 2  # AVX-512 FMA: 16 lanes x 2 flops x 2 units
 
 
-def seed_loop(sub, image, map_index: int, steps: int, epsilon: float) -> float:
-    """The seed's loop: eager GradientTape per step, one map."""
-    import tensorflow as tf
-
-    x = tf.constant(image[None])
-    loss = 0.0
-    for _ in range(steps):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            loss = tf.reduce_mean(sub(x, training=False)[..., map_index])
-        g = tape.gradient(loss, x)
-        g /= tf.sqrt(tf.reduce_mean(tf.square(g))) + 1e-7
-        x = tf.image.per_image_standardization(x + epsilon * g)
-    return float(loss)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("model", nargs="?", default=_default_model())
@@ -72,6 +61,8 @@ def main() -> None:
     ap.add_argument("--seed-maps", type=int, default=3)
     args = ap.parse_args()
 
+    from oipscope.config import Execution
+    from oipscope.encoding import InputEncoding
     from oipscope.engine import OipConfig, ascend
     from oipscope.initial import scale_noise
     from oipscope.models import feature_submodel, load_model
@@ -99,7 +90,7 @@ def main() -> None:
     flops = conv_macs(sub) * 2 * 2 * n * args.steps
     gflops = flops / t_batch / 1e9
 
-    search = _Search(sub, (h, w, c), OipConfig())
+    search = _Search(sub, (h, w, c), OipConfig(), InputEncoding.standardize(), Execution())
     t = time.perf_counter()
     search.starts([(m, 0) for m in range(n)], "precursor", 1, 0, OipConfig().n_candidates)
     t_pre = time.perf_counter() - t
