@@ -56,7 +56,8 @@ keras.utils.set_random_seed(0)
 model = keras.Sequential([keras.Input((16, 16, 1)), keras.layers.Conv2D(256, 3, activation="relu", name="wide")])
 out = {}
 for BUDGET in (2.0, 512.0):
-    config, execution = OipConfig(steps=5, precursor=False, restarts=0), Execution(memory_budget_mb=BUDGET)
+    config = OipConfig(steps=5, precursor=False, restarts=0)
+    execution = Execution(memory_budget_mb=BUDGET, batch_size=1024)  # only the budget limits the batch
     find_oips(model, "wide", [0, 1], config, execution=execution)  # trace the loop first: tracing memory is not the batch's
     calls.clear()
     before = reset_peak_mb()

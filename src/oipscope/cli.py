@@ -383,6 +383,12 @@ def _print_summary(result) -> None:
             f"beat every one of its images; most common evoked class: {summary.get('common_evoked_class')}",
             markup=False,
         )
+    if "median_jitter_robustness" in summary:
+        console.print(
+            f"quality: median jitter robustness {summary['median_jitter_robustness']:.2f} (activation kept when "
+            f"shifted by 4 px), median high-frequency share {summary['median_hf_share']:.2f}",
+            markup=False, soft_wrap=True,
+        )
 
 
 @app.command()

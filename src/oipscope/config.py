@@ -20,6 +20,7 @@ from .errors import ConfigError
 __all__ = ["OipConfig", "Execution", "default_snapshot_steps"]
 
 _EXECUTION_KEYS = ("memory_budget_mb", "jit_compile")  # OipConfig fields before Execution existed
+_CPU_BATCH = 64
 
 
 def default_snapshot_steps(steps: int) -> tuple[int, ...]:
@@ -209,11 +210,17 @@ class Execution:
         segment_steps: the compiled loop runs this many steps at a time; between
             segments, elements that stopped leave the batch and waiting ones join.
             None: one segment for the whole ascent (no compaction).
+        batch_size: the most OIPs ascended together (the memory budget may allow
+            fewer). None: 64 on a CPU, where bigger batches of small images run slower
+            per OIP (measured: 0.23 ms per OIP-step at 64 against 0.25 at 128 for the
+            embedded CNN's Conv2D_3, 0.12 against 0.16 for Conv2D_1), and no limit but
+            the memory budget on a GPU.
     """
 
     memory_budget_mb: float = 512.0
     jit_compile: bool = False
     segment_steps: int | None = 40
+    batch_size: int | None = None
 
     def __post_init__(self) -> None:
         _check(isinstance(self.memory_budget_mb, (int, float)) and not isinstance(self.memory_budget_mb, bool)
@@ -222,3 +229,13 @@ class Execution:
         _check(isinstance(self.jit_compile, bool), f"jit_compile must be True or False, got {self.jit_compile!r}")
         _check(self.segment_steps is None or (_is_int(self.segment_steps) and self.segment_steps >= 1),
                f"segment_steps must be an integer >= 1 or None, got {self.segment_steps!r}")
+        _check(self.batch_size is None or (_is_int(self.batch_size) and self.batch_size >= 1),
+               f"batch_size must be an integer >= 1 or None, got {self.batch_size!r}")
+
+    def batch_limit(self) -> int:
+        """The most OIPs per batch apart from memory: ``batch_size``, or 64 on a CPU."""
+        if self.batch_size is not None:
+            return self.batch_size
+        import tensorflow as tf
+
+        return 1 << 30 if tf.config.list_logical_devices("GPU") else _CPU_BATCH

@@ -354,7 +354,8 @@ def ascend(
         # XLA compiles once per batch size: keep whole batches there
         whole = execution.jit_compile or execution.segment_steps is None
         seg_len = steps if whole else min(execution.segment_steps, steps)
-        capacity = estimate_chunk_size(submodel, len(snaps), steps, execution.memory_budget_mb)
+        capacity = min(estimate_chunk_size(submodel, len(snaps), steps, execution.memory_budget_mb),
+                       execution.batch_limit())
         segment = _get_segment(submodel, execution.jit_compile, encoding or InputEncoding.standardize())
         constants = [tf.constant(v, dtype) for v, dtype in (
             (seg_len, tf.int32), (steps, tf.int32), (config.epsilon, tf.float32),

@@ -30,6 +30,11 @@ ARRAYS_NPZ = "arrays.npz"
 _FORMAT = 1
 
 
+def _number(value) -> float | None:
+    """A float or None (JSON: NaN is written as NaN, which Python's json reads back)."""
+    return None if value is None else float(value)
+
+
 @dataclass(frozen=True, eq=False)
 class MapOip:
     """The OIP of one map.
@@ -49,6 +54,11 @@ class MapOip:
             dataset (NaN if the map never fires on it); None until assessed.
         evoked_probabilities: class probabilities the full model gives the OIP
             (n_classes,); None until assessed.
+        jitter_robustness: the map's activation on the OIP shifted by 4 pixels ÷ on
+            the OIP (:func:`oipscope.quality.jitter_robustness`); None in results of
+            older versions.
+        hf_share: the share of the OIP's spectral energy above half the Nyquist
+            frequency (:func:`oipscope.quality.hf_share`); None in older results.
     """
 
     map_index: int
@@ -62,6 +72,8 @@ class MapOip:
     start: str
     superstimulus_ratio: float | None = None
     evoked_probabilities: np.ndarray | None = None
+    jitter_robustness: float | None = None
+    hf_share: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", Status(self.status))
@@ -100,7 +112,8 @@ class OipResult:
     encoding: InputEncoding = field(default_factory=InputEncoding.standardize)
 
     def summary(self) -> dict[str, Any]:
-        """Counts of OIPs per status, the wall time and, once assessed, the data figures.
+        """Counts of OIPs per status, the wall time, the median quality numbers and, once
+        assessed, the data figures.
 
         ``median_ratio`` and ``ratio_at_least_1`` count only maps that fire on the
         dataset (finite ratio); ``common_evoked_class`` is the most frequent class
@@ -115,6 +128,11 @@ class OipResult:
             "nonfinite": statuses.count(Status.NONFINITE),
             "seconds": self.seconds,
         }
+        for name in ("jitter_robustness", "hf_share"):
+            values = np.array([getattr(m, name) for m in self.maps if getattr(m, name) is not None], np.float64)
+            if values.size:
+                finite = values[np.isfinite(values)]
+                summary[f"median_{name}"] = float(np.median(finite)) if finite.size else float("nan")
         ratios = np.array([m.superstimulus_ratio for m in self.maps if m.superstimulus_ratio is not None])
         if ratios.size:
             live = ratios[np.isfinite(ratios)]
@@ -145,7 +163,9 @@ class OipResult:
                 "converged_step": int(m.converged_step),
                 "snapshot_steps": [int(s) for s in m.snapshot_steps],
                 "start": m.start,
-                "superstimulus_ratio": None if m.superstimulus_ratio is None else float(m.superstimulus_ratio),
+                "superstimulus_ratio": _number(m.superstimulus_ratio),
+                "jitter_robustness": _number(m.jitter_robustness),
+                "hf_share": _number(m.hf_share),
             })
         meta = {
             "format": _FORMAT,
@@ -192,9 +212,10 @@ class OipResult:
                     snapshot_steps=tuple(int(s) for s in m["snapshot_steps"]),
                     activation_history=arrays[f"history_{k}"],
                     start=str(m["start"]),
-                    superstimulus_ratio=(None if m.get("superstimulus_ratio") is None
-                                         else float(m["superstimulus_ratio"])),
+                    superstimulus_ratio=_number(m.get("superstimulus_ratio")),
                     evoked_probabilities=arrays.get(f"evoked_{k}"),
+                    jitter_robustness=_number(m.get("jitter_robustness")),
+                    hf_share=_number(m.get("hf_share")),
                 )
                 for k, m in enumerate(meta["maps"])
             )

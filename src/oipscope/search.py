@@ -24,6 +24,7 @@ from .engine import AscentArrays, ascend, estimate_chunk_size, mean_activations
 from .errors import ConfigError
 from .files import file_sha256
 from .initial import combine_grids, draw_grids, fourier_noise, parse_maps, scale_noise
+from .quality import hf_share, jitter_robustness
 from .results import MapOip, OipResult
 from .status import Status, is_better, needs_retry
 from .subject import as_subject
@@ -167,6 +168,20 @@ def _keep_better(oips: list[MapOip], positions: Sequence[int], arrays: AscentArr
         new = _map_oip(arrays, j if rows is None else rows[j], old.map_index, labels[j])
         if is_better(new.status, new.activation, old.status, old.activation):
             oips[position] = new
+
+
+def _measured(sub, oips: list[MapOip], execution: Execution) -> list[MapOip]:
+    """The OIPs with their quality numbers (:mod:`oipscope.quality`), measured where missing."""
+    todo = [i for i, oip in enumerate(oips) if oip.jitter_robustness is None]
+    if not todo:
+        return oips
+    images = np.stack([oips[i].image for i in todo])
+    jitter = jitter_robustness(sub, images, [oips[i].map_index for i in todo], execution)
+    high = hf_share(images)
+    out = list(oips)
+    for k, i in enumerate(todo):
+        out[i] = dataclasses.replace(oips[i], jitter_robustness=float(jitter[k]), hf_share=float(high[k]))
+    return out
 
 
 def _to_retry(oips: Sequence[MapOip], positions: Iterable[int]) -> list[int]:
@@ -315,6 +330,7 @@ def find_oips(
     oips = [_map_oip(first, i, m, labels[i]) for i, (m, _) in enumerate(elems)]
 
     _second_chances(search, subject, layer_name, elems, oips)
+    oips = _measured(sub, oips, execution)
     if on_progress and done[0] < total:
         on_progress(total, total)
 
@@ -363,4 +379,5 @@ def retry_from(model, result: OipResult, positions: Sequence[int], starts: np.nd
                    encoding=result.encoding, execution=execution)
     maps = list(result.maps)
     _keep_better(maps, positions, again, [str(label) for label in labels])
+    maps = _measured(sub, maps, execution)
     return dataclasses.replace(result, maps=tuple(maps), seconds=result.seconds + time.perf_counter() - t0)
