@@ -4,8 +4,9 @@ and, on paper, what a ResNet-50 zoo costs on N GPUs.
 Usage: python bench/bench_cluster.py [--maps all] [--steps 600] [--skip-ray]
 
 The three runs search the same maps of the embedded CNN's three layers (no dataset
-examples, no gallery) and must give identical OIPs; the throughput ratios are measured
-side by side in one process. The projection counts every convolution map of
+examples, no gallery) and give the same OIPs (the table prints the largest pixel
+difference: 0, or a few float32 roundings where oneDNN summed in another order); the
+throughput ratios are measured side by side in one process. The projection counts every convolution map of
 keras.applications.ResNet50 (weights=None, no download) and the multiply-accumulates of
 the sub-model up to its layer; an ascent step costs about 3x a forward pass (forward,
 backward to the input).
@@ -32,8 +33,9 @@ def _zoo(subject, config, maps, backend) -> tuple[float, list]:
         return time.perf_counter() - began, [run.result for run in runs]
 
 
-def _same(a: list, b: list) -> bool:
-    return all(np.array_equal(x.image, y.image) for ra, rb in zip(a, b) for x, y in zip(ra.maps, rb.maps))
+def _largest_difference(a: list, b: list) -> float:
+    """The largest pixel difference between the OIPs of two runs (0: identical)."""
+    return max(float(np.abs(x.image - y.image).max()) for ra, rb in zip(a, b) for x, y in zip(ra.maps, rb.maps))
 
 
 def resnet50_projection(steps: int = 600, gpu_tflops: float = 19.5, utilization: float = 0.35) -> None:
@@ -77,18 +79,18 @@ def main() -> None:
         _zoo(subject, OipConfig(steps=5), "0-1", None)  # compile the loops once
         local_s, local = _zoo(subject, config, args.maps, None)
         n_oips = sum(len(r.maps) for r in local)
-        rows = [("this process", local_s, True)]
+        rows = [("this process", local_s, 0.0)]
         for workers in (1, 2):
             backend = RayBackend("local", workers=workers)
             try:
                 seconds, results = _zoo(subject, config, args.maps, backend)
             finally:
                 backend.close()
-            rows.append((f"Ray, {workers} worker(s)", seconds, _same(local, results)))
+            rows.append((f"Ray, {workers} worker(s)", seconds, _largest_difference(local, results)))
         print(f"zoo of the embedded CNN: {n_oips} OIPs, {args.steps} steps, on {os.cpu_count()} CPUs")
-        print("| run | seconds | OIPs/s | vs this process | same OIPs |\n|---|---:|---:|---:|---|")
-        for name, seconds, same in rows:
-            print(f"| {name} | {seconds:.1f} | {n_oips / seconds:.1f} | {local_s / seconds:.2f}x | {same} |")
+        print("| run | seconds | OIPs/s | vs this process | largest pixel difference |\n|---|---:|---:|---:|---:|")
+        for name, seconds, difference in rows:
+            print(f"| {name} | {seconds:.1f} | {n_oips / seconds:.1f} | {local_s / seconds:.2f}x | {difference:.1g} |")
         one, two = rows[1][1], rows[2][1]
         print(f"2 workers / 1 worker throughput: {one / two:.2f}x")
     resnet50_projection(args.steps)
