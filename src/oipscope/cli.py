@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -23,7 +24,7 @@ from .cli_inputs import (
     kept_chunks, load_model_option, numbers_option, output_errors, skipped_note, start_tensorflow, state,
     subject_option,
 )
-from .errors import ConfigError, OipscopeError, OutputError
+from .errors import ConfigError, DataError, OipscopeError, OutputError
 
 app = typer.Typer(
     help="See what the feature maps of a Keras CNN respond to.",
@@ -466,6 +467,65 @@ def activations(
         out.parent.mkdir(parents=True, exist_ok=True)
         figure.savefig(out, dpi=100)
     console.print(f"wrote {out}", markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def dream(
+    image: Path = typer.Argument(..., help="A PNG/JPEG to dream on, at its own size."),
+    model: Optional[Path] = typer.Option(None, "--model", help="A .keras or .h5 model file (default: the embedded CNN)."),
+    layer: str = typer.Option(..., "--layer", help="The layer whose activation to amplify (see `oipscope info`)."),
+    maps: str = typer.Option("all", help='Maps to amplify: "all", or indices and ranges like "0-3,7".'),
+    octaves: int = typer.Option(4, help="Image sizes the dream climbs at, smallest first."),
+    octave_scale: float = typer.Option(1.4, help="Size ratio between neighbouring octaves."),
+    steps: int = typer.Option(50, help="Ascent steps per octave."),
+    epsilon: float = typer.Option(0.01, help="Step size of the normalized gradient."),
+    input_range: Optional[str] = RangeOpt,
+    mean: Optional[str] = MeanOpt,
+    std: Optional[str] = StdOpt,
+    standardize: bool = StandardizeOpt,
+    out: Path = typer.Option(Path("oipscope-dream"), help="Folder for dream.png and evolution.png."),
+    unsafe_load: bool = UnsafeOpt,
+) -> None:
+    """Deep Dream: amplify what a layer (or some of its maps) sees in an image, octave by octave.
+
+    Writes OUT/dream.png (the dreamed image, at the input image's size) and OUT/evolution.png
+    (the input, then the image after each octave).
+
+    Example: oipscope dream photo.jpg --model my_cnn.h5 --layer activation_4 --octaves 4 --out dream
+    """
+    from PIL import Image
+
+    from .activations import load_image_file
+    from .dream import DreamConfig, dream as dream_image
+    from .tiles import tile_images
+
+    config = DreamConfig(octaves=octaves, octave_scale=octave_scale, steps=steps, epsilon=epsilon)
+    check_output(out)
+    subject = subject_option(model, unsafe_load, input_range, mean, std, standardize)
+    try:
+        with Image.open(image) as opened:
+            width, height = opened.size
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read image {image}: {exc}; give a PNG or JPEG file") from None
+    pixels = load_image_file(image, (height, width, subject.input_shape[2]))
+    with console.status(f"dreaming on {image.name} with {layer} ({octaves} octaves x {steps} steps)"):
+        result = dream_image(subject, pixels, layer, maps, config)
+    with output_errors(out):
+        out.mkdir(parents=True, exist_ok=True)
+        frames = [pixels, *result.frames]
+        strip = tile_images([frame.astype(np.float32) for frame in frames], ncols=len(frames), gap=4, fill=255.0)
+        _save_pixels(result.image, out / "dream.png")
+        _save_pixels(strip, out / "evolution.png")
+    console.print(f"{layer}: mean activation {result.start_activation:.3g} in the image, "
+                  f"{result.activations[-1]:.3g} in the dream; wrote {out / 'dream.png'} and "
+                  f"{out / 'evolution.png'}", markup=False, soft_wrap=True)
+
+
+def _save_pixels(pixels: np.ndarray, path: Path) -> None:
+    from PIL import Image
+
+    array = np.clip(np.round(pixels), 0, 255).astype(np.uint8)
+    Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).save(path)
 
 
 def main() -> None:
