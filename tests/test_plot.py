@@ -288,3 +288,69 @@ def test_tile_images_places_tiles_row_by_row():
         tile_images([np.zeros((2, 2)), np.zeros((3, 3))], ncols=2)
     with pytest.raises(ConfigError, match="at least one"):
         tile_images([], ncols=2)
+
+
+def test_fast_card_looks_like_the_figure(setup):
+    """Two routes to one card agree: the gallery's (numpy pixels, Pillow glyphs) and matplotlib's full draw."""
+    ex, images, labels = setup["examples"], setup["images"], setup["labels"]
+    oip = setup["c2"].maps[0]
+    layout = card_layout(oip, ex, images, labels)
+    cards = [MapCard(layout, dpi=50, blit=blit, limits=(-3.0, 3.0), class_names=["a", "b", "c"])
+             for blit in (True, False)]
+    for card in cards:
+        card.paint(oip, ex, images, ["a", "b", "c"], (3, 3), labels, "c2")
+    fast, full = (card.pixels()[..., :3].astype(int) for card in cards)
+    assert fast.shape == full.shape
+    assert np.abs(fast - full).mean() < 8  # text and anti-aliasing differ a little, nothing else
+    assert (np.abs(fast - full).max(-1) > 64).mean() < 0.06
+    x0, y0, x1, y1 = (int(round(v)) for v in cards[0]._box(cards[0].ax_oip))
+    inner = (slice(y0 + 2, y1 - 2), slice(x0 + 2, x1 - 2))  # the OIP: the same pixels inside its frame
+    assert np.abs(fast[inner] - full[inner]).max() <= 2
+
+
+def test_fast_card_of_a_silent_map(setup):
+    oip = setup["c1"].maps[SILENT_MAP]
+    card = MapCard(card_layout(oip), dpi=50, blit=True)
+    card.paint(oip)
+    pixels = card.pixels()
+    x0, y0, x1, y1 = (int(round(v)) for v in card._box(card.ax_oip))
+    panel = pixels[y0 + 2:y1 - 2, x0 + 2:x1 - 2, :3].astype(int)
+    assert np.abs(panel - panel.mean(axis=(0, 1))).max(-1).mean() < 40  # grey hatching, not the viridis image
+    assert (np.abs(panel[..., 0] - panel[..., 2]) < 30).mean() > 0.9
+
+
+def test_colorize_is_matplotlibs_colormap():
+    """colorize's table look-up gives matplotlib's colours: Normalize(clip=True), then the colormap."""
+    import matplotlib
+    from matplotlib.colors import Normalize
+
+    from oipscope.tiles import CMAP, colorize, to_uint8
+
+    rng = np.random.default_rng(1)
+    image = (rng.normal(size=(30, 40)) * 3).astype(np.float32)
+    image[0, :5] = [np.nan, np.inf, -np.inf, -1.0, 1.0]  # non-finite pixels grey; -1 and 1 exact limits
+    out = colorize(image, -1.0, 1.0)
+    expected = matplotlib.colormaps[CMAP](Normalize(-1.0, 1.0, clip=True)(np.nan_to_num(image)))[..., :3]
+    finite = np.isfinite(image)
+    np.testing.assert_array_equal(out[finite], expected[finite].astype(np.float32))
+    np.testing.assert_array_equal(out[~finite], np.float32(0.6))
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(to_uint8(np.array([0.0, 0.5, 1.0, 2.0])), [0, 128, 255, 255])
+
+
+def test_many_activation_curves_are_one_collection(setup):
+    """Beyond 32 curves (no legend) the curves and their convergence dots are collections, not lines."""
+    from matplotlib.collections import LineCollection, PathCollection
+
+    base = setup["c2"].maps[0]
+    oips = [dataclasses.replace(base, map_index=m) for m in range(40)]
+    fig = plot.activation_curves(oips)
+    ax = fig.axes[0]
+    (lines,) = [c for c in ax.collections if isinstance(c, LineCollection)]
+    assert len(lines.get_segments()) == 40 and not ax.lines
+    assert ax.get_legend() is None
+    dots = [c for c in ax.collections if isinstance(c, PathCollection)]
+    assert len(dots) == (1 if 0 <= int(base.converged_step) < len(base.activation_history) else 0)
+    lo, hi = ax.get_ylim()
+    assert lo <= float(np.min(base.activation_history)) and hi >= float(np.max(base.activation_history))
+    fig.savefig(os.devnull, format="png")

@@ -9,7 +9,9 @@ examples): the top dataset images, strongest unit marked.
 A :class:`MapCard` is built for one :class:`CardLayout` and painted with any
 map that has that layout; :func:`oipscope.plot.map_card` paints one card for a
 notebook, the gallery (:mod:`oipscope.report`) repaints one card per layout
-with ``blit=True`` (static background, Pillow text: a few ms per map).
+with ``blit=True``: matplotlib draws what all maps share once, the per-map
+pixels are written with numpy (:mod:`oipscope.raster`) and the text with
+Pillow (:mod:`oipscope.pil_text`), a few ms per map.
 
 Example:
     >>> layout = card_layout(result.maps[0], examples, images)  # doctest: +SKIP
@@ -21,13 +23,15 @@ Example:
 
 from __future__ import annotations
 
-import io
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.cm import ScalarMappable
-from matplotlib.colors import Normalize
+from matplotlib import rcParams
+from matplotlib.colors import Normalize, to_rgb
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator, NullFormatter
@@ -38,9 +42,12 @@ from .captions import (captioned_snapshots, class_names_for, example_title, firi
 from .errors import ConfigError
 from .figure_parts import (HATCH_EDGE, HATCH_FACE, MARK_COLOUR, NotebookFigure, bare, colorbar, dataset_item,
                            map_grid, unit_box)
-from .pil_text import PilText
+from .pil_text import PilText, figure_pixels
+from .pngs import encode_png
+from .raster import blend_box, frame, paste, pixel_box, snap, snap_box
 from .status import Status
-from .tiles import CMAP, ROBUST, colorize, display_image, display_limits, pixel_images, tile_images
+from .tiles import (CMAP, ROBUST, colorize, display_image, display_limits, pixel_images, tile_images,
+                    to_uint8)
 
 __all__ = ["CardLayout", "card_layout", "MapCard"]
 
@@ -53,6 +60,7 @@ _CURVE_W, _CLASSES_W = 2.3, 1.9
 _LINE = "#31688e"
 _HIGHLIGHT = "#35b779"
 _OFF_GREY = 0.94  # an example tile whose image leaves the map off
+_GRID_LW, _GRID_ALPHA = 0.5, 0.3  # the curve's grid: line width (points) and opacity
 
 
 @dataclass(frozen=True)
@@ -102,7 +110,7 @@ class MapCard:
     Args:
         layout: the card's layout (:func:`card_layout`).
         dpi: figure dpi (default matplotlib's).
-        blit: render with a cached static background and Pillow text (:meth:`png`): fast, for galleries.
+        blit: draw the static card once and per map only what changes (:meth:`pixels`): fast, for galleries.
         limits: one (vmin, vmax) for every map; default each map on its own robust scale.
         class_names: names of the probability bars (default "0", "1", ...).
         unit: the unit of the OIP's colour bar.
@@ -117,7 +125,10 @@ class MapCard:
         self.blit = blit
         self.limits = limits
         self.frame_shape = tuple(layout.frame_shape)
-        self._background = None
+        self._background: np.ndarray | None = None  # the static card, drawn once (blit)
+        self._spines: list[tuple[slice, slice]] | None = None  # the curve's frame, in pixels
+        self._placed: list[tuple] = []  # (text, where and how PilText draws it)
+        self._axes_boxes: dict = {}  # axes → its box in the canvas buffer, once laid out
         self._pil: PilText | None = None
         fw = self.frame_shape[1]
         self.gap = max(1, fw // 8)
@@ -148,17 +159,15 @@ class MapCard:
         if self.n_examples:
             self._add_examples(y1 - 0.15 - _LABEL_H - self._ex_titles_h - self.panel)
 
-        self._dynamic = [self.oip_image, self.hatch, self.hatch_text, self.ax_activation, self.evo_image]
+        # with blit: drawn per map by Agg (the curve, the silent panel), as pixels (the rest), or by Pillow (texts)
+        self._agg = [self.activation_line, self.conv_dot, self.hatch, self.hatch_text]
+        pixels = [self.oip_image, self.evo_image, *(self.bars or [])]
         self._texts = [self.title, *self.info, *self.evo_titles]
-        if limits is None and not self._free_scale:
-            self._dynamic.insert(3, self.colorbar.ax)
-        if self.bars is not None:
-            self._dynamic += list(self.bars)
         if self.n_examples:
-            self._dynamic += [self.ex_image, *self.ex_marks]
+            pixels += [self.ex_image, *self.ex_marks]
             self._texts += [*self.ex_titles, self.ex_label]
-        if blit:
-            for artist in self._dynamic + self._texts:
+        if blit:  # left out of the static card
+            for artist in self._agg + pixels + self._texts:
                 artist.set_animated(True)
 
     # ---- layout ----------------------------------------------------------------------
@@ -212,13 +221,14 @@ class MapCard:
         fig.text(fx(middle), fy(y0 - 0.24), "step", fontsize=7, ha="center", va="top")
         fig.text(fx(x - 0.5), fy(y0 + _TOP_H / 2), "mean activation", fontsize=7, ha="center", va="center",
                  rotation=90)
+        self._locators = (MaxNLocator(4, integer=True), MaxNLocator(4))
+        if self.blit:  # a bare frame in the background: grid, ticks and their labels are drawn per map (png)
+            bare(ax)
+            return
         ax.tick_params(labelsize=6)
-        ax.yaxis.set_major_locator(MaxNLocator(4))
-        ax.xaxis.set_major_locator(MaxNLocator(4, integer=True))
-        ax.grid(alpha=0.3, lw=0.5)
-        if self.blit:  # tick labels drawn by PilText (Agg text is the slow part of a card)
-            ax.xaxis.set_major_formatter(NullFormatter())
-            ax.yaxis.set_major_formatter(NullFormatter())
+        ax.xaxis.set_major_locator(self._locators[0])
+        ax.yaxis.set_major_locator(self._locators[1])
+        ax.grid(alpha=_GRID_ALPHA, lw=_GRID_LW)
 
     def _add_classes(self, x: float, y0: float, class_names: Sequence[str] | None) -> None:
         """The bars of the class probabilities the full model gives the OIP, or "not assessed"."""
@@ -389,37 +399,124 @@ class MapCard:
 
     # ---- rendering -------------------------------------------------------------------
 
-    def png(self, compress_level: int = 1) -> bytes:
-        """The painted card as PNG bytes; with ``blit`` only the changing artists are redrawn."""
-        from PIL import Image
+    def png(self, compress_level: int = 3) -> bytes:
+        """The painted card as PNG bytes (zlib ``compress_level``)."""
+        return encode_png(self.pixels()[..., :3], compress_level)
 
-        if not self.blit:
-            buf = io.BytesIO()
-            self.fig.savefig(buf, format="png", pil_kwargs={"compress_level": compress_level})
-            return buf.getvalue()
+    def pixels(self) -> np.ndarray:
+        """The painted card as uint8 RGBA pixels (a copy); with ``blit`` only what changes from map to map
+        is drawn: the static card once by Agg, images and bars with numpy, the curve by Agg, text with Pillow."""
         from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-        if self._background is None:
+        if not self.blit:
             canvas = FigureCanvasAgg(self.fig)
             canvas.draw()
-            self._background = canvas.copy_from_bbox(self.fig.bbox)
+            return np.array(canvas.buffer_rgba())
+        if self._background is None:  # lays the axes out (image aspect) and draws everything static
             self._pil = PilText(self.fig)
-        canvas = self.fig.canvas
-        canvas.restore_region(self._background)
-        for artist in self._dynamic:
+            self._background = figure_pixels(self.fig)
+            self._spines = self._frame_windows(self.ax_activation)
+            self._placed = [(text, PilText.placement(text)) for text in self._texts]
+        buffer = np.asarray(self.fig.canvas.buffer_rgba())
+        np.copyto(buffer, self._background)
+        self._draw_pixels(buffer)
+        locs = self._draw_grid(buffer)
+        for artist in self._agg:
             if artist.get_visible():
                 self.fig.draw_artist(artist)
-        image = Image.fromarray(np.asarray(canvas.buffer_rgba())).convert("RGB")
-        pil = self._pil.start(image)
-        for text in self._texts:
-            pil.text(text)
-        pil.tick_labels(self.ax_activation)
+        for window in self._spines:  # the curve's frame stays on top of the curve
+            buffer[window] = self._background[window]
+        pil = self._pil.start(buffer)
+        for text, place in self._placed:  # the texts keep their places: only their strings change
+            if text.get_visible():
+                pil.raw(text.get_text(), *place)
+        pil.tick_labels(self.ax_activation, locs=locs)
         if self._free_scale:  # the colour bar's three labels for this card's scale
             lo, hi = self._clim
             off = 5.5 * self.fig.dpi / 72.0
             for fraction in (0.0, 0.5, 1.0):
                 px, py = self.colorbar.ax.transAxes.transform((1.0, fraction))
                 pil.raw(f"{lo + fraction * (hi - lo):.3g}", px + off, py, 6, "left", "center")
-        buf = io.BytesIO()
-        image.save(buf, format="png", compress_level=compress_level)
-        return buf.getvalue()
+        return buffer.copy()
+
+    def _box(self, item) -> tuple[float, float, float, float]:
+        """An axes' (fixed once laid out) or a rectangle's box in the canvas buffer (pixels, y down)."""
+        if isinstance(item, Axes):
+            if item not in self._axes_boxes:
+                self._axes_boxes[item] = pixel_box(item.bbox, self.fig.canvas.get_renderer().height)
+            return self._axes_boxes[item]
+        return self._boxes([item])[0]
+
+    def _boxes(self, rects: Sequence[Rectangle]) -> list[tuple[float, float, float, float]]:
+        """The boxes of rectangles of one axes, through its data transform at once (cheaper than their extents)."""
+        corners = [[(r.get_x(), r.get_y()), (r.get_x() + r.get_width(), r.get_y() + r.get_height())] for r in rects]
+        (x0, y0), (x1, y1) = np.moveaxis(rects[0].get_data_transform().transform(
+            np.reshape(corners, (-1, 2))).reshape(-1, 2, 2), 0, -1)
+        height = self.fig.canvas.get_renderer().height
+        return [(min(a, c), height - max(b, d), max(a, c), height - min(b, d))
+                for a, b, c, d in zip(x0.tolist(), y0.tolist(), x1.tolist(), y1.tolist())]
+
+    def _draw_pixels(self, buffer: np.ndarray) -> None:
+        """The images, bars and example marks of the painted map, written into the canvas ``buffer``."""
+        if self.oip_image.get_visible():
+            data = np.asarray(self.oip_image.get_array())
+            rgb = data if data.ndim == 3 else colorize(data, *self.oip_image.get_clim())
+            paste(buffer, to_uint8(rgb), self._box(self.ax_oip))
+        paste(buffer, to_uint8(self.evo_image.get_array()), self._box(self.ax_evo))
+        if self.bars is not None:
+            clip = snap_box(self._box(self.ax_prob))  # Agg clips to the axes box, rounded to whole pixels
+            width = self.bars[0].get_linewidth() * self.fig.dpi / 72.0
+            for bar, box in zip(self.bars, self._boxes(self.bars)):  # filled as Agg fills them: snapped, stroke-wide
+                x0, y0, x1, y1 = snap_box(box, width)
+                blend_box(buffer, (x0 - width / 2, y0 - width / 2, x1 + width / 2, y1 + width / 2),
+                          bar.get_facecolor(), clip=clip)
+        if self.ax_ex is None:
+            return
+        paste(buffer, to_uint8(self.ex_image.get_array()), self._box(self.ax_ex))
+        marks = [mark for mark in self.ex_marks if mark.get_visible()]
+        clip = snap_box(self._box(self.ax_ex))
+        for mark, box in zip(marks, self._boxes(marks) if marks else []):
+            width = mark.get_linewidth() * self.fig.dpi / 72.0
+            frame(buffer, snap_box(box, width), width, mark.get_edgecolor(), clip=clip)
+
+    def _frame_windows(self, ax) -> list[tuple[slice, slice]]:
+        """The pixels of the four spines of ``ax``, as (rows, cols) slices of the canvas buffer."""
+        width = max(spine.get_linewidth() for spine in ax.spines.values()) * self.fig.dpi / 72.0
+        left, top, right, bottom = snap_box(self._box(ax), width)
+
+        def span(a: float, b: float) -> slice:
+            return slice(math.floor(a - width / 2), math.ceil(b + width / 2))
+
+        return [(span(top, bottom), span(x, x)) for x in (left, right)] + \
+               [(span(y, y), span(left, right)) for y in (top, bottom)]
+
+    def _draw_grid(self, buffer: np.ndarray) -> tuple[list[float], list[float]]:
+        """The activation curve's grid lines and tick marks for its current limits; returns the (x, y) ticks."""
+        ax, px = self.ax_activation, self.fig.dpi / 72.0
+        (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+        xlocs, ylocs = (_inside(loc.tick_values(lo, hi), lo, hi)
+                        for loc, lo, hi in zip(self._locators, (x0, y0), (x1, y1)))
+        grid_w, grid_colour = _GRID_LW * px, to_rgb(rcParams["grid.color"])  # as ax.grid and the ticks would be
+        tick_w, tick_len = rcParams["xtick.major.width"] * px, rcParams["xtick.major.size"] * px
+        box = self._box(ax)
+        left, top, right, bottom = snap_box(box, tick_w)  # the spines' centres
+        inner = (left + 0.5, top + 0.5, right - 0.5, bottom - 0.5)  # the grid stays off the spines
+        points = ax.transData.transform([(v, y0) for v in xlocs] + [(x0, v) for v in ylocs])
+        height = self.fig.canvas.get_renderer().height
+        for x in points[:len(xlocs), 0].tolist():
+            c = snap(x, grid_w)
+            blend_box(buffer, (c - grid_w / 2, top, c + grid_w / 2, bottom), grid_colour, _GRID_ALPHA, inner)
+            c = snap(x, tick_w)
+            blend_box(buffer, (c - tick_w / 2, bottom, c + tick_w / 2, snap(box[3] + tick_len, tick_w)), (0, 0, 0))
+        for y in (height - points[len(xlocs):, 1]).tolist():
+            r = snap(y, grid_w)
+            blend_box(buffer, (left, r - grid_w / 2, right, r + grid_w / 2), grid_colour, _GRID_ALPHA, inner)
+            r = snap(y, tick_w)
+            blend_box(buffer, (snap(box[0] - tick_len, tick_w), r - tick_w / 2, left, r + tick_w / 2), (0, 0, 0))
+        return xlocs, ylocs
+
+
+def _inside(locs, lo: float, hi: float) -> list[float]:
+    """The tick locations within [lo, hi] (matplotlib's locators return some beyond it)."""
+    lo, hi = min(lo, hi), max(lo, hi)
+    return [float(v) for v in locs if lo - 1e-12 <= v <= hi + 1e-12]

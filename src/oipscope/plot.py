@@ -23,6 +23,7 @@ from typing import Sequence
 
 import numpy as np
 from matplotlib.cm import ScalarMappable
+from matplotlib.collections import LineCollection
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
@@ -231,14 +232,30 @@ def evolution(map_oip, encoding=None) -> Figure:
 def _activation_into(ax, oips: list, legend: bool = True, fontsize: float = 7) -> None:
     n = len(oips)
     cmap = ScalarMappable(norm=Normalize(0, max(n - 1, 1)), cmap=CMAP)
+    legend = legend and 1 < n <= 32
+    curves, dots = [], []
     for k, oip in enumerate(oips):
         hist = np.asarray(oip.activation_history, dtype=np.float64).reshape(-1)
         color = cmap.to_rgba(k) if n > 1 else _LINE
         style = ":" if Status(oip.status).marked else "-"
-        ax.plot(np.arange(hist.size), hist, style, color=color, lw=1.0, label=map_label(oip))
         c = int(oip.converged_step)
-        if 0 <= c < hist.size:
-            ax.plot([c], [hist[c]], "o", color=color, ms=3)
+        dot = (c, hist[c]) if 0 <= c < hist.size else None
+        if legend or n == 1:  # a line per curve: the legend's handles
+            ax.plot(np.arange(hist.size), hist, style, color=color, lw=1.0, label=map_label(oip))
+            if dot is not None:
+                ax.plot(*([v] for v in dot), "o", color=color, ms=3)
+        else:  # many curves: one collection each for lines and dots, drawn many times faster
+            curves.append((np.column_stack([np.arange(hist.size), hist]), color, style))
+            if dot is not None:
+                dots.append((dot, color))
+    if curves:
+        lines = LineCollection([xy for xy, _, _ in curves], colors=[c for _, c, _ in curves], linewidths=1.0,
+                               linestyles=["dotted" if s == ":" else "solid" for _, _, s in curves], zorder=2)
+        ax.add_collection(lines, autolim=True)
+        if dots:  # markersize 3 pt with an edge of 1 pt, as ax.plot draws them
+            ax.scatter([d[0] for d, _ in dots], [d[1] for d, _ in dots], s=16, c=[c for _, c in dots],
+                       linewidths=0, zorder=2.01)
+        ax.autoscale_view()
     ax.set_xlabel("step", fontsize=fontsize)
     ax.set_ylabel("mean activation", fontsize=fontsize)
     ax.tick_params(labelsize=fontsize - 1)

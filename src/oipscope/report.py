@@ -32,12 +32,14 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from . import __version__, plot
-from .card import CardLayout, MapCard, card_layout
+from .card import MapCard, card_layout
 from .errors import ConfigError
 from .files import atomic_write, safe_filename
 from .layout import DATA_DIR, EXAMPLE_IMAGES, EXAMPLES_NPZ, GALLERY_JSON
+from .pil_text import figure_pixels
+from .pngs import BackgroundPngs, encode_png
 from .status import Status
-from .tiles import check_contrast, colorize, display_limits, pixel_images, tile_images
+from .tiles import check_contrast, colorize, display_limits, pixel_images, tile_images, to_uint8
 
 __all__ = ["write_gallery", "rebuild_gallery", "safe_filename", "GALLERY_JSON", "DATA_DIR"]
 
@@ -70,18 +72,14 @@ class _Writer:
 
 def _png_image(rgb: np.ndarray) -> bytes:
     """An RGB float array in [0, 1] as PNG bytes (no matplotlib figure: fast)."""
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(np.round(np.clip(rgb, 0, 1) * 255).astype(np.uint8)).save(buf, format="png")
-    return buf.getvalue()
+    return encode_png(to_uint8(rgb), level=6)
 
 
 def _png_figure(fig, dpi: float) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, pil_kwargs={"compress_level": 1})
+    """A figure as PNG bytes, its text drawn with Pillow's glyphs (:func:`~oipscope.pil_text.figure_pixels`)."""
+    pixels = figure_pixels(fig, dpi)
     fig.clear()
-    return buf.getvalue()
+    return encode_png(pixels[..., :3], level=3)
 
 
 # ---- inputs ----------------------------------------------------------------------------
@@ -220,7 +218,7 @@ def _oip_labels(oips: list) -> list[str]:
 
 def _render_layer(env, writer: _Writer, common: dict, slug: str, result, examples, infos: list[dict],
                   images, labels, class_names, dpi: float, max_examples: int, cards: bool = True,
-                  contrast: str = "tile", image_names=None) -> dict:
+                  contrast: str = "tile", image_names=None, painters: dict | None = None) -> dict:
     oips = list(result.maps)
     if not oips:
         raise ConfigError(f"the result of layer {result.layer_name!r} holds no OIPs")
@@ -269,9 +267,10 @@ def _render_layer(env, writer: _Writer, common: dict, slug: str, result, example
     config = sorted((k, json.dumps(v) if isinstance(v, (list, tuple, dict)) or v is None else str(v))
                     for k, v in result.config.to_dict().items())
     with_examples = examples is not None and images is not None
-    painters: dict[CardLayout, MapCard] = {}
+    painters = {} if painters is None else painters  # cards laid out already, shared by the layers
     names = _oip_labels(oips)
     tiles, maps = [], []
+    card_pngs = BackgroundPngs(writer.write)  # each card compresses while the next one is drawn
     for k, oip in enumerate(oips):
         marked = Status(oip.status).marked
         tile = None
@@ -281,13 +280,14 @@ def _render_layer(env, writer: _Writer, common: dict, slug: str, result, example
         if cards:
             layout = card_layout(oip, examples if with_examples else None,
                                  images if with_examples else None, labels, max_examples)
-            if layout not in painters:
-                painters[layout] = MapCard(layout, dpi=dpi, blit=True, limits=shared,
-                                           class_names=class_names, unit=encoding.display_unit)
-            card = painters[layout]
+            key = (layout, shared, encoding.display_unit)
+            if key not in painters:
+                painters[key] = MapCard(layout, dpi=dpi, blit=True, limits=shared,
+                                        class_names=class_names, unit=encoding.display_unit)
+            card = painters[key]
             card.paint(oip, examples if with_examples else None, images if with_examples else None,
                        class_names, map_shape, labels, result.layer_name, encoding, image_names)
-            writer.write(f"{rel}/card_{k:04d}.png", card.png())
+            card_pngs.add(f"{rel}/card_{k:04d}.png", card.pixels()[..., :3])
 
         probs = getattr(oip, "evoked_probabilities", None)
         ratio = getattr(oip, "superstimulus_ratio", None)
@@ -335,6 +335,7 @@ def _render_layer(env, writer: _Writer, common: dict, slug: str, result, example
         tiles.append(entry)
         maps.append(entry)
 
+    card_pngs.close()
     h, w = np.asarray(oips[0].image).shape[:2]
     page_common = dict(common, aspect=f"{w} / {h}", layer=layer, config=config)
     writer.write(f"layers/{page_name}", env.get_template("layer.html.j2").render(tiles=tiles, **page_common))
@@ -444,7 +445,7 @@ def write_gallery(
         save_data: also save results, examples and the shown images under
             ``data/`` so that :func:`rebuild_gallery` can redo the pages.
         cards: render a card figure per map (:class:`oipscope.card.MapCard`,
-            about 0.05-0.1 s each); without, map pages show the OIP and tables only.
+            about 0.01 s each); without, map pages show the OIP and tables only.
         contrast: ``"tile"``: each OIP tile and card on its own robust colour scale
             (default); ``"shared"``: one scale per layer.
         names: names of the example images by dataset index (mapping or array);
@@ -480,10 +481,12 @@ def write_gallery(
 
     env = _environment()
     common = {"model_name": model_name, "version": __version__, "title": title, "data_dir": DATA_DIR}
-    rendered = []
+    rendered: list[dict] = []
+    painters: dict[tuple, MapCard] = {}
     for slug, (result, examples) in zip(slugs, pairs):
         rendered.append(_render_layer(env, writer, common, slug, result, examples, infos, images_lookup,
-                                      labels_lookup, class_names, dpi, max_examples, cards, contrast, names))
+                                      labels_lookup, class_names, dpi, max_examples, cards, contrast, names,
+                                      painters))
 
     pages: dict[str, list[str]] = {}
     for layer in rendered:

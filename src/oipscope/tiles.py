@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Iterable, Sequence
 
@@ -28,6 +29,8 @@ __all__ = [
     "display_image",
     "display_limits",
     "colorize",
+    "colormap_table",
+    "to_uint8",
     "tile_images",
 ]
 
@@ -109,19 +112,42 @@ def display_limits(images: Iterable[Any], robust: float | None = None) -> tuple[
 
 def colorize(image, vmin: float | None = None, vmax: float | None = None) -> np.ndarray:
     """An image as RGB float32 in [0, 1]: one channel through :data:`CMAP` on [vmin, vmax]
-    (default: the image's own robust limits; non-finite pixels grey), RGB robustly scaled."""
-    import matplotlib
-    from matplotlib.colors import Normalize
+    (default: the image's own robust limits; non-finite pixels grey), RGB robustly scaled.
 
+    The colours are the colormap's own table entries, looked up as matplotlib does
+    (``Normalize(vmin, vmax, clip=True)`` then ``Colormap``), without its per-call overhead.
+    """
     a, is_rgb = display_image(image)
     if is_rgb:
         return np.asarray(a, np.float32)
     if vmin is None or vmax is None:
         vmin, vmax = display_limits([a], robust=ROBUST)
+    table = colormap_table(CMAP)
     bad = ~np.isfinite(a)
-    out = matplotlib.colormaps[CMAP](Normalize(vmin, vmax, clip=True)(np.where(bad, vmin, a)))[..., :3]
+    vmin, vmax = float(vmin), float(vmax)
+    if vmax <= vmin:
+        out = table[np.zeros(a.shape, np.intp)]
+    else:  # in float64 from the clipped values, as Normalize then Colormap compute it (same bins)
+        scaled = np.minimum(np.maximum(np.where(bad, vmin, a).astype(np.float64), vmin), vmax)
+        out = table[np.minimum(((scaled - vmin) / (vmax - vmin) * len(table)).astype(np.intp), len(table) - 1)]
     out[bad] = 0.6
-    return out.astype(np.float32)
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def colormap_table(name: str) -> np.ndarray:
+    """The RGB entries of colormap ``name`` as a read-only (N, 3) float32 array (N = 256 for viridis)."""
+    import matplotlib
+
+    cmap = matplotlib.colormaps[name]
+    table = np.asarray(cmap(np.arange(cmap.N))[:, :3], np.float32)
+    table.flags.writeable = False
+    return table
+
+
+def to_uint8(rgb: np.ndarray) -> np.ndarray:
+    """Colours in [0, 1] as uint8 levels (rounded; values outside [0, 1] clipped)."""
+    return np.round(np.clip(np.asarray(rgb, np.float32), 0.0, 1.0) * 255).astype(np.uint8)
 
 
 def tile_images(tiles: Sequence[np.ndarray], ncols: int, gap: int | tuple[int, int] = 1,
