@@ -104,13 +104,19 @@ def blend_mask(buffer: np.ndarray, mask: np.ndarray, x0: int, y0: int, colour, a
         _blend(buffer, window, cover, colour)
 
 
+def _clipped(box: Box, clip: Box | None) -> Box:
+    """The part of ``box`` inside ``clip`` (all of it without a clip)."""
+    if clip is None:
+        return box
+    return (max(box[0], clip[0]), max(box[1], clip[1]), min(box[2], clip[2]), min(box[3], clip[3]))
+
+
 def blend_box(buffer: np.ndarray, box: Box, colour, alpha: float = 1.0, clip: Box | None = None) -> None:
     """Paint ``box`` (within ``clip``) in ``colour`` (RGB in [0, 1]) with opacity ``alpha``.
 
     Pixels along the edges get the colour in proportion to the share of them the box covers.
     """
-    if clip is not None:
-        box = (max(box[0], clip[0]), max(box[1], clip[1]), min(box[2], clip[2]), min(box[3], clip[3]))
+    box = _clipped(box, clip)
     window = _window(buffer, box)
     if window is None:
         return
@@ -124,9 +130,7 @@ def frame(buffer: np.ndarray, box: Box, width: float, colour, alpha: float = 1.0
     """The outline of ``box`` (within ``clip``): a line ``width`` pixels wide centred on its edges."""
     x0, y0, x1, y1 = box
     half = width / 2
-    outer = (x0 - half, y0 - half, x1 + half, y1 + half)
-    if clip is not None:
-        outer = (max(outer[0], clip[0]), max(outer[1], clip[1]), min(outer[2], clip[2]), min(outer[3], clip[3]))
+    outer = _clipped((x0 - half, y0 - half, x1 + half, y1 + half), clip)
     window = _window(buffer, outer)
     if window is None:
         return
