@@ -191,3 +191,19 @@ def test_rebuild_in_place_leaves_saved_data_untouched(tiny, tmp_path):
     stamps = {p: p.stat().st_mtime_ns for p in data_files}
     report.rebuild_gallery(out)
     assert {p: p.stat().st_mtime_ns for p in data_files} == stamps
+
+
+def test_map_pages_show_and_layer_pages_sort_by_the_quality_numbers(tiny, tmp_path):
+    out = tmp_path / "gallery"
+    _write(tiny, out, layers=[tiny["layers"][1]])
+    result = tiny["layers"][1][0]
+    layer_page = next((out / "layers").glob("*.html")).read_text()
+    assert '<option value="jitter">' in layer_page and '<option value="hf">' in layer_page
+    shown = re.findall(r'data-jitter="([^"]*)" data-hf="([^"]*)"', layer_page)
+    assert len(shown) == len(result.maps)
+    for (jitter, hf), oip in zip(shown, result.maps):
+        assert float(hf) == pytest.approx(oip.hf_share, abs=1e-6)
+        assert jitter == "" if not np.isfinite(oip.jitter_robustness) else float(jitter) == pytest.approx(
+            oip.jitter_robustness, abs=1e-6)
+    first = sorted((out / "layers").glob("*/map_0000.html"))[0].read_text()
+    assert f'high-frequency share</th><td class="num">{result.maps[0].hf_share:.2f}' in first

@@ -306,6 +306,8 @@ def _render_layer(env, writer: _Writer, common: dict, slug: str, result, example
             "activation_attr": _attr(oip.activation),
             "ratio": _fmt(ratio, 2),
             "ratio_attr": _attr(ratio),
+            "jitter": _fmt(oip.jitter_robustness, 2), "jitter_attr": _attr(oip.jitter_robustness),
+            "hf": _fmt(oip.hf_share, 2), "hf_attr": _attr(oip.hf_share),
             "evoked": (f"{_class_name(class_names, evoked)} ({evoked_p:.2f})" if evoked is not None else None),
             "evoked_attr": "" if evoked is None else str(evoked),
             "evoked_p_attr": _attr(evoked_p),
