@@ -269,16 +269,14 @@ def zoo(
             Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                      TimeElapsedColumn(), console=console) as progress, output_errors(out):
         tasks: dict[tuple[str, str], int] = {}
-
-        n_layers = [0]
+        order = [item.layer_name for item in plan]
 
         def on_layer(name: str, index: int, total: int) -> None:
             begun.append(name)
-            n_layers[0] = total
 
         def on_progress(name: str, stage: str, done: int, total: int) -> None:
             if (name, stage) not in tasks:
-                label = f"{name} ({len(begun)}/{n_layers[0]}) {stage}"
+                label = f"{name} ({order.index(name) + 1}/{len(order)}) {stage}"
                 tasks[name, stage] = progress.add_task(label, total=total)
             progress.update(tasks[name, stage], completed=done, total=total)
 
