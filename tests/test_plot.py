@@ -319,6 +319,62 @@ def test_fast_card_of_a_silent_map(setup):
     assert (np.abs(panel[..., 0] - panel[..., 2]) < 30).mean() > 0.9
 
 
+def test_quality_caption(setup):
+    """The quality numbers in short: two decimals, n/a where undefined (NaN), a None number left out."""
+    from oipscope.captions import quality_text
+
+    oip = setup["c2"].maps[0]
+    assert quality_text(dataclasses.replace(oip, jitter_robustness=0.6312, hf_share=0.3419)) == \
+        "jitter 0.63 · hf 0.34"
+    assert quality_text(dataclasses.replace(oip, jitter_robustness=float("nan"), hf_share=0.0)) == \
+        "jitter n/a · hf 0.00"
+    assert quality_text(dataclasses.replace(oip, jitter_robustness=None, hf_share=0.5)) == "hf 0.50"
+    assert quality_text(dataclasses.replace(oip, jitter_robustness=None, hf_share=None)) == ""
+
+
+@pytest.mark.parametrize("rgb", [False, True])
+def test_map_card_shows_quality_numbers(setup, rgb):
+    """The card's text box has a quality line, inside the card and clear of the other texts (grey and RGB,
+    with the longest lines there are); an OIP of an older result (None) renders without the line."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    ex, images, labels = setup["examples"], setup["images"], setup["labels"]
+    base = setup["c2"].maps[0]
+    if rgb:
+        base = dataclasses.replace(base, image=np.repeat(base.image, 3, axis=-1),
+                                   snapshots=np.repeat(base.snapshots, 3, axis=-1))
+    oip = dataclasses.replace(base, jitter_robustness=0.6312, hf_share=0.3419, superstimulus_ratio=float("nan"))
+    old = dataclasses.replace(oip, jitter_robustness=None, hf_share=None)
+    layout = card_layout(oip, ex, images, labels)
+    assert card_layout(old, ex, images, labels) == layout  # one card for maps with and without the numbers
+    card = MapCard(layout, dpi=80, class_names=["zero", "one", "two"])
+    card.paint(oip, ex, images, ["zero", "one", "two"], (3, 3), labels, "c2")
+    lines = [t.get_text() for t in card.info if t.get_text()]
+    assert "quality: jitter 0.63 · hf 0.34" in lines
+    assert lines[-1].startswith("evoked class:")  # all seven lines in use
+    renderer = FigureCanvasAgg(card.fig).get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in card.info if t.get_text()]
+    width, height = card.fig.bbox.width, card.fig.bbox.height
+    assert all(0 <= b.x0 and b.x1 <= width and 0 <= b.y0 and b.y1 <= height for b in boxes)
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    others = [ax.get_tightbbox(renderer) for ax in card.fig.axes]
+    others += [t.get_window_extent(renderer) for t in card.fig.texts if t.get_text() and t not in card.info]
+    assert not any(b.overlaps(o) for b in boxes for o in others)
+
+    card.paint(old, ex, images, ["zero", "one", "two"], (3, 3), labels, "c2")
+    assert not any("quality" in t.get_text() for t in card.info)
+    card.fig.savefig(os.devnull, format="png")
+
+    fast = MapCard(layout, dpi=50, blit=True, class_names=["zero", "one", "two"])  # the gallery's card
+    pixels = []
+    for each in (oip, old):
+        fast.paint(each, ex, images, ["zero", "one", "two"], (3, 3), labels, "c2")
+        pixels.append(fast.pixels()[..., :3].astype(int))
+    changed = np.nonzero(np.abs(pixels[0] - pixels[1]).max(-1) > 64)
+    assert changed[0].size  # the line is drawn, in the text box right of the class bars
+    assert changed[1].min() >= fast._box(fast.ax_prob)[2]
+
+
 def test_colorize_is_matplotlibs_colormap():
     """colorize's table look-up gives matplotlib's colours: Normalize(clip=True), then the colormap."""
     import matplotlib

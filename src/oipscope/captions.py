@@ -24,6 +24,7 @@ __all__ = [
     "example_title",
     "firing_note",
     "ratio_text",
+    "quality_text",
 ]
 
 
@@ -109,3 +110,18 @@ def ratio_text(ratio: float | None) -> str:
     if not math.isfinite(ratio):
         return "n/a (silent on data)"
     return f"{ratio:.2f}"
+
+
+def quality_text(oip) -> str:
+    """The OIP's quality numbers in short, e.g. ``"jitter 0.63 · hf 0.34"``; ``""`` if it has none.
+
+    Jitter robustness and high-frequency share (:mod:`oipscope.quality`), two
+    decimals each, ``n/a`` where not defined (NaN: an OIP that does not drive its
+    map); a number that is None (results of older versions) is left out.
+    """
+    parts = []
+    for name, value in (("jitter", getattr(oip, "jitter_robustness", None)), ("hf", getattr(oip, "hf_share", None))):
+        if value is not None:
+            value = float(value)
+            parts.append(f"{name} {value:.2f}" if math.isfinite(value) else f"{name} n/a")
+    return " · ".join(parts)

@@ -2,7 +2,8 @@
 
 Top row: the OIP (with its colour bar; a hatched panel if silent), its
 activation curve, the class probabilities the full model gives the OIP, and a
-text box with status, activation, start and superstimulus ratio. Middle row:
+text box with status, activation, start, superstimulus ratio, quality numbers
+(jitter robustness and high-frequency share, if measured) and evoked class. Middle row:
 the evolution snapshots on the OIP's colour scale. Bottom row (with dataset
 examples): the top dataset images, strongest unit marked.
 
@@ -38,7 +39,7 @@ from matplotlib.ticker import MaxNLocator, NullFormatter
 from matplotlib.transforms import offset_copy
 
 from .captions import (captioned_snapshots, class_names_for, example_title, firing_note, map_label,
-                       ratio_text)
+                       quality_text, ratio_text)
 from .errors import ConfigError
 from .figure_parts import (HATCH_EDGE, HATCH_FACE, MARK_COLOUR, NotebookFigure, bare, colorbar, dataset_item,
                            map_grid, unit_box)
@@ -61,6 +62,7 @@ _LINE = "#31688e"
 _HIGHLIGHT = "#35b779"
 _OFF_GREY = 0.94  # an example tile whose image leaves the map off
 _GRID_LW, _GRID_ALPHA = 0.5, 0.3  # the curve's grid: line width (points) and opacity
+_INFO_LINES = 7  # the text box: status, activation, converged, start, ratio, quality, evoked class
 
 
 @dataclass(frozen=True)
@@ -152,7 +154,7 @@ class MapCard:
         x += _CLASSES_W + 0.12
         # one Text per line: most lines repeat from map to map, so their layout is cached
         self.info = [self.fig.text(self._fx(x), self._fy(y0 + _TOP_H - j * 0.17), "", fontsize=7.5, va="top",
-                                   ha="left") for j in range(6)]
+                                   ha="left") for j in range(_INFO_LINES)]
         y1 = y0 - _TOP_GAP - _LABEL_H - _TITLES_H - self.panel
         self._add_evolution(y1)
         self.ax_ex = None
@@ -364,6 +366,9 @@ class MapCard:
             f"start: {oip.start}",
             f"superstimulus ratio: {ratio_text(getattr(oip, 'superstimulus_ratio', None))}",
         ]
+        quality = quality_text(oip)
+        if quality:  # None in results of older versions: no line
+            lines.append(f"quality: {quality}")
         if probs is not None and names is not None:
             best = int(np.argmax(probs))
             lines.append(f"evoked class: {names[best]} ({probs[best]:.2f})")
