@@ -111,8 +111,8 @@ def test_strategy1_and_fourier_raise_activation(tiny, extra):
 def test_errors(tiny):
     with pytest.raises(LayerError):
         find_oips(tiny, "nope", "all", OipConfig(steps=2))
-    with pytest.raises(LayerError):
-        find_oips(tiny, "d", "all", OipConfig(steps=2))
+    dense = find_oips(tiny, "d", "all", OipConfig(steps=2))  # a dense layer's units count as its maps
+    assert [m.map_index for m in dense.maps] == [0, 1]
     with pytest.raises(LayerError, match="6"):
         find_oips(tiny, "c2", "0-6", OipConfig(steps=2))
     with pytest.raises(ConfigError, match="28"):

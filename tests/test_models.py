@@ -198,12 +198,22 @@ def test_feature_submodel_of_loaded_model(tiny_model_file):
 
 
 @pytest.mark.parametrize("layer", ["flat", "out"])
-def test_feature_submodel_without_maps(tiny_model, layer):
+def test_feature_submodel_of_units(tiny_model, layer):
+    """A 2-D output's units count as maps (one OIP per class of the output layer)."""
+    assert len(feature_submodel(tiny_model, layer).output.shape) == 2
+
+
+def test_feature_submodel_without_maps():
+    import keras
+
+    inputs = keras.Input((12, 12, 1))
+    x = keras.layers.Conv2D(4, 3, activation="relu", name="c1")(inputs)
+    x = keras.layers.Reshape((25, 16), name="rows")(x)
+    model = keras.Model(inputs, keras.layers.Dense(2, name="out")(keras.layers.Flatten()(x)))
     with pytest.raises(LayerError) as exc_info:
-        feature_submodel(tiny_model, layer)
+        feature_submodel(model, "rows")
     message = str(exc_info.value)
-    assert repr(layer) in message
-    assert "c1, pool, c2" in message
+    assert "'rows'" in message and "c1" in message
 
 
 def test_feature_submodel_unknown_layer(tiny_functional):

@@ -19,7 +19,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from .cli_inputs import (
-    DatasetOpt, ImagesOpt, MeanOpt, ModelArg, RangeOpt, RayCpusOpt, RayGpusOpt, RayOpt, StandardizeOpt, StdOpt,
+    DatasetOpt, ImagesOpt, ObjectiveOpt, OptimizerOpt, ParametrizationOpt, RobustOpt, TransformsOpt, WarmupOpt,
+    default_layer_option, method_config, MeanOpt, ModelArg, RangeOpt, RayCpusOpt, RayGpusOpt, RayOpt, StandardizeOpt, StdOpt,
     UnsafeOpt, WorkersOpt, backend_option, check_output, console, encoding_option, err_console, images_option,
     kept_chunks, load_model_option, numbers_option, output_errors, skipped_note, start_tensorflow, state,
     subject_option,
@@ -117,10 +118,18 @@ def info(model: Optional[Path] = ModelArg, unsafe_load: bool = UnsafeOpt) -> Non
 @app.command()
 def find(
     model: Optional[Path] = ModelArg,
-    layer: str = typer.Option("Conv2D_3", help="Layer whose maps to visualize."),
+    layer: Optional[str] = typer.Option(
+        None, help="Layer whose maps to visualize (default: the last convolution's; with --objective class, "
+                   "the output layer)."),
     maps: str = typer.Option("all", help='Maps: "all", or indices and ranges like "0-15,40".'),
+    objective: str = ObjectiveOpt,
+    robust: bool = RobustOpt,
+    transforms: Optional[str] = TransformsOpt,
+    parametrization: Optional[str] = ParametrizationOpt,
+    optimizer: Optional[str] = OptimizerOpt,
+    warmup_steps: Optional[int] = WarmupOpt,
     strategy: int = typer.Option(0, help="0: one ascent from mixed scales; 1: coarse-to-fine."),
-    steps: int = typer.Option(600, help="Maximum ascent steps (strategy 0)."),
+    steps: Optional[int] = typer.Option(None, help="Maximum ascent steps (default 600; 512 with --robust)."),
     epsilon: float = typer.Option(0.01, help="Step size of the normalized gradient."),
     start: str = typer.Option("scales", help="Initial image: scales (the series' noise) or fourier."),
     precursor: bool = typer.Option(True, "--precursor/--no-precursor", help="Pick the best of many starts per map."),
@@ -165,9 +174,11 @@ def find(
     from .runs import run_layer
 
     execution = Execution(memory_budget_mb=memory_budget_mb)
-    config = OipConfig(
-        epsilon=epsilon, steps=steps, strategy=strategy, start=start, precursor=precursor,
-        restarts=restarts, n_per_map=n_per_map, seed=seed,
+    config = method_config(
+        robust, steps, epsilon=epsilon, strategy=strategy, start=start,
+        precursor=None if robust and precursor else precursor,
+        restarts=restarts, n_per_map=n_per_map, seed=seed, objective=objective, transforms=transforms,
+        parametrization=parametrization, optimizer=optimizer, warmup_steps=warmup_steps,
         scales=numbers_option(scales, int, "--scales", "3,7,14,28"),
         factors=numbers_option(factors, float, "--factors", "0.5,0.5,0.5,0.5"),
     )
@@ -175,6 +186,7 @@ def find(
         raise ConfigError(f"--chunk-maps must be >= 1, got {chunk_maps}")
     check_output(out)
     subject = subject_option(model, unsafe_load, input_range, mean, std, standardize)
+    layer = default_layer_option(layer, subject.model, config.objective)
     image_set = images_option(images, subject, model, dataset=dataset) if assess else None  # before the long part
     with backend_option(ray, workers, ray_cpus_per_task, ray_gpus_per_task, unsafe_load) as backend, \
             Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -215,7 +227,9 @@ def zoo(
         None, help="Layers: names, shell globs (activation_*, block*_relu) or all, comma-separated "
                    "(default: one layer per convolution, after its normalization and activation)."),
     maps: str = typer.Option("all", help='Maps of every layer: "all", or indices and ranges like "0-15".'),
-    steps: int = typer.Option(600, help="Maximum ascent steps."),
+    objective: str = ObjectiveOpt,
+    robust: bool = RobustOpt,
+    steps: Optional[int] = typer.Option(None, help="Maximum ascent steps (default 600; 512 with --robust)."),
     epsilon: float = typer.Option(0.01, help="Step size of the normalized gradient."),
     seed: int = typer.Option(0, help="Random seed."),
     images: Optional[str] = ImagesOpt,
@@ -249,7 +263,7 @@ def zoo(
     from .report import write_gallery
     from .runs import run_zoo
 
-    config = OipConfig(steps=steps, epsilon=epsilon, seed=seed)
+    config = method_config(robust, steps, epsilon=epsilon, seed=seed, objective=objective)
     execution = Execution(memory_budget_mb=memory_budget_mb)
     from .plot import CONTRASTS
 
@@ -375,7 +389,10 @@ def _print_summary(result) -> None:
         + f", {summary['seconds']:.1f} s",
         markup=False,
     )
-    if summary.get("maps_live_on_data"):
+    if "own_class" in summary:
+        console.print(f"class OIPs: the model sees {summary['own_class']}/{summary['maps']} as the class they climbed",
+                      markup=False)
+    elif summary.get("maps_live_on_data"):
         console.print(
             f"superstimulus ratio: median {summary['median_ratio']:.2f}, "
             f"{summary['ratio_at_least_1']}/{summary['maps_live_on_data']} maps that fire on the data "

@@ -20,7 +20,8 @@ __all__ = [
     "console", "err_console", "state", "ModelArg", "UnsafeOpt", "RangeOpt", "MeanOpt", "StdOpt", "StandardizeOpt",
     "ImagesOpt", "DatasetOpt", "RayOpt", "WorkersOpt", "RayCpusOpt", "RayGpusOpt", "backend_option",
     "start_tensorflow", "load_model_option", "subject_option", "encoding_option", "images_option", "skipped_note",
-    "numbers_option", "check_output", "output_errors", "kept_chunks",
+    "numbers_option", "check_output", "output_errors", "kept_chunks", "ObjectiveOpt", "RobustOpt", "TransformsOpt",
+    "ParametrizationOpt", "OptimizerOpt", "WarmupOpt", "method_config", "default_layer_option",
 ]
 
 console = Console()
@@ -49,6 +50,19 @@ RayOpt = typer.Option(None, "--ray", metavar="ADDRESS",
 WorkersOpt = typer.Option(None, "--workers", help="With --ray local: chunks at once (default: the CPU count).")
 RayCpusOpt = typer.Option(1.0, "--ray-cpus-per-task", help="With --ray: CPUs per chunk (TensorFlow threads).")
 RayGpusOpt = typer.Option(0.0, "--ray-gpus-per-task", help="With --ray: GPUs per chunk, e.g. 1 or 0.5.")
+ObjectiveOpt = typer.Option("channel", "--objective", metavar="EXPR",
+                            help="What each OIP maximizes: channel (default), neuron, neuron:Y,X, region:Y0:Y1,X0:X1, "
+                                 "class, direction:V0,V1,..., diversity; image terms tv, l1, l2, blur; combine them "
+                                 "with weights, e.g. 'channel - 0.5*diversity - 0.05*tv'.")
+RobustOpt = typer.Option(False, "--robust",
+                         help="Readable OIPs on deep models: random transforms, a decorrelated Fourier image bounded "
+                              "by a sigmoid, Adam and a ReLU warm-up (512 steps unless --steps).")
+TransformsOpt = typer.Option(None, "--transforms", metavar="LIST",
+                             help="Random transforms before each step, space-separated: pad:N jitter:N scale:LO,HI "
+                                  "rotate:DEG, or standard (the --robust set).")
+ParametrizationOpt = typer.Option(None, "--parametrization", help="pixels (the series) or fourier (1/f spectrum).")
+OptimizerOpt = typer.Option(None, "--optimizer", help="normalized (the series' step) or adam.")
+WarmupOpt = typer.Option(None, "--warmup-steps", help="Steps in which a ReLU that is off still passes gradient.")
 
 
 
@@ -169,6 +183,40 @@ def numbers_option(text: Optional[str], convert, option: str, example: str) -> O
         return tuple(convert(part.strip()) for part in text.split(","))
     except ValueError:
         raise ConfigError(f"{option} must be comma-separated numbers like {example}, got {text!r}") from None
+
+
+def method_config(robust: bool, steps: Optional[int], **fields) -> "OipConfig":
+    """The OipConfig of the command line: the series' defaults, or ``--robust``'s; given options win.
+
+    ``fields`` are OipConfig fields; None means "not given".
+    """
+    from .config import OipConfig
+
+    given = {name: value for name, value in fields.items() if value is not None}
+    if "transforms" in given:
+        from .transforms import parse_transforms
+
+        given["transforms"] = tuple(item.text() if hasattr(item, "text") else item
+                                    for item in parse_transforms(given["transforms"]))
+    if steps is not None:
+        given["steps"] = steps
+    return OipConfig.robust(**given) if robust else OipConfig(**given)
+
+
+def default_layer_option(layer: Optional[str], keras_model, objective: str) -> str:
+    """``--layer`` as given, else the output layer for ``class`` objectives, else the last default layer."""
+    if layer is not None:
+        return layer
+    from .objective import parse_objective
+
+    if parse_objective(objective).logits:
+        return keras_model.layers[-1].name
+    from .layers import default_layers
+
+    layers = default_layers(keras_model)
+    if not layers:
+        raise ConfigError(f"model {keras_model.name!r} has no layer with feature maps; give --layer")
+    return layers[-1]
 
 
 def check_output(path: Path, option: str = "--out") -> None:

@@ -17,9 +17,11 @@ import numpy as np
 
 from .errors import ConfigError
 
-__all__ = ["OipConfig", "Execution", "default_snapshot_steps"]
+__all__ = ["OipConfig", "Execution", "default_snapshot_steps", "PARAMETRIZATIONS", "OPTIMIZERS"]
 
 _EXECUTION_KEYS = ("memory_budget_mb", "jit_compile")  # OipConfig fields before Execution existed
+PARAMETRIZATIONS: tuple[str, ...] = ("pixels", "fourier")
+OPTIMIZERS: tuple[str, ...] = ("normalized", "adam")
 _CPU_BATCH = 64
 
 
@@ -69,6 +71,20 @@ class OipConfig:
         n_per_map: OIPs per map (different seeds).
         seed: RNG seed; the same seed gives identical results.
         snapshot_steps: steps after which the image is recorded; None = log-spaced.
+        objective: what each OIP maximizes, in the grammar of
+            :func:`oipscope.objective.parse_objective` (default the series' channel mean).
+        parametrization: how the image is described while it climbs: ``"pixels"``
+            (the series) or ``"fourier"`` (a spectrum scaled by 1/f).
+        decorrelate: for RGB models, climb in decorrelated colour channels.
+        bounded: map the image onto the encoding's range through a sigmoid.
+        transforms: random transforms before each forward pass (``"pad:N"``,
+            ``"jitter:N"``, ``"scale:LO,HI"``, ``"rotate:DEG"``, or ``"standard"``,
+            the robust set sized to the image); see :mod:`oipscope.transforms`.
+        optimizer: ``"normalized"`` (the series' RMS-normalized step of size
+            ``epsilon``) or ``"adam"`` (with ``learning_rate``).
+        learning_rate: Adam's step size, in parameter units.
+        warmup_steps: for the first steps a ReLU lets gradient through to units
+            below zero (where it pushes them up), so dead maps can wake.
     """
 
     epsilon: float = 0.01
@@ -90,6 +106,14 @@ class OipConfig:
     n_per_map: int = 1
     seed: int = 0
     snapshot_steps: tuple[int, ...] | None = None
+    objective: str = "channel"
+    parametrization: str = "pixels"
+    decorrelate: bool = False
+    bounded: bool = False
+    transforms: tuple[str, ...] = ()
+    optimizer: str = "normalized"
+    learning_rate: float = 0.05
+    warmup_steps: int = 0
 
     def __post_init__(self) -> None:
         def norm(name: str, conv: Callable) -> None:
@@ -104,6 +128,7 @@ class OipConfig:
         norm("factors", float)
         norm("strategy1_steps", int)
         norm("snapshot_steps", int)
+        norm("transforms", str)
         _check(isinstance(self.epsilon, (int, float)) and math.isfinite(self.epsilon) and self.epsilon > 0,
                f"epsilon must be > 0, got {self.epsilon!r}")
         _check(_is_int(self.steps) and self.steps >= 1, f"steps must be an integer >= 1, got {self.steps!r}")
@@ -140,6 +165,53 @@ class OipConfig:
         if self.snapshot_steps is not None:
             bad = [s for s in self.snapshot_steps if not 0 <= s < self.total_steps]
             _check(not bad, f"snapshot steps {bad} outside 0..{self.total_steps - 1}")
+        self._check_method()
+
+    def _check_method(self) -> None:
+        from .objective import parse_objective
+        from .transforms import parse_transforms
+
+        object.__setattr__(self, "objective", parse_objective(self.objective).text())  # canonical: the resume key
+        parse_transforms(self.transforms)
+        _check(self.parametrization in PARAMETRIZATIONS,
+               f"parametrization must be one of {', '.join(PARAMETRIZATIONS)}, got {self.parametrization!r}")
+        _check(self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        for name in ("decorrelate", "bounded"):
+            _check(isinstance(getattr(self, name), bool), f"{name} must be True or False, got {getattr(self, name)!r}")
+        _check(isinstance(self.learning_rate, (int, float)) and math.isfinite(self.learning_rate)
+               and self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate!r}")
+        _check(_is_int(self.warmup_steps) and self.warmup_steps >= 0,
+               f"warmup_steps must be an integer >= 0, got {self.warmup_steps!r}")
+        if not self.uses_series_loop:
+            _check(self.strategy == 0, "strategy 1 (coarse-to-fine stages) works with the series' method only; "
+                                       "use strategy 0 with transforms, Fourier, bounded images or Adam")
+
+    @classmethod
+    def robust(cls, **overrides: Any) -> "OipConfig":
+        """The readable preset (``--robust``): the standard transforms, a decorrelated Fourier image
+        bounded by a sigmoid, Adam, 512 steps without early stopping, and a ReLU warm-up.
+
+        Example:
+            >>> OipConfig.robust(steps=256).transforms
+            ('standard',)
+        """
+        preset: dict[str, Any] = dict(
+            parametrization="fourier", decorrelate=True, bounded=True, transforms=("standard",),
+            optimizer="adam", learning_rate=0.05, steps=512, stop_on_convergence=False,
+            precursor=False, rescue_steps=0, warmup_steps=64,
+        )
+        preset.update(overrides)
+        return cls(**preset)
+
+    @property
+    def uses_series_loop(self) -> bool:
+        """Whether the series' compiled loop runs the ascent: pixels, no transforms, the normalized
+        step, no sigmoid and no coupling of replicates (else :mod:`oipscope.render` does)."""
+        from .objective import parse_objective
+
+        return (self.parametrization == "pixels" and not self.bounded and not self.decorrelate
+                and not self.transforms and self.optimizer == "normalized"
+                and not parse_objective(self.objective).couples)
 
     @property
     def total_steps(self) -> int:

@@ -135,6 +135,13 @@ class InputEncoding:
         mean, std = self._mean_std(channels)
         return ((self.low - mean) / std).astype(np.float32), ((self.high - mean) / std).astype(np.float32)
 
+    def centre(self, channels: int) -> np.ndarray:
+        """Per-channel middle of the encoding in model units (0 for standardized images)."""
+        if self.kind == STANDARDIZE:
+            return np.zeros(channels, np.float32)
+        lo, hi = self.bounds(channels)
+        return ((lo + hi) / 2).astype(np.float32)
+
     def spread(self, channels: int) -> np.ndarray:
         """Per-channel size of typical pixel variations in model units (the step's unit).
 
@@ -189,8 +196,7 @@ class InputEncoding:
         if self.kind == STANDARDIZE:
             return noise
         lo, hi = self.bounds(noise.shape[-1])
-        centre = (lo + hi) / 2
-        return np.clip(centre + self.spread(noise.shape[-1]) * noise, lo, hi).astype(np.float32)
+        return np.clip(self.centre(noise.shape[-1]) + self.spread(noise.shape[-1]) * noise, lo, hi).astype(np.float32)
 
     def decode(self, x) -> np.ndarray:
         """Model input → pixel units (0..255) for display; standardized images stay as they are."""

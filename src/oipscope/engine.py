@@ -1,9 +1,10 @@
 """The batched gradient-ascent engine: many OIPs at once in one compiled loop.
 
-Batch element ``b`` maximizes the mean activation of map ``map_indices[b]``
-(:func:`oipscope.objective.map_means`). The elements are independent (a conv
-net without batch coupling in inference mode), so one gradient of the summed
-activations yields every element's own gradient. Each element's gradient is
+Batch element ``b`` maximizes its target ``map_indices[b]`` under an
+:class:`~oipscope.objective.Objective` (default the series': the mean activation
+of the map). The elements are independent (a conv net without batch coupling in
+inference mode), so one gradient of the summed objective yields every element's
+own gradient. Each element's gradient is
 RMS-normalized, the image updated by ``epsilon * grad`` (in units of the
 encoding's spread) and kept inside the model's
 :class:`~oipscope.encoding.InputEncoding` by its ``project``: for the series'
@@ -31,6 +32,7 @@ import numpy as np
 from .config import Execution, OipConfig
 from .encoding import InputEncoding
 from .errors import ConfigError
+from .objective import Context, Objective, parse_objective
 from .status import Status
 
 __all__ = [
@@ -96,11 +98,14 @@ def estimate_chunk_size(submodel, n_snapshots: int, steps: int, budget_mb: float
 _SEGMENTS: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
 
 
-def _build_segment(submodel, jit: bool, encoding: InputEncoding):
-    """The compiled segment: up to ``seg_len`` steps of every element still running."""
+def _build_segment(submodel, jit: bool, encoding: InputEncoding, objective: Objective, warm: bool):
+    """The compiled segment: up to ``seg_len`` steps of every element still running.
+
+    ``warm``: compile the ReLU warm-up (:mod:`oipscope.warmup`) for elements below the warm-up step.
+    """
     import tensorflow as tf
 
-    from .objective import map_means
+    from .warmup import redirected_relu
 
     h, w, c = (int(d) for d in submodel.inputs[0].shape[1:])
     spread = tf.constant(encoding.spread(c))  # ones for standardization: the seed's step exactly
@@ -121,18 +126,25 @@ def _build_segment(submodel, jit: bool, encoding: InputEncoding):
         tf.TensorSpec((), tf.bool),  # stop on convergence
         vector,  # snapshot slot of every step (-1: none)
         tf.TensorSpec((), tf.int32),  # snapshots one element can take in this segment
+        tf.TensorSpec((), tf.int32),  # warm-up steps
     ]
+    centre = tf.constant(encoding.centre(c))
 
-    def activation_and_gradient(x, maps):
+    def activation_and_gradient(x, maps, warming):
         with tf.GradientTape() as tape:
             tape.watch(x)
-            activation = map_means(submodel(x, training=False), maps)
+            if warm:
+                with redirected_relu(warming):
+                    features = submodel(x, training=False)
+            else:
+                features = submodel(x, training=False)
+            activation = objective.value(Context(features, x, maps, centre=centre, spread=spread))
             total = tf.reduce_sum(activation)
         return activation, tape.gradient(total, x)
 
     @tf.function(input_signature=spec, jit_compile=jit, reduce_retracing=True)
     def segment(x, maps, step, prev, run, status, conv_step, seg_len, total_steps, eps, crit, patience, stop,
-                snap_slot, snap_capacity):
+                snap_slot, snap_capacity, warmup):
         b = tf.shape(x)[0]
         rows = tf.range(b)
         zeros_b = tf.zeros([b], tf.int32)
@@ -145,15 +157,15 @@ def _build_segment(submodel, jit: bool, encoding: InputEncoding):
             return tf.logical_and(i < seg_len, tf.reduce_any(active))
 
         def body(i, x, step, prev, active, status, conv_step, run, hist, snaps, taken):
-            activation, grad = activation_and_gradient(x, maps)
+            activation, grad = activation_and_gradient(x, maps, step < warmup)
             finite = tf.logical_and(
                 tf.math.is_finite(activation), tf.reduce_all(tf.math.is_finite(grad), axis=[1, 2, 3])
             )
             grad = encoding.free_gradient(x, grad)
             rms = tf.sqrt(tf.reduce_mean(tf.square(grad), axis=[1, 2, 3]))
-            silent = tf.logical_and(tf.equal(activation, 0.0), tf.equal(rms, 0.0))
-            rel = (activation - prev) / (activation + 1e-7)
-            hit = tf.logical_and(step > 10, rel < crit)
+            silent = objective.silent(activation, rms)
+            rel = objective.change(activation, prev)
+            hit = tf.logical_and(tf.logical_and(step > 10, step >= warmup), rel < crit)
             run = tf.where(active, tf.where(hit, run + 1, zeros_b), run)
             newly_conv = tf.logical_and(tf.logical_and(run >= patience, conv_step < 0), active)
             newly_conv = tf.logical_and(newly_conv, tf.logical_and(finite, tf.logical_not(silent)))
@@ -196,46 +208,47 @@ def _build_segment(submodel, jit: bool, encoding: InputEncoding):
     return segment
 
 
-def _get_segment(submodel, jit: bool, encoding: InputEncoding):
+def _get_segment(submodel, jit: bool, encoding: InputEncoding, objective: Objective, warm: bool):
+    key = (jit, encoding, objective, warm)
     try:
         cache = _SEGMENTS.setdefault(submodel, {})
     except TypeError:  # not weak-referenceable
-        return _build_segment(submodel, jit, encoding)
-    if (jit, encoding) not in cache:
-        cache[jit, encoding] = _build_segment(submodel, jit, encoding)
-    return cache[jit, encoding]
+        return _build_segment(submodel, *key)
+    if key not in cache:
+        cache[key] = _build_segment(submodel, *key)
+    return cache[key]
 
 
-def _forward(submodel):
+def _forward(submodel, objective: Objective):
     try:
         cache = _SEGMENTS.setdefault(submodel, {})
     except TypeError:
         cache = {}
-    if "forward" not in cache:
+    key = ("forward", objective.primary)
+    if key not in cache:
         import tensorflow as tf
-
-        from .objective import map_means
 
         h, w, c = (int(d) for d in submodel.inputs[0].shape[1:])
 
         @tf.function(input_signature=[tf.TensorSpec((None, h, w, c), tf.float32), tf.TensorSpec((None,), tf.int32)],
                      reduce_retracing=True)
         def forward(x, maps):
-            return map_means(submodel(x, training=False), maps)
+            return objective.measure(Context(submodel(x, training=False), x, maps))
 
-        cache["forward"] = forward
-    return cache["forward"]
+        cache[key] = forward
+    return cache[key]
 
 
 def mean_activations(submodel, images: np.ndarray, map_indices: Sequence[int],
-                     execution: Execution = Execution()) -> np.ndarray:
-    """The objective without its gradient: each image's mean activation of its map, (N,).
+                     execution: Execution = Execution(), objective: Objective | str = "channel") -> np.ndarray:
+    """The objective's measure without its gradient: by default each image's mean activation of its map, (N,).
 
     Args:
-        submodel: Keras model from the image input to the feature-map layer.
+        submodel: Keras model from the image input to the layer.
         images: (N, H, W, C) in the model's input encoding.
         map_indices: N map indices.
         execution: its memory budget sets the batch size of the forward passes.
+        objective: its primary term is measured (the OIP's reported activation).
     """
     import tensorflow as tf
 
@@ -243,7 +256,7 @@ def mean_activations(submodel, images: np.ndarray, map_indices: Sequence[int],
     maps = np.asarray(map_indices, np.int32).reshape(-1)
     if len(images) == 0:
         return np.zeros(0, np.float32)
-    forward = _forward(submodel)
+    forward = _forward(submodel, parse_objective(objective))
     batch = 4 * estimate_chunk_size(submodel, 0, 1, execution.memory_budget_mb)  # no gradient, no history
     return np.concatenate([
         forward(tf.constant(images[s : s + batch]), tf.constant(maps[s : s + batch])).numpy()
@@ -309,6 +322,7 @@ def ascend(
     encoding: InputEncoding | None = None,
     execution: Execution = Execution(),
     on_stopped: Callable[[int], None] | None = None,
+    warmup_steps: int | None = None,
 ) -> AscentArrays:
     """Run the gradient ascent for a batch; element ``b`` maximizes map ``map_indices[b]``.
 
@@ -325,6 +339,10 @@ def ascend(
         execution: memory budget (elements ascended at once), segment length, XLA.
         on_stopped: called after each segment with the number of elements that
             stopped in it.
+        warmup_steps: override ``config.warmup_steps`` (the ReLU warm-up).
+
+    The objective is ``config.objective``; the reported activation is its primary
+    term on the final image (:func:`mean_activations`).
 
     Returns:
         AscentArrays with the per-element images, activations, statuses and histories.
@@ -347,6 +365,10 @@ def ascend(
     snaps = (config.resolved_snapshot_steps(steps) if snapshot_steps is None
              else tuple(sorted({int(s) for s in snapshot_steps if 0 <= int(s) < steps})))
     stop = config.stop_on_convergence if stop_on_convergence is None else bool(stop_on_convergence)
+    objective = parse_objective(config.objective)
+    if objective.couples:
+        raise ConfigError(f"objective {objective.text()!r} couples the replicates of a map; "
+                          "it runs in oipscope.render, not the series' loop")
     pool = _Pool(images, steps, snaps)
     if len(images):
         slot = np.full(steps, -1, np.int32)
@@ -356,11 +378,13 @@ def ascend(
         seg_len = steps if whole else min(execution.segment_steps, steps)
         capacity = min(estimate_chunk_size(submodel, len(snaps), steps, execution.memory_budget_mb),
                        execution.batch_limit())
-        segment = _get_segment(submodel, execution.jit_compile, encoding or InputEncoding.standardize())
+        warmup = config.warmup_steps if warmup_steps is None else int(warmup_steps)
+        segment = _get_segment(submodel, execution.jit_compile, encoding or InputEncoding.standardize(),
+                               objective, warmup > 0)
         constants = [tf.constant(v, dtype) for v, dtype in (
             (seg_len, tf.int32), (steps, tf.int32), (config.epsilon, tf.float32),
             (config.conv_criterion, tf.float32), (config.conv_patience, tf.int32), (stop, tf.bool),
-            (slot, tf.int32), (_snapshot_capacity(snaps, seg_len), tf.int32))]
+            (slot, tf.int32), (_snapshot_capacity(snaps, seg_len), tf.int32), (warmup, tf.int32))]
         waiting = deque(range(len(images)))
         running = np.zeros(0, np.int64)
         while waiting or running.size:
@@ -376,7 +400,7 @@ def ascend(
         pool.finish()
     return AscentArrays(
         images=pool.x,
-        activations=mean_activations(submodel, pool.x, maps, execution),
+        activations=mean_activations(submodel, pool.x, maps, execution, objective),
         status=pool.status.astype(np.int8),
         converged_step=pool.conv_step,
         history=pool.history,

@@ -264,12 +264,15 @@ def feature_submodel(model: keras.Model, layer_name: str) -> keras.Model:
     Works for Sequential and Functional models (the seed's ``_build_oip_model``).
     Repeated calls return the same sub-model, so compiled loops are reused.
 
+    A dense layer's units count as its maps (a 2-D output), so the OIPs of a
+    classifier's outputs use the same machinery.
+
     Raises:
-        LayerError: unknown layer, or the layer has no 4-D feature-map output.
+        LayerError: unknown layer, or the layer has neither 4-D feature maps nor 2-D units.
     """
     image_input_shape(model)
     info = _layer_info(get_layer(model, layer_name))
-    if info.n_maps is None:
+    if info.n_maps is None and len(info.output_shape) != 2:
         with_maps = ", ".join(f.name for f in feature_layers(model)) or "none"
         raise LayerError(
             f"layer {layer_name!r} has output shape {info.output_shape}, no feature maps; "

@@ -44,7 +44,7 @@ def hf_share(images: np.ndarray) -> np.ndarray:
 
 
 def jitter_robustness(submodel, images: np.ndarray, map_indices: Sequence[int],
-                      execution: Execution = Execution()) -> np.ndarray:
+                      execution: Execution = Execution(), objective="channel") -> np.ndarray:
     """Mean activation over the 8 shifted copies ÷ activation of each image's map, (N,).
 
     Args:
@@ -52,12 +52,13 @@ def jitter_robustness(submodel, images: np.ndarray, map_indices: Sequence[int],
         images: OIPs (N, H, W, C) in the model's input encoding (a shift keeps them in it).
         map_indices: N map indices.
         execution: batch sizes of the forward passes.
+        objective: whose primary term is measured (default a map's mean activation).
     """
     images = np.asarray(images, np.float32)
     maps = np.asarray(map_indices, np.int32)
     shifted = np.concatenate([np.roll(images, shift, axis=(1, 2)) for shift in SHIFTS])
-    base = mean_activations(submodel, images, maps, execution)
-    moved = mean_activations(submodel, shifted, np.tile(maps, len(SHIFTS)), execution)
+    base = mean_activations(submodel, images, maps, execution, objective)
+    moved = mean_activations(submodel, shifted, np.tile(maps, len(SHIFTS)), execution, objective)
     moved = moved.reshape(len(SHIFTS), len(images)).mean(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(base > 0, moved / base, np.nan).astype(np.float64)

@@ -117,7 +117,8 @@ class OipResult:
 
         ``median_ratio`` and ``ratio_at_least_1`` count only maps that fire on the
         dataset (finite ratio); ``common_evoked_class`` is the most frequent class
-        the full model sees in the OIPs.
+        the full model sees in the OIPs; for a class search ``own_class`` counts
+        the OIPs the model sees as the class they climbed.
         """
         statuses = [m.status for m in self.maps]
         summary: dict[str, Any] = {
@@ -142,7 +143,16 @@ class OipResult:
         classes = [m.evoked_class for m in self.maps if m.evoked_class is not None]
         if classes:
             summary["common_evoked_class"] = int(np.bincount(classes).argmax())
+            if self.is_class_search:
+                summary["own_class"] = sum(m.evoked_class == m.map_index for m in self.maps)
         return summary
+
+    @property
+    def is_class_search(self) -> bool:
+        """Whether the OIPs climbed class logits (one OIP per output class)."""
+        from .objective import parse_objective
+
+        return parse_objective(self.config.objective).logits
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the result into folder ``path`` (created if needed); returns the folder."""

@@ -24,7 +24,9 @@ from .engine import AscentArrays, ascend, estimate_chunk_size, mean_activations
 from .errors import ConfigError
 from .files import file_sha256
 from .initial import combine_grids, draw_grids, fourier_noise, parse_maps, scale_noise
+from .objective import parse_objective
 from .quality import hf_share, jitter_robustness
+from .render import parametrization_of, render
 from .results import MapOip, OipResult
 from .status import Status, is_better, needs_retry
 from .subject import as_subject
@@ -34,7 +36,7 @@ __all__ = ["find_oips", "retry_from", "file_sha256", "RESTART_KINDS"]
 RESTART_KINDS: tuple[str, ...] = ("coarse", "fourier", "mix")
 """Start kinds tried, in turn, by the restart rounds for silent maps."""
 
-_PRECURSOR, _RESTART, _STAGE = 1, 2, 3
+_PRECURSOR, _RESTART, _STAGE, _TRANSFORM = 1, 2, 3, 4
 
 
 def _rng(config: OipConfig, m: int, r: int, purpose: int, extra: int = 0) -> np.random.Generator:
@@ -49,6 +51,9 @@ class _Search:
         self.config = config
         self.encoding = encoding
         self.execution = execution
+        self.objective = parse_objective(config.objective)
+        self.objective.check(tuple(sub.outputs[0].shape))
+        self.parametrization = parametrization_of(config, shape, encoding)
         config.check_image_size(self.h, self.w)
         self.scales = config.resolved_scales(self.h)
         self.factors = config.resolved_factors(self.h)
@@ -92,7 +97,7 @@ class _Search:
         if k == 1:
             return cand[:, 0], [kind] * e
         scores = mean_activations(self.sub, cand.reshape((e * k, self.h, self.w, self.c)),
-                                  np.repeat([m for m, _ in elems], k), self.execution)
+                                  np.repeat([m for m, _ in elems], k), self.execution, self.objective)
         best = scores.reshape(e, k).argmax(axis=1)
         return cand[np.arange(e), best], [f"{kind}#{b}" for b in best]
 
@@ -138,8 +143,24 @@ class _Search:
     def run(self, elems: Sequence[tuple[int, int]], kind: str, purpose: int, extra: int, n_candidates: int,
             on_stopped: Callable[[int], None] | None = None) -> tuple[AscentArrays, list[str]]:
         """Starts + one ascent for the elements."""
+        if not self.config.uses_series_loop:
+            return self.render(elems, purpose, extra, on_stopped)
         x0, labels = self.starts(elems, kind, purpose, extra, n_candidates)
         return self.evolve(elems, x0, extra, on_stopped), labels
+
+    def render(self, elems: Sequence[tuple[int, int]], purpose: int, extra: int,
+               on_stopped: Callable[[int], None] | None = None,
+               images: np.ndarray | None = None) -> tuple[AscentArrays, list[str]]:
+        """The readable ascent (:mod:`oipscope.render`) from seeded parameters, or from ``images``."""
+        cfg, param = self.config, self.parametrization
+        if images is not None:
+            params = param.params_of(images)
+        else:
+            params = np.stack([param.initial(_rng(cfg, m, r, purpose, extra)) for m, r in elems])
+        rngs = [_rng(cfg, m, r, _TRANSFORM, extra) for m, r in elems]
+        arrays = render(self.sub, param, params, [m for m, _ in elems], cfg, rngs,
+                        execution=self.execution, on_stopped=on_stopped)
+        return arrays, [param.kind] * len(elems)
 
 
 def _map_oip(arrays: AscentArrays, row: int, map_index: int, start: str) -> MapOip:
@@ -170,13 +191,13 @@ def _keep_better(oips: list[MapOip], positions: Sequence[int], arrays: AscentArr
             oips[position] = new
 
 
-def _measured(sub, oips: list[MapOip], execution: Execution) -> list[MapOip]:
+def _measured(sub, oips: list[MapOip], execution: Execution, objective="channel") -> list[MapOip]:
     """The OIPs with their quality numbers (:mod:`oipscope.quality`), measured where missing."""
     todo = [i for i, oip in enumerate(oips) if oip.jitter_robustness is None]
     if not todo:
         return oips
     images = np.stack([oips[i].image for i in todo])
-    jitter = jitter_robustness(sub, images, [oips[i].map_index for i in todo], execution)
+    jitter = jitter_robustness(sub, images, [oips[i].map_index for i in todo], execution, objective)
     high = hf_share(images)
     out = list(oips)
     for k, i in enumerate(todo):
@@ -184,8 +205,8 @@ def _measured(sub, oips: list[MapOip], execution: Execution) -> list[MapOip]:
     return out
 
 
-def _to_retry(oips: Sequence[MapOip], positions: Iterable[int]) -> list[int]:
-    return [i for i in positions if needs_retry(oips[i].status, oips[i].activation)]
+def _to_retry(oips: Sequence[MapOip], positions: Iterable[int], rectified: bool = True) -> list[int]:
+    return [i for i in positions if needs_retry(oips[i].status, oips[i].activation, rectified)]
 
 
 def _restart_labels(round_: int, labels: Sequence[str]) -> list[str]:
@@ -209,11 +230,16 @@ def _second_chances(search: _Search, subject, layer_name: str, elems: Sequence[t
     gives exactly the OIPs of one round after another, in fewer, fuller loops.
     """
     config = search.config
-    todo = _to_retry(oips, range(len(oips)))
+    rectified = search.objective.primary.rectified
+
+    def to_retry(positions: Iterable[int]) -> list[int]:
+        return _to_retry(oips, positions, rectified)
+
+    todo = to_retry(range(len(oips)))
     if not todo:
         return
     n_restart = max(config.n_candidates, 1) if config.precursor else 8
-    pre = subject.preactivation_submodel(layer_name) if config.rescue_steps else None
+    pre = subject.preactivation_submodel(layer_name) if config.rescue_steps and not search.objective.logits else None
 
     def rescue(positions: list[int]) -> None:
         maps = [elems[i][0] for i in positions]
@@ -222,15 +248,24 @@ def _second_chances(search: _Search, subject, layer_name: str, elems: Sequence[t
         _keep_better(oips, positions, search.ascend(woken, maps, steps=config.total_steps),
                      _rescue_labels(oips, positions))
 
+    if not config.uses_series_loop:  # the readable ascent: fresh seeds, round after round
+        for round_ in range(1, config.restarts + 1):
+            todo = to_retry(todo)
+            if not todo:
+                return
+            again, labels = search.render([elems[i] for i in todo], _RESTART, round_)
+            _keep_better(oips, todo, again, _restart_labels(round_, labels))
+        return
+
     if config.strategy != 0:  # coarse-to-fine stages: one round after another
         for round_ in range(1, config.restarts + 1):
-            todo = _to_retry(oips, todo)
+            todo = to_retry(todo)
             if not todo:
                 return
             kind = RESTART_KINDS[(round_ - 1) % len(RESTART_KINDS)]
             again, labels = search.run([elems[i] for i in todo], kind, _RESTART, round_, n_restart)
             _keep_better(oips, todo, again, _restart_labels(round_, labels))
-        todo = _to_retry(oips, todo)
+        todo = to_retry(todo)
         if pre is not None and todo:
             rescue(todo)
         return
@@ -252,7 +287,7 @@ def _second_chances(search: _Search, subject, layer_name: str, elems: Sequence[t
     outcome = search.ascend(np.concatenate(starts), maps * len(pieces), steps=config.total_steps)
     for k, (round_, labels) in enumerate(pieces):
         rows = {i: k * len(todo) + j for j, i in enumerate(todo)}
-        still = _to_retry(oips, todo)
+        still = to_retry(todo)
         if round_:
             _keep_better(oips, still, outcome, [labels[todo.index(i)] for i in still], [rows[i] for i in still])
             continue
@@ -306,7 +341,7 @@ def find_oips(
         raise ConfigError(f"config must be an OipConfig, got {type(config).__name__}")
     t0 = time.perf_counter()
     subject = as_subject(model, path=model_path)
-    sub = subject.feature_submodel(layer_name)
+    sub = subject.target_submodel(layer_name, config.objective)
     n_maps = int(sub.outputs[0].shape[-1])
     selected = parse_maps(maps, n_maps)
     search = _Search(sub, subject.input_shape, config, subject.encoding, execution)
@@ -325,12 +360,12 @@ def find_oips(
     else:
         kind, n_candidates = ("fourier" if fourier else "default"), 1
     first, labels = search.run(elems, kind, _PRECURSOR, 0, n_candidates, stopped)
-    if not config.precursor:
+    if not config.precursor and config.uses_series_loop:
         labels = ["fourier" if fourier else "scales"] * total
     oips = [_map_oip(first, i, m, labels[i]) for i, (m, _) in enumerate(elems)]
 
     _second_chances(search, subject, layer_name, elems, oips)
-    oips = _measured(sub, oips, execution)
+    oips = _measured(sub, oips, execution, config.objective)
     if on_progress and done[0] < total:
         on_progress(total, total)
 
@@ -373,11 +408,16 @@ def retry_from(model, result: OipResult, positions: Sequence[int], starts: np.nd
     t0 = time.perf_counter()
     config = result.config
     subject = as_subject(model, result.encoding)
-    sub = subject.feature_submodel(result.layer_name)
+    sub = subject.target_submodel(result.layer_name, config.objective)
     x0 = result.encoding.encode(np.asarray(starts, np.float32)).numpy()
-    again = ascend(sub, x0, [result.maps[p].map_index for p in positions], config, steps=config.total_steps,
-                   encoding=result.encoding, execution=execution)
+    map_indices = [result.maps[p].map_index for p in positions]
+    if config.uses_series_loop:
+        again = ascend(sub, x0, map_indices, config, steps=config.total_steps, encoding=result.encoding,
+                       execution=execution)
+    else:
+        search = _Search(sub, subject.input_shape, config, result.encoding, execution)
+        again, _ = search.render([(m, p) for m, p in zip(map_indices, positions)], _RESTART, 0, images=x0)
     maps = list(result.maps)
     _keep_better(maps, positions, again, [str(label) for label in labels])
-    maps = _measured(sub, maps, execution)
+    maps = _measured(sub, maps, execution, config.objective)
     return dataclasses.replace(result, maps=tuple(maps), seconds=result.seconds + time.perf_counter() - t0)

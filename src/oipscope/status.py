@@ -45,9 +45,13 @@ _CODES = {status: code for code, status in enumerate(Status)}
 _BY_CODE = dict(enumerate(Status))
 
 
-def needs_retry(status: str, activation: float) -> bool:
-    """Whether an OIP shows nothing of its map: silent, or not above zero (NaN included)."""
-    return Status(status) is Status.SILENT or not activation > 0
+def needs_retry(status: str, activation: float, rectified: bool = True) -> bool:
+    """Whether an OIP shows nothing of its map: silent, or (for a ``rectified`` map, one
+    after a ReLU) not above zero (NaN included). A signed value such as a logit may end
+    below zero and still show what its unit wants."""
+    if Status(status) is Status.SILENT:
+        return True
+    return not activation > 0 if rectified else not activation == activation
 
 
 def is_better(status: str, activation: float, old_status: str, old_activation: float) -> bool:

@@ -74,6 +74,17 @@ class Subject:
         """Like :meth:`feature_submodel` with the layer's own activation left out, or None."""
         return preactivation_submodel(self.model, layer_name)
 
+    def target_submodel(self, layer_name: str, objective="channel"):
+        """The sub-model an objective climbs: the layer's output, or for class logits
+        the layer before its activation (the pre-softmax output)."""
+        from .objective import parse_objective
+
+        if parse_objective(objective).logits:
+            pre = self.preactivation_submodel(layer_name)
+            if pre is not None:
+                return pre
+        return self.feature_submodel(layer_name)
+
     def encode(self, pixels):
         """Pixels (0..255) → model input, with this subject's encoding."""
         return self.encoding.encode(pixels)
