@@ -172,3 +172,55 @@ def test_debug_names_the_device_the_ascent_runs_on(tiny_model_file):
     line = next(line for line in result.output.splitlines() if line.startswith("debug: TensorFlow"))
     gpus = tf.config.list_logical_devices("GPU")
     assert line.endswith(gpus[0].name if gpus else tf.config.list_logical_devices("CPU")[0].name)
+
+
+# --- find: objectives and readable OIPs -----------------------------------------
+
+
+def test_find_class_objective_defaults_to_output_layer(tiny_model_file, tmp_path):
+    """``--objective class`` without ``--layer`` climbs the output layer's logits: one OIP per class."""
+    from oipscope.results import OipResult
+
+    out = tmp_path / "classes"
+    result = runner.invoke(app, ["find", str(tiny_model_file), "--objective", "class", "--steps", "20",
+                                 "--standardize", "--no-assess", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    saved = OipResult.load(out)
+    assert saved.layer_name == "out"
+    assert [oip.map_index for oip in saved.maps] == [0, 1, 2]
+    assert saved.config.objective == "class" and saved.is_class_search
+
+
+def test_find_robust_saves_its_method(tiny_model_file, tmp_path):
+    from oipscope.results import OipResult
+
+    out = tmp_path / "robust"
+    result = runner.invoke(app, ["find", str(tiny_model_file), "--layer", "c2", "--maps", "0-1", "--robust",
+                                 "--steps", "12", "--standardize", "--no-assess", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    config = OipResult.load(out).config
+    assert (config.parametrization, config.optimizer, config.transforms, config.steps) == (
+        "fourier", "adam", ("standard",), 12)
+    assert "median jitter robustness" in result.output
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--objective", "chanel"], ["unknown objective term 'chanel'", "channel"]),
+    (["--objective", "neuron:9,9"], ["outside the layer's 3x3 positions"]),
+    (["--transforms", "jitter:x"], ["jitter takes one number"]),
+    (["--objective", "tv"], ["reads no layer"]),
+])
+def test_find_bad_method_raises_config_error(tiny_model_file, tmp_path, args, words):
+    """A bad objective or transform is a ConfigError (exit code 2 from the console script), before any ascent."""
+    result = runner.invoke(app, ["find", str(tiny_model_file), "--layer", "c2", "--steps", "3", "--standardize",
+                                 "--no-assess", "--out", str(tmp_path / "bad"), *args])
+    assert isinstance(result.exception, ConfigError), result.output
+    for word in words:
+        assert word in str(result.exception)
+    assert not (tmp_path / "bad" / "result.json").exists()
+
+
+def test_find_bad_objective_exit_code(tmp_path):
+    proc = run_module("find", "--objective", "channel +", "--out", str(tmp_path / "bad"))
+    assert proc.returncode == 2, proc.stderr
+    assert "objective" in proc.stderr and "Traceback" not in proc.stderr
