@@ -207,3 +207,70 @@ def test_map_pages_show_and_layer_pages_sort_by_the_quality_numbers(tiny, tmp_pa
             oip.jitter_robustness, abs=1e-6)
     first = sorted((out / "layers").glob("*/map_0000.html"))[0].read_text()
     assert f'high-frequency share</th><td class="num">{result.maps[0].hf_share:.2f}' in first
+
+
+# --- the page of class OIPs ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def class_oips(tmp_path_factory):
+    """The class OIPs of the tiny softmax model's output layer, classified by the model."""
+    from oipscope.config import OipConfig
+    from oipscope.runs import run_classes
+
+    config = OipConfig(steps=20, n_candidates=4, restarts=0, seed=1)
+    return run_classes(_hostile_model(), config, tmp_path_factory.mktemp("classes")).result
+
+
+def test_class_layer_is_a_classifiers_2d_output():
+    import keras
+
+    from oipscope.runs import class_layer
+
+    model = build_tiny_model(output_activation="softmax")
+    assert class_layer(model) == "out"
+    assert class_layer(model, max_classes=2) is None and class_layer(model, max_classes=None) == "out"
+    convs = keras.Sequential([keras.Input((12, 12, 1)), keras.layers.Conv2D(3, 3, name="c1"),
+                              keras.layers.Conv2D(4, 3, name="c2")])
+    assert class_layer(convs) is None
+
+
+def test_class_page_one_tile_per_class_linked_from_the_index(tiny, class_oips, tmp_path):
+    assert class_oips.is_class_search and [m.map_index for m in class_oips.maps] == [0, 1, 2]
+    out = tmp_path / "g"
+    names = ["zero", SCRIPT, "two"]
+    index = report.write_gallery(out, (tiny["model_name"], tiny["infos"]), [tiny["layers"][1]], cards=False,
+                                 class_names=names, classes=class_oips)
+    html = index.read_text()
+    assert 'href="classes.html"' in html and 'src="thumbs/classes.png"' in html
+    page = (out / "classes.html").read_text()
+    assert page.count('<div class="tile class-tile ') == 3
+    own = class_oips.summary()["own_class"]
+    assert f"the model sees {own} of 3 class OIPs as their own class" in page
+    assert f"the model sees {own} of 3 class OIPs as their own class" in html
+    for c, oip in enumerate(class_oips.maps):
+        p = float(oip.evoked_probabilities[c])
+        shown = names[c].replace("<", "&lt;").replace(">", "&gt;")
+        assert f"<b>{shown}</b> · p {p:.2f}" in page
+    assert "<script>alert" not in page  # class names are escaped
+    for ref in _references(out / "classes.html") + _references(index):
+        assert (out / ref).resolve().is_file(), ref
+    # the model table links the output layer to the class page
+    assert re.search(r"<td>out</td>.*?<a href=\"classes.html\">view</a>", html, flags=re.S)
+    # the class OIPs are saved with the gallery, and a rebuild gives the same class page and index
+    report.rebuild_gallery(out, tmp_path / "copy")
+    for name in ("classes.html", "index.html"):
+        assert (tmp_path / "copy" / name).read_text() == (out / name).read_text()
+    assert (tmp_path / "copy" / "thumbs" / "classes.png").read_bytes() == (out / "thumbs" / "classes.png").read_bytes()
+
+
+def test_class_page_names_classes_by_index_without_names(tiny, class_oips, tmp_path):
+    out = tmp_path / "g"
+    report.write_gallery(out, tiny["infos"], [tiny["layers"][1][0]], cards=False, classes=class_oips)
+    page = (out / "classes.html").read_text()
+    assert [f"<b>{c}</b>" in page for c in range(3)] == [True] * 3
+
+
+def test_no_class_page_without_class_oips(tiny, tmp_path):
+    index = report.write_gallery(tmp_path / "g", tiny["infos"], [tiny["layers"][1][0]], cards=False)
+    assert not (tmp_path / "g" / "classes.html").exists() and "classes.html" not in index.read_text()

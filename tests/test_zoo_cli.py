@@ -80,7 +80,7 @@ def test_report_rebuilds_the_same_pages_elsewhere(zoo_run, tmp_path):
     original = {p.relative_to(out): p.read_text() for p in out.rglob("*.html")}
     rebuilt = {p.relative_to(copy): p.read_text() for p in copy.rglob("*.html")}
     assert rebuilt == original
-    assert len(rebuilt) == 1 + len(LAYERS) + 4 + 4 + 6
+    assert len(rebuilt) == 1 + len(LAYERS) + 4 + 4 + 6 + 1  # index, layers, maps, the class page
 
 
 def test_report_in_place_restores_deleted_pages(zoo_run, tmp_path):
@@ -95,6 +95,72 @@ def test_report_in_place_restores_deleted_pages(zoo_run, tmp_path):
     result = runner.invoke(app, ["report", str(work)])
     assert result.exit_code == 0, result.output
     assert {p.relative_to(work): p.read_text() for p in work.rglob("*.html")} == before
+
+
+# --- the class OIPs of a classifier ----------------------------------------------------------
+
+
+def _zoo(*args):
+    return runner.invoke(app, ["zoo", *map(str, args)], env={"COLUMNS": "200"})
+
+
+def _class_tiles(out: Path) -> int:
+    return (out / "classes.html").read_text().count('<div class="tile class-tile ')
+
+
+def test_zoo_of_a_classifier_has_a_class_page(zoo_run):
+    out, result = zoo_run
+    assert result.exit_code == 0, result.output
+    saved = OipResult.load(zoo_layer_folder(out, "out"))
+    assert saved.is_class_search and [m.map_index for m in saved.maps] == list(range(10))
+    assert saved.config.steps == 30, "the zoo's method, with the class objective"
+    assert _class_tiles(out) == 10
+    page = (out / "classes.html").read_text()
+    for c, oip in enumerate(saved.maps):  # the images' class names, the probability of the own class
+        assert f"<b>Digit {c}</b> · p {float(oip.evoked_probabilities[c]):.2f}" in page
+    own = saved.summary()["own_class"]
+    assert f"the model sees {own} of 10 class OIPs as their own class" in page
+    assert 'href="classes.html"' in (out / "index.html").read_text()
+    assert f"class OIPs of out: the model sees {own} of 10 as their own class" in result.output
+
+
+def test_no_classes_leaves_the_class_page_out_and_resume_keeps_it(tmp_path):
+    model = save_mnist_sized_model(tmp_path / "tiny.keras")
+    out = tmp_path / "zoo"
+    common = (model, "--layers", "c2", "--steps", "20", "--no-assess", "--out", out)
+    plan = _zoo(*common, "--dry-run")
+    assert plan.exit_code == 0 and "class OIPs of out: 10 classes" in plan.output, plan.output
+    assert "class OIPs" not in _zoo(*common, "--dry-run", "--no-classes").output
+
+    result = _zoo(*common, "--no-classes")
+    assert result.exit_code == 0, result.output
+    assert not (out / "classes.html").exists() and not zoo_layer_folder(out, "out").exists()
+    assert "classes.html" not in (out / "index.html").read_text()
+
+    result = _zoo(*common, "--resume")  # by default a classifier gets its class page
+    assert result.exit_code == 0, result.output
+    assert _class_tiles(out) == 10 and "<b>0</b>" in (out / "classes.html").read_text()  # no images: indices
+    assert 'href="classes.html"' in (out / "index.html").read_text()
+    stamp = (zoo_layer_folder(out, "out") / RESULT_JSON).stat().st_mtime_ns
+    result = _zoo(*common, "--resume")
+    assert result.exit_code == 0, result.output
+    assert (zoo_layer_folder(out, "out") / RESULT_JSON).stat().st_mtime_ns == stamp, "the class OIPs were redone"
+    assert _class_tiles(out) == 10
+
+
+def test_a_model_without_a_classifier_output_gets_no_class_page(tmp_path):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    path = tmp_path / "convs.keras"
+    keras.Sequential([keras.Input((12, 12, 1)), keras.layers.Conv2D(3, 3, activation="relu", name="c1"),
+                      keras.layers.Conv2D(4, 3, activation="relu", name="c2")], name="convs").save(path)
+    for extra in ((), ("--classes",)):
+        out = tmp_path / f"zoo{len(extra)}"
+        result = _zoo(path, "--steps", "10", "--no-assess", "--out", out, *extra)
+        assert result.exit_code == 0, result.output
+        assert not (out / "classes.html").exists() and "classes.html" not in (out / "index.html").read_text()
+        assert ("note: no class OIPs" in result.output) == bool(extra), result.output
 
 
 # --- Ctrl-C during a zoo keeps the finished layers ------------------------------------------

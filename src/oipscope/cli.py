@@ -239,6 +239,8 @@ def zoo(
     std: Optional[str] = StdOpt,
     standardize: bool = StandardizeOpt,
     contrast: str = typer.Option("tile", help="tile: each OIP its own robust colour scale; shared: one per layer."),
+    classes: Optional[bool] = typer.Option(None, "--classes/--no-classes", help="Also the class OIPs of the "
+                                           "output layer, on classes.html (default: for up to 1000 classes)."),
     memory_budget_mb: float = typer.Option(512.0, help="Split big layers into chunks within this budget."),
     out: Path = typer.Option(Path("oipscope-zoo"), help="Folder for the gallery and its data."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted zoo in --out."),
@@ -252,6 +254,7 @@ def zoo(
 ) -> None:
     """OIPs for the maps of the chosen layers, dataset examples, and a browsable HTML gallery.
 
+    A classifier also gets its class OIPs: what each output class wants to see (--no-classes: not).
     Ctrl-C keeps every finished layer (and chunk); the same command with --resume continues.
     With --ray the chunks of all layers run on a Ray cluster at once; the results land here the same.
 
@@ -261,7 +264,7 @@ def zoo(
     from .models import describe
     from .plan import plan_zoo
     from .report import write_gallery
-    from .runs import run_zoo
+    from .runs import run_classes, run_zoo
 
     config = method_config(robust, steps, epsilon=epsilon, seed=seed, objective=objective)
     execution = Execution(memory_budget_mb=memory_budget_mb)
@@ -274,8 +277,9 @@ def zoo(
     subject = subject_option(model, unsafe_load, input_range, mean, std, standardize)
     plan = plan_zoo(subject, layers, maps)  # every layer and map checked before the first minute is spent
     image_set = images_option(images, subject, model, dataset=dataset) if assess else None
+    class_layer = _class_layer_option(subject, classes)
     if dry_run:
-        _print_plan(subject, plan, config, image_set, execution)
+        _print_plan(subject, plan, config, image_set, execution, class_layer)
         return
     started = time.perf_counter()
     begun: list[str] = []  # layers in the order they were started; all but the last are finished
@@ -290,7 +294,7 @@ def zoo(
 
         def on_progress(name: str, stage: str, done: int, total: int) -> None:
             if (name, stage) not in tasks:
-                label = f"{name} ({order.index(name) + 1}/{len(order)}) {stage}"
+                label = f"{name} ({order.index(name) + 1}/{len(order)}) {stage}" if name in order else f"{name} {stage}"
                 tasks[name, stage] = progress.add_task(label, total=total)
             progress.update(tasks[name, stage], completed=done, total=total)
 
@@ -298,6 +302,9 @@ def zoo(
             runs = run_zoo(subject, [p.layer_name for p in plan], config, out, images=image_set, maps=maps,
                            resume=resume, execution=execution, backend=backend, on_layer=on_layer,
                            on_progress=on_progress)
+            class_run = class_layer and run_classes(
+                subject, config, out, layer_name=class_layer, resume=resume, execution=execution, backend=backend,
+                on_layer=on_layer, on_progress=lambda done, total: on_progress(class_layer, "class OIPs", done, total))
         except KeyboardInterrupt:
             progress.stop()
             finished = ", ".join(begun[:-1]) or "none"
@@ -307,7 +314,7 @@ def zoo(
     skipped_note(image_set)
     with output_errors(out):
         index = write_gallery(out, (subject.name, describe(subject.model)),
-                              runs, images=image_set, contrast=contrast)
+                              runs, images=image_set, contrast=contrast, classes=class_run)
     table = Table(title=f"oipscope zoo of {subject.name}")
     for column in ("layer", "maps", "converged", "silent", "median ratio", "pattern accuracy", "seconds"):
         table.add_column(column)
@@ -318,6 +325,10 @@ def zoo(
                       str(summary["silent"]), "-" if ratio is None or ratio != ratio else f"{ratio:.2f}",
                       _pattern_accuracy_text(run.examples), f"{summary['seconds']:.1f}")
     console.print(table, markup=False)
+    if class_run:
+        own, n = class_run.result.summary().get("own_class", 0), len(class_run.result.maps)
+        console.print(f"class OIPs of {class_layer}: the model sees {own} of {n} as their own class "
+                      f"({class_run.result.seconds:.1f} s)", markup=False)
     console.print(f"gallery: {index}  ({time.perf_counter() - started:.0f} s)", markup=False)
 
 
@@ -331,9 +342,22 @@ def _pattern_accuracy_text(examples) -> str:
     return f"{100 * accuracy:.1f} %" if accuracy == accuracy else "n/a"
 
 
-def _print_plan(subject, plan, config, image_set, execution) -> None:
+def _class_layer_option(subject, classes: Optional[bool]) -> Optional[str]:
+    """The layer whose class OIPs the zoo finds: with --classes any classifier's output, by default one's of
+    at most CLASS_LIMIT classes, none with --no-classes."""
+    from .runs import CLASS_LIMIT, class_layer
+
+    name = None if classes is False else class_layer(subject, None if classes else CLASS_LIMIT)
+    if classes and name is None:
+        console.print(f"note: no class OIPs: the last layer of {subject.name} does not output (N, classes)",
+                      markup=False)
+    return name
+
+
+def _print_plan(subject, plan, config, image_set, execution, class_layer: Optional[str] = None) -> None:
     """``zoo --dry-run``: one line per layer with its maps, output size and estimated time."""
-    from .plan import estimate_seconds
+    from .plan import LayerPlan, estimate_seconds
+    from .runs import class_config
 
     n_images = len(image_set) if image_set is not None else 0
     images_text = f"{n_images} images of {image_set.name}" if image_set is not None else "no images"
@@ -346,6 +370,11 @@ def _print_plan(subject, plan, config, image_set, execution) -> None:
         height, width, n_maps = item.output_shape
         console.print(f"  {item.layer_name:<28} {item.class_name:<20} {len(item.maps):>5} of {n_maps:<5} maps  "
                       f"{height}x{width}  ~{_duration(seconds)}", markup=False)
+    if class_layer:
+        n_classes = int(subject.model.get_layer(class_layer).output.shape[-1])
+        item = LayerPlan(class_layer, "classes", tuple(range(n_classes)), (1, 1, n_classes))
+        total += (seconds := estimate_seconds(subject, item, class_config(config), execution=execution))
+        console.print(f"  class OIPs of {class_layer}: {n_classes} classes  ~{_duration(seconds)}", markup=False)
     console.print(f"estimated time: ~{_duration(total)} on this machine (from a short timed probe per layer)",
                   markup=False)
 

@@ -9,6 +9,7 @@ pages; it works from ``file://``)::
       thumbs/<slug>.png          layer mosaics
       layers/<slug>.html         all OIPs of a layer as sortable tiles
       layers/<slug>/map_0003.html, card_0003.png, tiles/map_0003.png, curves.png
+      classes.html, classes/     a classifier's class OIPs, when given (:mod:`oipscope.class_page`)
       data/gallery.json          everything needed to rebuild the pages
       data/<slug>/result/        the layer's OipResult (OipResult.save)
       data/<slug>/examples.npz   its DatasetExamples (DatasetExamples.save)
@@ -33,13 +34,14 @@ import numpy as np
 
 from . import __version__, plot
 from .card import MapCard, card_layout
+from .class_page import class_label as _class_name, oip_mosaic as _mosaic, write_class_page
 from .errors import ConfigError
 from .files import atomic_write, safe_filename
 from .layout import DATA_DIR, EXAMPLE_IMAGES, EXAMPLES_NPZ, GALLERY_JSON
 from .pil_text import figure_pixels
 from .pngs import BackgroundPngs, encode_png
 from .status import Status
-from .tiles import check_contrast, colorize, display_limits, pixel_images, tile_images, to_uint8
+from .tiles import check_contrast, colorize, display_limits, pixel_images, to_uint8
 
 __all__ = ["write_gallery", "rebuild_gallery", "safe_filename", "GALLERY_JSON", "DATA_DIR"]
 
@@ -182,25 +184,6 @@ def _environment():
         keep_trailing_newline=True,
     )
     return env
-
-
-def _mosaic(oips: list, pixels: list, limits: tuple[float, float] | None, max_tiles: int = 256) -> np.ndarray:
-    """All OIPs of a layer as one RGB array (silent ones hatched grey); per-tile contrast without ``limits``."""
-    oips = oips[:max_tiles]
-    h, w = np.asarray(oips[0].image).shape[:2]
-    yy, xx = np.mgrid[0:h, 0:w]
-    hatch = np.where(((yy + xx) % 6)[..., None] < 2, 0.7, 0.83) * np.ones(3, np.float32)
-    tiles = [hatch if Status(oip.status).marked else colorize(pixels[k], *(limits or (None, None)))
-             for k, oip in enumerate(oips)]
-    return tile_images(tiles, ncols=max(1, math.ceil(math.sqrt(len(oips)))), gap=max(1, w // 14))
-
-
-def _class_name(class_names, index: int | None) -> str | None:
-    if index is None:
-        return None
-    if class_names is not None and 0 <= index < len(class_names):
-        return str(class_names[index])
-    return str(index)
 
 
 def _oip_labels(oips: list) -> list[str]:
@@ -422,6 +405,7 @@ def write_gallery(
     contrast: str = "tile",
     names=None,
     examples_source: str | None = None,
+    classes=None,
 ) -> Path:
     """Write the static gallery into ``out_dir``; returns the path of ``index.html``.
 
@@ -454,6 +438,9 @@ def write_gallery(
             default the image set's file names, else ``#index``.
         examples_source: what the examples were drawn from, for the index page
             (default the image set's name).
+        classes: a classifier's class OIPs (the :class:`~oipscope.runs.LayerRun` of
+            :func:`~oipscope.runs.run_classes`, or an OipResult): a page ``classes.html``
+            with one tile per class, linked from the index.
     """
     check_contrast(contrast)
     pairs, saved_in = _layer_items(layers)
@@ -489,9 +476,11 @@ def write_gallery(
         rendered.append(_render_layer(env, writer, common, slug, result, examples, infos, images_lookup,
                                       labels_lookup, class_names, dpi, max_examples, cards, contrast, names,
                                       painters))
+    shown_classes = write_class_page(env, writer, common, classes, class_names)
 
     pages: dict[str, list[str]] = {}
-    for layer in rendered:
+    class_pages = [{"name": shown_classes["layer"], "page": shown_classes["page"]}] if shown_classes else []
+    for layer in rendered + class_pages:
         pages.setdefault(layer["name"], []).append(layer["page"])
     model_layers = [dict(info, shape=_shape_text(info["output_shape"]),
                          n_maps=info["output_shape"][-1] if len(info["output_shape"]) == 4 else None,
@@ -512,7 +501,7 @@ def write_gallery(
             pattern_accuracy_curve([n for n, _ in scored], [a for _, a in scored]), dpi))
         curve = "thumbs/pattern_accuracy.png"
     index = writer.write("index.html", env.get_template("index.html.j2").render(
-        layers=rendered, model_layers=model_layers, aspect="1 / 1", pattern_curve=curve,
+        layers=rendered, model_layers=model_layers, aspect="1 / 1", pattern_curve=curve, classes=shown_classes,
         examples_source=examples_source if images is not None else None, **common))
 
     if save_data:
@@ -523,6 +512,8 @@ def write_gallery(
             "model_name": model_name,
             "layers_info": infos,
             "layers": entries,
+            "classes": shown_classes and _save_data(writer, shown_classes["slug"], shown_classes["result"], None,
+                                                    shown_classes["folder"]),
             "class_names": class_names,
             "title": title,
             "dpi": dpi,
@@ -573,6 +564,8 @@ def rebuild_gallery(results_dir: str | os.PathLike, out_dir: str | os.PathLike |
             folder = _inside(root, entry["result"])
             examples = DatasetExamples.load(_inside(root, entry["examples"])) if entry.get("examples") else None
             layers.append(LayerRun(result=OipResult.load(folder), examples=examples, folder=folder))
+        classes = meta.get("classes") and _inside(root, meta["classes"]["result"])
+        classes = classes and LayerRun(result=OipResult.load(classes), examples=None, folder=classes)
         images = labels = names = None
         if meta.get("example_images"):
             with np.load(_inside(root, meta["example_images"]), allow_pickle=False) as npz:
@@ -588,7 +581,7 @@ def rebuild_gallery(results_dir: str | os.PathLike, out_dir: str | os.PathLike |
         target, (meta["model_name"], meta["layers_info"]), layers, images=images, labels=labels,
         class_names=meta.get("class_names"), title=meta.get("title"), dpi=meta.get("dpi", 80),
         max_examples=meta.get("max_examples", 9), contrast=meta.get("contrast", "tile"), names=names,
-        examples_source=meta.get("examples_source"),
+        examples_source=meta.get("examples_source"), classes=classes,
     )
 
 

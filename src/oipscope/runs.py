@@ -8,6 +8,9 @@ jobs, the driver saves each part the moment it arrives, and a job whose last par
 has arrived is merged, examined on the images and saved, once. An interrupted
 run (Ctrl-C, a crash, a lost worker) keeps every finished chunk in
 ``<out>/parts/``; ``resume=True`` computes only the maps no kept chunk holds.
+
+A classifier's zoo also gets its class OIPs (:func:`run_classes`): one OIP per
+output class, the same kind of layer run, kept and resumed the same way.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from .config import Execution, OipConfig
 from .data import Dataset
 from .encoding import InputEncoding
 from .errors import ConfigError, LayerError
-from .examples import DatasetExamples, assess_oips, dataset_examples
+from .examples import DatasetExamples, assess_oips, dataset_examples, evoked_classes
 from .files import atomic_write
 from .initial import parse_maps
 from .layers import select_layers
@@ -41,6 +44,10 @@ __all__ = [
     "LayerRun",
     "run_layer",
     "run_zoo",
+    "run_classes",
+    "class_layer",
+    "class_config",
+    "CLASS_LIMIT",
     "examine_layer",
     "wake_from_data",
     "dataset_fits",
@@ -49,6 +56,10 @@ __all__ = [
     "RUN_JSON",
     "zoo_layer_folder",
 ]
+
+
+CLASS_LIMIT = 1000
+"""A zoo finds class OIPs by default only for outputs with at most this many classes."""
 
 
 def _run_key(layer_name: str, maps: tuple[int, ...], config: OipConfig, model_hash: str | None,
@@ -448,3 +459,76 @@ def layer_map_selection(model, layer_name: str, maps: str | int | Iterable[int] 
         raise LayerError(f"layer {layer_name!r} has {n_maps} maps (0..{n_maps - 1}); "
                          f"none of the maps {maps!r} exists in it")
     return chosen
+
+
+def class_layer(model, max_classes: int | None = CLASS_LIMIT) -> str | None:
+    """The output layer of a classifier, whose class OIPs a zoo can show; None if there is none.
+
+    That is the model's last layer when its output is 2-D, ``(N, classes)`` with at
+    least 2 and (unless ``max_classes`` is None) at most ``max_classes`` classes.
+    """
+    layer = as_subject(model).model.layers[-1]
+    try:
+        shape = tuple(layer.output.shape)
+    except (AttributeError, ValueError):  # a layer with several outputs
+        return None
+    if len(shape) != 2 or shape[-1] is None or int(shape[-1]) < 2:
+        return None
+    return layer.name if max_classes is None or int(shape[-1]) <= max_classes else None
+
+
+def class_config(config: OipConfig) -> OipConfig:
+    """The zoo's search method for its class OIPs: the same, with the objective ``"class"``."""
+    return dataclasses.replace(config, objective="class")
+
+
+def run_classes(
+    model,
+    config: OipConfig = OipConfig(),
+    out_dir: str | os.PathLike = "oipscope-zoo",
+    *,
+    layer_name: str | None = None,
+    resume: bool = False,
+    model_path: str | os.PathLike | None = None,
+    execution: Execution = Execution(),
+    backend=None,
+    on_layer: Callable[[str, int, int], None] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> LayerRun:
+    """The class OIPs of a classifier for a zoo: one OIP per output class, and what the model sees in each.
+
+    Each OIP climbs one class logit (the pre-softmax output; objective ``"class"``,
+    :class:`~oipscope.results.MapOip` ``map_index`` is the class); then the full model
+    classifies it (``evoked_probabilities``; ``result.summary()["own_class"]``
+    counts the OIPs seen as their own class). Saved like a layer of :func:`run_zoo`,
+    in :func:`oipscope.layout.zoo_layer_folder` of the output layer; the gallery
+    (:func:`oipscope.report.write_gallery`, ``classes=``) shows it as ``classes.html``.
+
+    Args:
+        model: a :class:`~oipscope.subject.Subject` or a Keras model.
+        config: the search method (e.g. the zoo's); its objective is replaced by ``"class"``.
+        out_dir: the zoo folder.
+        layer_name: the output layer; default :func:`class_layer` (any number of classes).
+        resume, model_path, execution, backend: as for :func:`run_zoo`.
+        on_layer: ``on_layer(layer_name, 0, 1)`` when the search starts.
+        on_progress: ``on_progress(done, total)`` in OIPs.
+
+    Raises:
+        LayerError: the model has no 2-D output layer (and none was given).
+    """
+    subject = as_subject(model, path=model_path)
+    name = layer_name or class_layer(subject, None)
+    if name is None:
+        raise LayerError(f"model {subject.name!r} is no classifier: its last layer does not output "
+                         "(N, classes); give layer_name")
+    config = class_config(config)
+    job = _LayerJob(subject, name, "all", config, zoo_layer_folder(out_dir, name), resume=resume, chunk_maps=None,
+                    execution=execution, images=None, examples_path=None, on_progress=on_progress,
+                    on_examples=None)
+    [(result, _)] = _run_jobs([job], backend, execution, on_layer)
+    if any(oip.evoked_probabilities is None for oip in result.maps):  # kept when resumed
+        probabilities = evoked_classes(subject, np.stack([oip.image for oip in result.maps]))
+        result = dataclasses.replace(result, maps=tuple(
+            dataclasses.replace(oip, evoked_probabilities=p) for oip, p in zip(result.maps, probabilities)))
+        result.save(job.out_dir)
+    return LayerRun(result=result, examples=None, folder=job.out_dir)
