@@ -189,7 +189,8 @@ class OipConfig:
     @classmethod
     def robust(cls, **overrides: Any) -> "OipConfig":
         """The readable preset (``--robust``): the standard transforms, a decorrelated Fourier image
-        bounded by a sigmoid, Adam, 512 steps without early stopping, and a ReLU warm-up.
+        bounded by a sigmoid, Adam, 512 steps without early stopping, and a ReLU warm-up (an
+        eighth of the steps, at most 64).
 
         Example:
             >>> OipConfig.robust(steps=256).transforms
@@ -198,9 +199,10 @@ class OipConfig:
         preset: dict[str, Any] = dict(
             parametrization="fourier", decorrelate=True, bounded=True, transforms=("standard",),
             optimizer="adam", learning_rate=0.05, steps=512, stop_on_convergence=False,
-            precursor=False, rescue_steps=0, warmup_steps=64,
+            precursor=False, rescue_steps=0,
         )
         preset.update(overrides)
+        preset.setdefault("warmup_steps", min(64, int(preset["steps"]) // 8))  # an eighth of the steps, at most 64
         return cls(**preset)
 
     @property

@@ -275,7 +275,7 @@ class _Diversity(Term):
     couples = True
 
     def value(self, ctx: Context):
-        """Minus the mean cosine similarity of this element's Gram matrix to its map's other replicates."""
+        """The mean cosine similarity of this element's Gram matrix to its map's other replicates."""
         import tensorflow as tf
 
         features = ctx.features
@@ -291,7 +291,7 @@ class _Diversity(Term):
         same = tf.cast(tf.equal(groups[:, None], groups[None, :]), similarity.dtype)
         others = same - tf.eye(tf.shape(same)[0], dtype=similarity.dtype)
         count = tf.maximum(tf.reduce_sum(others, axis=1), 1.0)
-        return -tf.reduce_sum(similarity * others, axis=1) / count
+        return tf.reduce_sum(similarity * others, axis=1) / count
 
     def text(self) -> str:
         return "diversity"
@@ -370,7 +370,13 @@ class Objective(_Arithmetic):
 
     terms: tuple[tuple[float, Term], ...]
 
-    def __post_init__(self) -> None:
+    def validate(self) -> "Objective":
+        """The objective itself, when it can drive an ascent (parts built on the way need not).
+
+        Raises:
+            ConfigError: no terms, no term that reads the layer, a first layer term with a
+                weight <= 0, or class logits mixed with other layer terms.
+        """
         if not self.terms:
             raise ConfigError("an objective needs at least one term")
         if self.primary is None:
@@ -382,6 +388,7 @@ class Objective(_Arithmetic):
         if len(kinds) > 1:
             raise ConfigError(f"objective {self.text()!r} mixes class logits with other layer terms; "
                               "use class alone (with image terms)")
+        return self
 
     def _objective(self) -> "Objective":
         return self
@@ -488,7 +495,7 @@ def class_logit() -> Term:
 
 
 def diversity() -> Term:
-    """Minus the similarity of the replicates of a map (Gram matrices); add it with a weight to spread them."""
+    """The similarity of the replicates of a map (Gram matrices); subtract it with a weight to spread them."""
     return _Diversity()
 
 
@@ -518,7 +525,8 @@ OBJECTIVE_HELP = (
     "what each OIP maximizes, terms joined by + and -, each with an optional WEIGHT*: "
     "channel (default: a map's mean), neuron (its centre unit), neuron:Y,X, region:Y0:Y1,X0:X1, "
     "class (the pre-softmax logit; --layer defaults to the output layer), direction:V0,V1,... or "
-    "direction:FILE.npy, diversity (spreads --n-per-map replicates), and the image terms tv, l1, l2, "
+    "direction:FILE.npy, diversity (the similarity of --n-per-map replicates: subtract it), and the image "
+    "terms tv, l1, l2, "
     "blur; e.g. 'channel - 0.5*diversity - 0.05*tv'"
 )
 
@@ -540,6 +548,8 @@ def _ints(text: str, sep: str, count: int, term: str, example: str) -> list[int]
 def _term(word: str) -> Term:
     name, _, arg = word.partition(":")
     name = name.lower()
+    if name.replace(".", "").isdigit():
+        raise ConfigError(f"the weight {word!r} has no term; write WEIGHT*TERM, e.g. 0.5*diversity")
     simple = {"channel": channel, "class": class_logit, "diversity": diversity,
               "tv": tv, "l1": l1, "l2": l2, "blur": blur}
     if name in simple:
@@ -565,9 +575,10 @@ def _term(word: str) -> Term:
                 raise ConfigError(f"direction file {path} not found; give a .npy file with one value per map")
             return direction(np.load(path))
         try:
-            return direction([float(v) for v in arg.split(",")])
+            values = [float(v) for v in arg.split(",")]
         except ValueError:
             raise ConfigError(f"direction values must be numbers, got {arg!r}") from None
+        return direction(values)
     known = "channel, neuron, neuron:Y,X, region:Y0:Y1,X0:X1, direction:..., class, diversity, tv, l1, l2, blur"
     raise ConfigError(f"unknown objective term {name!r}; known: {known}")
 
@@ -583,7 +594,7 @@ def parse_objective(text: str | Objective | Term) -> Objective:
         ConfigError: an unknown term, a malformed argument or weight, or no layer term.
     """
     if isinstance(text, _Arithmetic):
-        return _as_objective(text)
+        return _as_objective(text).validate()
     source = str(text).strip()
     if not source:
         raise ConfigError("the objective is empty; e.g. --objective channel")
@@ -600,4 +611,4 @@ def parse_objective(text: str | Objective | Term) -> Objective:
         value = float(weight) if weight is not None else 1.0
         terms.append((-value if sign == "-" else value, _term(word)))
         position = match.end()
-    return Objective(tuple(terms))
+    return Objective(tuple(terms)).validate()
