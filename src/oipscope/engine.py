@@ -130,10 +130,10 @@ def _build_segment(submodel, jit: bool, encoding: InputEncoding, objective: Obje
     ]
     centre = tf.constant(encoding.centre(c))
 
-    def activation_and_gradient(x, maps, warming):
+    def plain_gradient(x, maps, warming=None):
         with tf.GradientTape() as tape:
             tape.watch(x)
-            if warm:
+            if warming is not None:
                 with redirected_relu(warming):
                     features = submodel(x, training=False)
             else:
@@ -141,6 +141,13 @@ def _build_segment(submodel, jit: bool, encoding: InputEncoding, objective: Obje
             activation = objective.value(Context(features, x, maps, centre=centre, spread=spread))
             total = tf.reduce_sum(activation)
         return activation, tape.gradient(total, x)
+
+    def activation_and_gradient(x, maps, warming):
+        if not warm:
+            return plain_gradient(x, maps)
+        # the redirected ReLUs cost extra ops: traced apart, run only while an element warms up
+        return tf.cond(tf.reduce_any(warming), lambda: plain_gradient(x, maps, warming),
+                       lambda: plain_gradient(x, maps))
 
     @tf.function(input_signature=spec, jit_compile=jit, reduce_retracing=True)
     def segment(x, maps, step, prev, run, status, conv_step, seg_len, total_steps, eps, crit, patience, stop,
@@ -157,7 +164,7 @@ def _build_segment(submodel, jit: bool, encoding: InputEncoding, objective: Obje
             return tf.logical_and(i < seg_len, tf.reduce_any(active))
 
         def body(i, x, step, prev, active, status, conv_step, run, hist, snaps, taken):
-            activation, grad = activation_and_gradient(x, maps, step < warmup)
+            activation, grad = activation_and_gradient(x, maps, tf.logical_and(active, step < warmup))
             finite = tf.logical_and(
                 tf.math.is_finite(activation), tf.reduce_all(tf.math.is_finite(grad), axis=[1, 2, 3])
             )

@@ -60,12 +60,12 @@ def _build_loop(submodel, param: Parametrization, objective: Objective, adam: bo
         tf.TensorSpec((), tf.int32),  # warm-up steps
     ]
 
-    def value_and_gradient(params, maps, groups, matrices, warming):
+    def value_and_gradient(params, maps, groups, matrices, warming=None):
         with tf.GradientTape() as tape:
             tape.watch(params)
             image = param.image(params)
             seen = warp(image - centre, matrices) + centre if transformed else image
-            if warm:
+            if warming is not None:
                 with redirected_relu(warming):
                     features = submodel(seen, training=False)
             else:
@@ -87,8 +87,13 @@ def _build_loop(submodel, param: Parametrization, objective: Objective, adam: bo
 
         def body(i, params, m, v, history, finite, rms, value):
             step = done + i
-            warming = tf.fill([b], step < warmup)
-            value, grad = value_and_gradient(params, maps, groups, matrices[:, i], warming)
+            if warm:  # the redirected ReLUs are traced apart and run only in the warm-up steps
+                value, grad = tf.cond(
+                    step < warmup,
+                    lambda: value_and_gradient(params, maps, groups, matrices[:, i], tf.fill([b], True)),
+                    lambda: value_and_gradient(params, maps, groups, matrices[:, i]))
+            else:
+                value, grad = value_and_gradient(params, maps, groups, matrices[:, i])
             ok = tf.logical_and(tf.math.is_finite(value), tf.reduce_all(tf.math.is_finite(grad), axis=axes))
             finite = tf.logical_and(finite, ok)
             grad = tf.where(tf.reshape(finite, shape_b), grad, tf.zeros_like(grad))
