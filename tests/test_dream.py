@@ -41,6 +41,35 @@ def test_dream_on_an_rgb_model_with_rescaling_stays_in_its_pixel_range():
     assert result.activations[-1] > result.start_activation
 
 
+@pytest.fixture(scope="module")
+def embedded_digit():
+    """The embedded CNN and the first embedded MNIST test digit (a 7), offline."""
+    from oipscope.cnn import default_subject
+    from oipscope.imagesets import embedded_examples
+
+    examples = embedded_examples()
+    assert int(examples.labels[0]) == 7
+    return default_subject(), np.asarray(examples.images[0], np.float32)
+
+
+@pytest.mark.parametrize("layer", ["Conv2D_1", "Conv2D_2", "Conv2D_3"])
+def test_dream_with_the_defaults_amplifies_a_real_digit_at_least_1_5_times(embedded_digit, layer):
+    # issue 12's target, on every conv layer; Conv2D_3 takes 18 px at least, so the smallest
+    # default octaves (10 and 14 px) climb at 18 px instead of failing
+    subject, digit = embedded_digit
+    result = dream(subject, digit, layer)
+    assert result.image.shape == digit.shape and len(result.frames) == DreamConfig().octaves
+    assert result.activations[-1] >= 1.5 * result.start_activation
+    # the number is the saved image's own: dream.png (8-bit) re-encoded keeps the activation
+    import tensorflow as tf
+
+    saved = np.round(result.image)[None]
+    value = float(tf.reduce_mean(subject.feature_submodel(layer)(subject.encoding.encode(saved))))
+    assert value == pytest.approx(result.activations[-1], rel=0.02)
+    # the digit amplified, not noise in its place
+    assert np.corrcoef(digit.ravel(), result.image.ravel())[0, 1] > 0.5
+
+
 @pytest.mark.parametrize("kwargs,message", [
     ({"octave_scale": 1.0}, "octave scale must be > 1"),
     ({"octaves": 0}, "octaves must be an integer >= 1"),

@@ -4,6 +4,10 @@ The image is ascended octave by octave, from a small copy to its own size: at ea
 octave the mean activation of the chosen maps is climbed with the series' step (the
 gradient normalized by its RMS, kept in the model's input encoding), then the image
 is enlarged by ``octave_scale`` and the detail lost in the small copy is put back.
+Octaves smaller than the layer takes (its receptive field) climb at the smallest size
+it does take, so a 28-pixel digit dreams with the defaults at every layer. Each
+octave's frame is measured as it is saved: in pixels at the input's size, decoded so
+that it encodes back to what was dreamed (nothing clipped away).
 The layer's sub-model is rebuilt for images of any size, so a 500-pixel photo dreams
 at 500 pixels through a model trained on 224.
 """
@@ -57,7 +61,8 @@ class Dream:
     Attributes:
         image: the dreamed image in pixels (H, W, C), 0..255, at the input's size.
         frames: the image after each octave, in pixels at the input's size.
-        activations: the mean activation of the chosen maps after each octave.
+        activations: the mean activation of the chosen maps in each frame (as saved:
+            its pixels at the input's size, encoded for the model).
         start_activation: the same for the input image.
     """
 
@@ -124,7 +129,7 @@ def dream(model, image: np.ndarray, layer_name: str, maps: str | int | Iterable[
             grad = encoding.free_gradient(x, tape.gradient(value, x))
             rms = tf.sqrt(tf.reduce_mean(tf.square(grad)))
             x = encoding.project(x + config.epsilon * spread * grad / (rms + 1e-7))
-        return x, objective(x)
+        return x
 
     def size(k: int) -> tuple[int, int]:
         shrink = config.octave_scale ** (config.octaves - 1 - k)
@@ -133,32 +138,52 @@ def dream(model, image: np.ndarray, layer_name: str, maps: str | int | Iterable[
     def resize(x, shape):
         return tf.image.resize(x, shape, method="bicubic")
 
+    def fits(shape) -> bool:
+        try:
+            objective(tf.zeros((1, *shape, channels)))
+        except (tf.errors.InvalidArgumentError, ValueError):
+            return False
+        return True
+
+    def measure(frame: np.ndarray) -> float:
+        """The activation of a frame as saved (pixels at the input's size), the number reported."""
+        return float(objective(encoding.encode(frame[None])))
+
     base = encoding.encode(pixels[None])
     try:
-        start = float(objective(base))
+        start = measure(pixels)
     except (tf.errors.InvalidArgumentError, ValueError) as exc:
         raise ConfigError(f"a {height}x{width} image is too small for layer {layer_name!r} ({exc}); "
                           "give a larger image") from None
-    x = resize(base, size(0))
+    # octaves smaller than the layer's receptive field climb at the smallest size it takes
+    smallest = next(k for k in range(config.octaves) if k == config.octaves - 1 or fits(size(k)))
+    sizes = [size(max(k, smallest)) for k in range(config.octaves)]
+    x = resize(base, sizes[0])
     frames, activations = [], []
-    for k in range(config.octaves):
-        if k:  # enlarge, and put back the detail the smaller copy of the image had lost
-            lost = resize(base, size(k)) - resize(resize(base, size(k - 1)), size(k))
-            x = encoding.project(resize(x, size(k)) + lost)
-        try:
-            x, value = climb(x, tf.constant(config.steps))
-        except tf.errors.InvalidArgumentError as exc:
-            raise ConfigError(f"octave {k + 1} ({size(k)[0]}x{size(k)[1]} px) is too small for layer "
-                              f"{layer_name!r}; use fewer --octaves or a smaller --octave-scale ({exc.message})") from None
-        frames.append(_to_pixels(resize(x, (height, width))[0].numpy(), pixels, encoding))
-        activations.append(float(value))
+    for k, shape in enumerate(sizes):
+        if k and shape != sizes[k - 1]:  # enlarge, and put back the detail the smaller copy had lost
+            lost = resize(base, shape) - resize(resize(base, sizes[k - 1]), shape)
+            x = encoding.project(resize(x, shape) + lost)
+        x = climb(x, tf.constant(config.steps))
+        frames.append(_to_pixels(encoding.project(resize(x, (height, width)))[0].numpy(), pixels, encoding))
+        activations.append(measure(frames[-1]))
     return Dream(image=frames[-1], frames=tuple(frames), activations=tuple(activations), start_activation=start)
 
 
 def _to_pixels(x: np.ndarray, original: np.ndarray, encoding) -> np.ndarray:
-    """Model input → pixels 0..255: standardized images get the original's mean and spread back."""
+    """Model input → pixels 0..255 that encode back to the same model input.
+
+    A standardized image is shown with the original's mean and spread as far as
+    0..255 allows: where the dream reaches past them, the contrast is lowered and the
+    brightness shifted rather than clipped (standardization undoes both, so the saved
+    image keeps the activation it was dreamed to). Range encodings were kept in range.
+    """
     if encoding.kind == "standardize":
-        out = x * max(float(original.std()), 1.0 / math.sqrt(original.size)) + float(original.mean())
+        spread = max(float(original.std()), 1.0 / math.sqrt(original.size))
+        low, high = float(x.min()), float(x.max())
+        scale = min(spread, 255.0 / (high - low)) if high > low else spread
+        offset = min(max(float(original.mean()), -scale * low), 255.0 - scale * high)
+        out = x * scale + offset
     else:
         out = encoding.decode(x)
     return np.clip(out, 0.0, 255.0).astype(np.float32)
