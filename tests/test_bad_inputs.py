@@ -163,8 +163,6 @@ CASES = [
      ("no layer named 'c3'", "did you mean", "c2")),
     ("flatten-no-maps", lambda w: _find(w, "flatten-no-maps", w.tiny, "--layer", "flat"), 5,
      ("'flat' has output shape (None, 54), no feature maps", "layers with maps: c1, pool, c2")),
-    ("dense-no-maps", lambda w: _find(w, "dense-no-maps", w.tiny, "--layer", "out"), 5,
-     ("no feature maps", "layers with maps: c1, pool, c2")),
     ("map-out-of-range", lambda w: _find(w, "map-out-of-range", w.tiny, "--layer", "c2", "--maps", "0-9"), 5,
      ("map index 9 is out of range", "6 maps (0-5)")),
     ("maps-reversed", lambda w: _find(w, "maps-reversed", w.tiny, "--layer", "c2", "--maps", "3-1"), 2,

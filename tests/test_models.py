@@ -197,10 +197,11 @@ def test_feature_submodel_of_loaded_model(tiny_model_file):
     assert tuple(sub.output.shape) == (None, 3, 3, 6)
 
 
-@pytest.mark.parametrize("layer", ["flat", "out"])
-def test_feature_submodel_of_units(tiny_model, layer):
-    """A 2-D output's units count as maps (one OIP per class of the output layer)."""
-    assert len(feature_submodel(tiny_model, layer).output.shape) == 2
+def test_feature_submodel_of_units(tiny_model):
+    """A dense layer's units count as maps (one OIP per class of the output layer); a Flatten's do not."""
+    assert len(feature_submodel(tiny_model, "out").output.shape) == 2
+    with pytest.raises(LayerError, match="'flat' has output shape"):
+        feature_submodel(tiny_model, "flat")
 
 
 def test_feature_submodel_without_maps():

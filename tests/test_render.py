@@ -260,7 +260,8 @@ def dead_blob():
 
 
 def test_the_warm_up_wakes_a_dead_map_in_the_series_loop(dead_blob):
-    base = {"restarts": 0, "rescue_steps": 0, "precursor": False, "steps": 40, "epsilon": 0.05}
+    base = {"restarts": 0, "rescue_steps": 0, "precursor": False, "steps": 40, "epsilon": 0.05,
+            "warmup_round_steps": 0}
     cold = find_oips(dead_blob, "c1", [1], OipConfig(**base)).maps[0]
     assert cold.status == "silent" and cold.activation == 0.0
     # reachable: the pre-activation rescue from the same start wakes it
@@ -269,3 +270,10 @@ def test_the_warm_up_wakes_a_dead_map_in_the_series_loop(dead_blob):
     warm = find_oips(dead_blob, "c1", [1], OipConfig(**{**base, "warmup_steps": 30})).maps[0]
     assert warm.status != "silent" and warm.activation > 0 and warm.start == "scales"
     assert warm.activation_history[0] == 0.0  # it started dead, like the cold one
+    # the default last round: fresh starts with a warm-up of a quarter of the steps, for maps still silent
+    last = find_oips(dead_blob, "c1", [0, 1], OipConfig(**{**base, "warmup_round_steps": 150}))
+    woken = last.maps[1]
+    assert woken.status != "silent" and woken.activation > 0 and woken.start.startswith("warm-up150:")
+    live = find_oips(dead_blob, "c1", [0], OipConfig(**base)).maps[0]
+    assert live.activation > 0  # a live map keeps its OIP bit for bit
+    np.testing.assert_array_equal(last.maps[0].image, live.image)

@@ -258,21 +258,25 @@ def output_submodel(model: keras.Model, layer_name: str, prefix: str = "out_") -
     )
 
 
+_REARRANGING = ("Flatten", "Reshape")  # 2-D outputs whose units are only the positions of the maps before
+
+
 def feature_submodel(model: keras.Model, layer_name: str) -> keras.Model:
     """Sub-model from the model's image input to the output of ``layer_name``.
 
     Works for Sequential and Functional models (the seed's ``_build_oip_model``).
     Repeated calls return the same sub-model, so compiled loops are reused.
 
-    A dense layer's units count as its maps (a 2-D output), so the OIPs of a
-    classifier's outputs use the same machinery.
+    A dense (or global pooling) layer's units count as its maps (a 2-D output),
+    so the OIPs of a classifier's outputs use the same machinery; a ``Flatten``
+    only rearranges the maps before it, so it is refused.
 
     Raises:
         LayerError: unknown layer, or the layer has neither 4-D feature maps nor 2-D units.
     """
     image_input_shape(model)
     info = _layer_info(get_layer(model, layer_name))
-    if info.n_maps is None and len(info.output_shape) != 2:
+    if info.n_maps is None and (len(info.output_shape) != 2 or info.class_name in _REARRANGING):
         with_maps = ", ".join(f.name for f in feature_layers(model)) or "none"
         raise LayerError(
             f"layer {layer_name!r} has output shape {info.output_shape}, no feature maps; "

@@ -36,7 +36,7 @@ __all__ = ["find_oips", "retry_from", "file_sha256", "RESTART_KINDS"]
 RESTART_KINDS: tuple[str, ...] = ("coarse", "fourier", "mix")
 """Start kinds tried, in turn, by the restart rounds for silent maps."""
 
-_PRECURSOR, _RESTART, _STAGE, _TRANSFORM = 1, 2, 3, 4
+_PRECURSOR, _RESTART, _STAGE, _TRANSFORM, _WARM = 1, 2, 3, 4, 5
 
 
 def _rng(config: OipConfig, m: int, r: int, purpose: int, extra: int = 0) -> np.random.Generator:
@@ -219,6 +219,44 @@ def _rescue_labels(oips: Sequence[MapOip], positions: Sequence[int]) -> list[str
 
 def _second_chances(search: _Search, subject, layer_name: str, elems: Sequence[tuple[int, int]],
                     oips: list[MapOip]) -> None:
+    """Restarts, the pre-activation rescue, then a warm-up round, for the OIPs that show nothing; in place."""
+    _restarts_and_rescue(search, subject, layer_name, elems, oips)
+    _warm_round(search, elems, oips)
+
+
+def _warm_round(search: _Search, elems: Sequence[tuple[int, int]], oips: list[MapOip]) -> None:
+    """The last chance of a map still silent: fresh starts of every kind, climbed with the ReLU warm-up
+    (``warmup_round_steps``, at most a quarter of the steps).
+
+    Measured on the embedded CNN (``bench/bench_warmup.py``): run this way, after the
+    restarts and the rescue, the warm-up wakes maps they leave silent, costs nothing when
+    none is left, and changes no OIP of a live map (a warm-up in the main ascent would).
+    """
+    config = search.config
+    steps = config.warmup_round_steps
+    rectified = search.objective.primary.rectified
+    todo = _to_retry(oips, range(len(oips)), rectified)
+    if not steps or config.total_steps < 4 or not todo or not config.uses_series_loop:
+        return
+    n_candidates = max(config.n_candidates, 1) if config.precursor else 8
+    kinds = ("precursor",) + RESTART_KINDS
+    starts, labels = [], []
+    for k, kind in enumerate(kinds):
+        x0, found = search.starts([elems[i] for i in todo], kind, _WARM, k, n_candidates)
+        starts.append(x0)
+        labels.append([f"warm-up{steps}:{label.split('#')[0]}" for label in found])
+    maps = [elems[i][0] for i in todo]
+    outcome = ascend(search.sub, np.concatenate(starts), maps * len(kinds), config, steps=config.total_steps,
+                     encoding=search.encoding, execution=search.execution,
+                     warmup_steps=min(steps, config.total_steps // 4))  # leave steps to see it is still silent
+    for k in range(len(kinds)):
+        still = _to_retry(oips, todo, rectified)
+        _keep_better(oips, still, outcome, [labels[k][todo.index(i)] for i in still],
+                     [k * len(todo) + todo.index(i) for i in still])
+
+
+def _restarts_and_rescue(search: _Search, subject, layer_name: str, elems: Sequence[tuple[int, int]],
+                         oips: list[MapOip]) -> None:
     """Restarts, then the pre-activation rescue, for the OIPs that show nothing; in place.
 
     Restart round ``r`` (start kind ``RESTART_KINDS[r-1]``) replaces an OIP that
