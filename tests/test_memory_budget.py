@@ -29,8 +29,8 @@ from oipscope.search import find_oips
 calls = []
 real_get_segment = engine._get_segment
 
-def spying_get_segment(submodel, jit, encoding):
-    segment = real_get_segment(submodel, jit, encoding)
+def spying_get_segment(submodel, *key):
+    segment = real_get_segment(submodel, *key)
     def spy(x, *rest):
         total_steps, snap_slot = int(rest[7]), rest[12].numpy()
         calls.append({"batch": int(x.shape[0]), "submodel": submodel.name,

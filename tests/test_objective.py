@@ -280,7 +280,7 @@ def test_checks_against_the_layer_shape():
 
 @pytest.mark.parametrize("layer, text, message", [
     ("c2", "neuron:3,0", "outside the layer's 3x3"),
-    ("flat", "region:0:1,0:1", "no positions"),
+    ("out", "region:0:1,0:1", "no positions"),
     ("c2", "direction:1,2", "direction has 2 values but the layer has 6 maps"),
     ("c2", "channel - 0.1*tv + neuron:0,9", "outside"),
 ])
