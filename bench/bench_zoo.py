@@ -33,7 +33,7 @@ def run_once(out: Path, images: str = "mnist-test") -> dict[str, float]:
     from oipscope.imagesets import open_images
     from oipscope.models import describe
     from oipscope.report import write_gallery
-    from oipscope.runs import run_zoo
+    from oipscope.runs import class_layer, run_classes, run_zoo
 
     subject = default_subject()
     image_set = open_images(images, subject.input_shape)
@@ -62,8 +62,12 @@ def run_once(out: Path, images: str = "mnist-test") -> dict[str, float]:
     phases["dataset examples + waking + assessing"] = searched - stage_seconds["OIPs"]
 
     t = time.perf_counter()
+    classes = run_classes(subject, OipConfig(), out, layer_name=class_layer(subject.model))
+    phases["class OIPs (classes.html)"] = time.perf_counter() - t
+
+    t = time.perf_counter()
     write_gallery(out, (subject.name, describe(subject.model)), [(run.result, run.examples) for run in runs],
-                  images=image_set)
+                  images=image_set, classes=classes)
     phases["gallery (pages, cards, PNGs)"] = time.perf_counter() - t
     phases["total"] = time.perf_counter() - start
     return phases
