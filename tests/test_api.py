@@ -89,6 +89,7 @@ def test_readme_python_examples_use_the_public_api():
             assert first in {*oipscope.__all__, "__all__"}, ref
 
 
+@pytest.mark.slow
 def test_two_line_notebook_use(tiny_model):
     config = oipscope.OipConfig(steps=20, n_candidates=2, restarts=0, scales=(3, 6, 12))
     result = oipscope.find_oips(tiny_model, "c2", maps="0-2", config=config)

@@ -177,6 +177,7 @@ def test_debug_names_the_device_the_ascent_runs_on(tiny_model_file):
 # --- find: objectives and readable OIPs -----------------------------------------
 
 
+@pytest.mark.slow
 def test_find_class_objective_defaults_to_output_layer(tiny_model_file, tmp_path):
     """``--objective class`` without ``--layer`` climbs the output layer's logits: one OIP per class."""
     from oipscope.results import OipResult
@@ -220,6 +221,7 @@ def test_find_bad_method_raises_config_error(tiny_model_file, tmp_path, args, wo
     assert not (tmp_path / "bad" / "result.json").exists()
 
 
+@pytest.mark.slow
 def test_find_bad_objective_exit_code(tmp_path):
     proc = run_module("find", "--objective", "channel +", "--out", str(tmp_path / "bad"))
     assert proc.returncode == 2, proc.stderr

@@ -52,7 +52,7 @@ def embedded_digit():
     return default_subject(), np.asarray(examples.images[0], np.float32)
 
 
-@pytest.mark.parametrize("layer", ["Conv2D_1", "Conv2D_2", "Conv2D_3"])
+@pytest.mark.parametrize("layer", [pytest.param("Conv2D_1", marks=pytest.mark.slow), pytest.param("Conv2D_2", marks=pytest.mark.slow), "Conv2D_3"])
 def test_dream_with_the_defaults_amplifies_a_real_digit_at_least_1_5_times(embedded_digit, layer):
     # issue 12's target, on every conv layer; Conv2D_3 takes 18 px at least, so the smallest
     # default octaves (10 and 14 px) climb at 18 px instead of failing

@@ -86,6 +86,7 @@ def test_nonfinite_map_is_flagged_and_others_are_unaffected(mode):
         np.testing.assert_allclose(oip.activation_history, want.activation_history, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_cli_summary_counts_nonfinite_maps(tmp_path):
     from oipscope.cli import app
 

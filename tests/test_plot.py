@@ -59,6 +59,7 @@ def _texts(fig: Figure) -> list[str]:
     return out
 
 
+@pytest.mark.slow
 def test_the_silent_map_is_silent(setup):
     statuses = [m.status for m in setup["c1"].maps]
     assert statuses[SILENT_MAP] == "silent"
@@ -332,6 +333,7 @@ def test_quality_caption(setup):
     assert quality_text(dataclasses.replace(oip, jitter_robustness=None, hf_share=None)) == ""
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rgb", [False, True])
 def test_map_card_shows_quality_numbers(setup, rgb):
     """The card's text box has a quality line, inside the card and clear of the other texts (grey and RGB,

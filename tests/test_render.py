@@ -93,6 +93,7 @@ def test_batches_never_split_the_replicates_of_a_map():
 # ---- robust OIPs through find_oips -----------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_robust_oips_are_finite_inside_the_range_and_measured(rgb, robust_run):
     images = _images(robust_run)
     assert [oip.map_index for oip in robust_run.maps] == [0, 1, 2, 3]
@@ -111,6 +112,7 @@ def test_robust_oips_are_finite_inside_the_range_and_measured(rgb, robust_run):
     assert any(oip.activation > max(oip.activation_history[0], 0) for oip in robust_run.maps)  # the ascent climbs
 
 
+@pytest.mark.slow
 def test_robust_oips_are_reproducible_and_independent_of_the_batch(rgb, robust_run):
     again = find_oips(rgb, "c2", [0, 1, 2, 3], ROBUST)
     np.testing.assert_array_equal(_images(again), _images(robust_run))
@@ -139,6 +141,7 @@ def replicates(rgb):
             for objective in ("channel", "channel - 10*diversity", "channel + 10*diversity")}
 
 
+@pytest.mark.slow
 def test_a_diversity_term_changes_the_replicates_and_keeps_them_in_one_batch(rgb, replicates):
     plain, diverse = replicates["channel"], replicates["channel - 10*diversity"]
     assert diverse.config.objective == "channel - 10*diversity"
@@ -152,6 +155,7 @@ def test_a_diversity_term_changes_the_replicates_and_keeps_them_in_one_batch(rgb
     np.testing.assert_allclose(_images(whole), _images(diverse), atol=1e-5 * 255)
 
 
+@pytest.mark.slow
 def test_subtracting_diversity_spreads_the_replicates(rgb, replicates):
     sub = feature_submodel(rgb, "c2")
     plain = _gram_cosine(sub, replicates["channel"])
@@ -160,6 +164,7 @@ def test_subtracting_diversity_spreads_the_replicates(rgb, replicates):
     assert _gram_cosine(sub, replicates["channel + 10*diversity"]) >= plain - 1e-3  # adding it pulls them together
 
 
+@pytest.mark.slow
 def test_class_logits_give_one_oip_per_class_predicted_as_that_class():
     keras.utils.set_random_seed(1)
     model = build_tiny_model("tiny_softmax", output_activation="softmax")
@@ -259,6 +264,7 @@ def dead_blob():
     return model
 
 
+@pytest.mark.slow
 def test_the_warm_up_wakes_a_dead_map_in_the_series_loop(dead_blob):
     base = {"restarts": 0, "rescue_steps": 0, "precursor": False, "steps": 40, "epsilon": 0.05,
             "warmup_round_steps": 0}

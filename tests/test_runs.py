@@ -21,6 +21,7 @@ def _same(a: OipResult, b: OipResult) -> None:
         assert (x.status, x.start, x.activation) == (y.status, y.start, y.activation)
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_to_the_same_result(tiny_model, tmp_path):
     whole = run_layer(tiny_model, "c2", "all", CONFIG, tmp_path / "whole", chunk_maps=2)
     assert not (tmp_path / "whole" / "parts").exists()
