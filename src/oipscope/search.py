@@ -217,6 +217,11 @@ def _rescue_labels(oips: Sequence[MapOip], positions: Sequence[int]) -> list[str
     return [f"rescue:pre-activation({oips[i].start})" for i in positions]
 
 
+def _second_chance_candidates(config: OipConfig) -> int:
+    """Candidate starts scored per map for a second chance: the precursor's number, or 8 without it."""
+    return max(config.n_candidates, 1) if config.precursor else 8
+
+
 def _second_chances(search: _Search, subject, layer_name: str, elems: Sequence[tuple[int, int]],
                     oips: list[MapOip]) -> None:
     """Restarts, the pre-activation rescue, then a warm-up round, for the OIPs that show nothing; in place."""
@@ -238,7 +243,7 @@ def _warm_round(search: _Search, elems: Sequence[tuple[int, int]], oips: list[Ma
     todo = _to_retry(oips, range(len(oips)), rectified)
     if not steps or config.total_steps < 4 or not todo or not config.uses_series_loop:
         return
-    n_candidates = max(config.n_candidates, 1) if config.precursor else 8
+    n_candidates = _second_chance_candidates(config)
     kinds = ("precursor",) + RESTART_KINDS
     starts, labels = [], []
     for k, kind in enumerate(kinds):
@@ -276,7 +281,7 @@ def _restarts_and_rescue(search: _Search, subject, layer_name: str, elems: Seque
     todo = to_retry(range(len(oips)))
     if not todo:
         return
-    n_restart = max(config.n_candidates, 1) if config.precursor else 8
+    n_restart = _second_chance_candidates(config)
     pre = subject.preactivation_submodel(layer_name) if config.rescue_steps and not search.objective.logits else None
 
     def rescue(positions: list[int]) -> None:
