@@ -214,7 +214,7 @@ def render(
         p = tf.constant(params[rows])
         m = v = tf.zeros_like(p)
         target, group = tf.constant(maps[rows]), tf.constant(groups[rows])
-        done, finite, silent = 0, None, None
+        done, finite, silent, image = 0, None, None, None
         for end in ends:
             p, m, v, hist, finite, silent = loop(
                 p, m, v, target, group, tf.constant(matrices[:, done:end]), tf.constant(done, tf.int32),
@@ -222,9 +222,10 @@ def render(
                 tf.constant(config.warmup_steps, tf.int32))
             history[rows, done:end] = hist.numpy().T
             done = end
+            image = to_image(p).numpy() if done - 1 in snaps or done == steps else None
             if done - 1 in snaps:
-                snapshots[rows, snaps.index(done - 1)] = to_image(p).numpy()
-        images[rows] = to_image(p).numpy()
+                snapshots[rows, snaps.index(done - 1)] = image
+        images[rows] = image  # the last segment ends at the last step
         finite, silent = finite.numpy(), silent.numpy()
         status[rows] = np.where(~finite, Status.NONFINITE.code,
                                 np.where(silent, Status.SILENT.code, Status.STEP_LIMIT.code))
