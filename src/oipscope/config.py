@@ -294,12 +294,17 @@ class Execution:
             per OIP (measured: 0.23 ms per OIP-step at 64 against 0.25 at 128 for the
             embedded CNN's Conv2D_3, 0.12 against 0.16 for Conv2D_1), and no limit but
             the memory budget on a GPU.
+        own_maps: when the target layer is a convolution (with BatchNormalization
+            and activations after it), compute for each element only its own map
+            of it (:mod:`oipscope.own_map`); equal to the whole layer up to float
+            rounding. False: the whole layer, as the series' loop does.
     """
 
     memory_budget_mb: float = 512.0
     jit_compile: bool = False
     segment_steps: int | None = 40
     batch_size: int | None = None
+    own_maps: bool = True
 
     def __post_init__(self) -> None:
         _check(isinstance(self.memory_budget_mb, (int, float)) and not isinstance(self.memory_budget_mb, bool)
@@ -310,6 +315,7 @@ class Execution:
                f"segment_steps must be an integer >= 1 or None, got {self.segment_steps!r}")
         _check(self.batch_size is None or (_is_int(self.batch_size) and self.batch_size >= 1),
                f"batch_size must be an integer >= 1 or None, got {self.batch_size!r}")
+        _check(isinstance(self.own_maps, bool), f"own_maps must be True or False, got {self.own_maps!r}")
 
     def batch_limit(self) -> int:
         """The most OIPs per batch apart from memory: ``batch_size``, or 64 on a CPU."""

@@ -98,13 +98,17 @@ def estimate_chunk_size(submodel, n_snapshots: int, steps: int, budget_mb: float
 _SEGMENTS: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
 
 
-def _build_segment(submodel, jit: bool, encoding: InputEncoding, objective: Objective, warm: bool):
+def _build_segment(submodel, jit: bool, encoding: InputEncoding, objective: Objective, warm: bool,
+                   own_maps: bool = True):
     """The compiled segment: up to ``seg_len`` steps of every element still running.
 
     ``warm``: compile the ReLU warm-up (:mod:`oipscope.warmup`) for elements below the warm-up step.
+    ``own_maps``: compute only each element's own map of the target layer where
+    :func:`~oipscope.own_map.ascent_layer` allows it.
     """
     import tensorflow as tf
 
+    from .own_map import ascent_layer
     from .warmup import redirected_relu
 
     h, w, c = (int(d) for d in submodel.inputs[0].shape[1:])
@@ -129,16 +133,17 @@ def _build_segment(submodel, jit: bool, encoding: InputEncoding, objective: Obje
         tf.TensorSpec((), tf.int32),  # warm-up steps
     ]
     centre = tf.constant(encoding.centre(c))
+    layer_output = ascent_layer(submodel, objective, own_maps)
 
     def plain_gradient(x, maps, warming=None):
         with tf.GradientTape() as tape:
             tape.watch(x)
             if warming is not None:
                 with redirected_relu(warming):
-                    features = submodel(x, training=False)
+                    features, own = layer_output(x, maps)
             else:
-                features = submodel(x, training=False)
-            activation = objective.value(Context(features, x, maps, centre=centre, spread=spread))
+                features, own = layer_output(x, maps)
+            activation = objective.value(Context(features, x, own, centre=centre, spread=spread))
             total = tf.reduce_sum(activation)
         return activation, tape.gradient(total, x)
 
@@ -215,8 +220,9 @@ def _build_segment(submodel, jit: bool, encoding: InputEncoding, objective: Obje
     return segment
 
 
-def _get_segment(submodel, jit: bool, encoding: InputEncoding, objective: Objective, warm: bool):
-    key = (jit, encoding, objective, warm)
+def _get_segment(submodel, jit: bool, encoding: InputEncoding, objective: Objective, warm: bool,
+                 own_maps: bool = True):
+    key = (jit, encoding, objective, warm, own_maps)
     try:
         cache = _SEGMENTS.setdefault(submodel, {})
     except TypeError:  # not weak-referenceable
@@ -387,7 +393,7 @@ def ascend(
                        execution.batch_limit())
         warmup = config.warmup_steps if warmup_steps is None else int(warmup_steps)
         segment = _get_segment(submodel, execution.jit_compile, encoding or InputEncoding.standardize(),
-                               objective, warmup > 0)
+                               objective, warmup > 0, execution.own_maps)
         constants = [tf.constant(v, dtype) for v, dtype in (
             (seg_len, tf.int32), (steps, tf.int32), (config.epsilon, tf.float32),
             (config.conv_criterion, tf.float32), (config.conv_patience, tf.int32), (stop, tf.bool),

@@ -132,12 +132,14 @@ class Term(_Arithmetic):
         rectified: its value is expected above zero when the map responds at all
             (a map after a ReLU); False for values that are naturally signed.
         couples: the term mixes the replicates of a map (diversity).
+        own_map: the term reads nothing of the layer but the element's own map.
     """
 
     reads_layer = True
     logits = False
     rectified = True
     couples = False
+    own_map = True
 
     def value(self, ctx: Context):
         """(B,) tensor: each element's value of this term."""
@@ -231,6 +233,7 @@ class _Region(Term):
 class _Direction(Term):
     vector: tuple[float, ...]
     rectified = False
+    own_map = False
 
     def value(self, ctx: Context):
         import tensorflow as tf
@@ -273,6 +276,7 @@ class _ClassLogit(Term):
 @dataclass(frozen=True)
 class _Diversity(Term):
     couples = True
+    own_map = False
 
     def value(self, ctx: Context):
         """The mean cosine similarity of this element's Gram matrix to its map's other replicates."""
@@ -407,6 +411,11 @@ class Objective(_Arithmetic):
     def couples(self) -> bool:
         """Whether the replicates of a map climb together (a diversity term)."""
         return any(term.couples for _, term in self.terms)
+
+    @property
+    def own_map(self) -> bool:
+        """Whether the objective reads nothing of the layer but each element's own map."""
+        return all(term.own_map for _, term in self.terms)
 
     @property
     def is_series(self) -> bool:

@@ -39,13 +39,15 @@ def parametrization_of(config: OipConfig, shape: tuple[int, int, int], encoding:
 
 
 def _build_loop(submodel, param: Parametrization, objective: Objective, adam: bool, transformed: bool,
-                warm: bool):
+                warm: bool, own_maps: bool = True):
     import tensorflow as tf
 
+    from .own_map import ascent_layer
     from .warmup import redirected_relu
 
     h, w, c = param.shape
     encoding = param.encoding
+    layer_output = ascent_layer(submodel, objective, own_maps)
     centre = tf.constant(encoding.centre(c))
     spread = tf.constant(encoding.spread(c))
     vector = tf.TensorSpec((None,), tf.int32)
@@ -67,10 +69,10 @@ def _build_loop(submodel, param: Parametrization, objective: Objective, adam: bo
             seen = warp(image - centre, matrices) + centre if transformed else image
             if warming is not None:
                 with redirected_relu(warming):
-                    features = submodel(seen, training=False)
+                    features, own = layer_output(seen, maps)
             else:
-                features = submodel(seen, training=False)
-            ctx = Context(features, image, maps, groups, centre, spread)
+                features, own = layer_output(seen, maps)
+            ctx = Context(features, image, own, groups, centre, spread)
             value = objective.value(ctx)
             total = tf.reduce_sum(value)
         return value, tape.gradient(total, params)
@@ -196,7 +198,7 @@ def render(
     objective = parse_objective(config.objective)
     transforms = resolve_transforms(config.transforms, h, w)
     loop, to_image = _get_loop(submodel, parametrization, objective, config.optimizer == "adam", bool(transforms),
-                               config.warmup_steps > 0)
+                               config.warmup_steps > 0, execution.own_maps)
     size = config.learning_rate if config.optimizer == "adam" else config.epsilon
     n = len(params)
     images = np.zeros((n, h, w, c), np.float32)
