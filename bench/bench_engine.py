@@ -43,14 +43,22 @@ def conv_macs(sub) -> int:
 
 
 def peak_gflops() -> float:
-    mhz = 2300.0
+    """fp32 peak of this machine: cores x clock x SIMD lanes x 2 (FMA) x 2 FMA units.
+
+    The lanes come from the CPU flags: 16 with AVX-512, 8 with AVX2 (the shared machines
+    change between sessions: one had AVX-512 and AMX, another only AVX2).
+    """
+    mhz, flags = 2300.0, set()
     try:
         with open("/proc/cpuinfo") as fh:
-            vals = [float(l.split(":")[1]) for l in fh if l.startswith("cpu MHz")]
+            lines = fh.read().splitlines()
+        vals = [float(l.split(":")[1]) for l in lines if l.startswith("cpu MHz")]
         mhz = max(vals) if vals else mhz
+        flags = set(next((l.split(":")[1].split() for l in lines if l.startswith("flags")), []))
     except OSError:
         pass
-    return (os.cpu_count() or 1) * mhz / 1000 * 32 * 2  # AVX-512 FMA: 16 lanes x 2 flops x 2 units
+    lanes = 16 if "avx512f" in flags else 8 if "avx2" in flags else 4
+    return (os.cpu_count() or 1) * mhz / 1000 * lanes * 2 * 2
 
 
 def main() -> None:

@@ -117,6 +117,7 @@ def test_ascent_layer_reads_own_maps_only_when_the_objective_allows():
         assert features.shape[-1] == width and read.numpy().tolist() == expected, text
 
 
+@pytest.mark.slow
 def test_own_map_oips_equal_the_whole_layers_within_rounding():
     """Same starts; the ascents differ by summation order only, which the README states as a tolerance."""
     from oipscope.cnn import default_subject
@@ -186,31 +187,3 @@ def test_first_max_pooling_swaps_only_tiling_pools_and_only_inside():
         for layer, grad in expected.items():
             assert np.array_equal(gradient(layer), grad)
     assert tf.nn.max_pool is plain
-
-
-# ---- second chances -------------------------------------------------------------------------
-
-def test_restart_rounds_run_only_for_the_maps_still_silent(monkeypatch):
-    """Rounds run one after another, each one batch of the maps that still show nothing."""
-    import keras
-
-    from oipscope.search import _Search, find_oips
-
-    keras.utils.set_random_seed(3)
-    inputs = keras.Input((12, 12, 1))
-    conv = keras.layers.Conv2D(4, 3, activation="relu", name="c")
-    model = keras.Model(inputs, conv(inputs))
-    kernel, bias = conv.get_weights()
-    bias[[1, 3]] = -1e3  # maps 1 and 3 can never respond
-    conv.set_weights([kernel, bias])
-    rounds = []
-    run = _Search.run
-
-    def recording(self, elems, kind, purpose, extra, n_candidates, on_stopped=None):
-        rounds.append([m for m, _ in elems])
-        return run(self, elems, kind, purpose, extra, n_candidates, on_stopped)
-
-    monkeypatch.setattr(_Search, "run", recording)
-    result = find_oips(model, "c", "all", OipConfig(steps=20, n_candidates=2, restarts=3, rescue_steps=0))
-    assert rounds == [[0, 1, 2, 3], [1, 3], [1, 3], [1, 3]]  # the first search, then three rounds
-    assert [m.status for m in result.maps if m.map_index in (1, 3)] == ["silent", "silent"]

@@ -13,6 +13,8 @@ step, for a value range a clip to the range.
 
 The steps run inside one ``tf.function`` (a ``tf.while_loop``), traced once per
 sub-model and encoding, in segments of :attr:`Execution.segment_steps` steps.
+The loops are written with explicit ``tf.while_loop``/``tf.cond`` and traced
+without AutoGraph (its first conversion alone took about 2 s of a zoo).
 Between segments the batch is compacted: elements that stopped (converged,
 silent, non-finite, out of steps) leave it and waiting elements take their
 places, so every step is spent on elements that still climb. Each element
@@ -154,7 +156,7 @@ def _build_segment(submodel, jit: bool, encoding: InputEncoding, objective: Obje
         return tf.cond(tf.reduce_any(warming), lambda: plain_gradient(x, maps, warming),
                        lambda: plain_gradient(x, maps))
 
-    @tf.function(input_signature=spec, jit_compile=jit, reduce_retracing=True)
+    @tf.function(input_signature=spec, jit_compile=jit, reduce_retracing=True, autograph=False)
     def segment(x, maps, step, prev, run, status, conv_step, seg_len, total_steps, eps, crit, patience, stop,
                 snap_slot, snap_capacity, warmup):
         b = tf.shape(x)[0]
@@ -244,7 +246,7 @@ def _forward(submodel, objective: Objective):
         h, w, c = (int(d) for d in submodel.inputs[0].shape[1:])
 
         @tf.function(input_signature=[tf.TensorSpec((None, h, w, c), tf.float32), tf.TensorSpec((None,), tf.int32)],
-                     reduce_retracing=True)
+                     reduce_retracing=True, autograph=False)
         def forward(x, maps):
             return objective.measure(Context(submodel(x, training=False), x, maps))
 

@@ -171,7 +171,7 @@ def _make_forward(submodel, input_shape: tuple[int, int, int], encoding: InputEn
     """
     import tensorflow as tf
 
-    @tf.function(input_signature=[tf.TensorSpec((None, *input_shape), tf.float32)])
+    @tf.function(input_signature=[tf.TensorSpec((None, *input_shape), tf.float32)], autograph=False)
     def forward(batch):
         out = submodel(encoding.encode(batch), training=False)
         if out.shape.rank == 2:

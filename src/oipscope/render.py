@@ -77,7 +77,7 @@ def _build_loop(submodel, param: Parametrization, objective: Objective, adam: bo
             total = tf.reduce_sum(value)
         return value, tape.gradient(total, params)
 
-    @tf.function(input_signature=spec, reduce_retracing=True)
+    @tf.function(input_signature=spec, reduce_retracing=True, autograph=False)
     def loop(params, m, v, maps, groups, matrices, done, n, size, warmup):
         b = tf.shape(params)[0]
         axes = list(range(1, len(param.param_shape) + 1))
@@ -115,7 +115,7 @@ def _build_loop(submodel, param: Parametrization, objective: Objective, adam: bo
             lambda i, *_: i < n, body, (tf.constant(0), params, m, v, history, finite, rms, value))
         return params, m, v, history.stack(), finite, objective.silent(value, rms)
 
-    @tf.function(input_signature=[params_spec], reduce_retracing=True)
+    @tf.function(input_signature=[params_spec], reduce_retracing=True, autograph=False)
     def image(params):
         return param.image(params)
 

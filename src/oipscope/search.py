@@ -264,14 +264,13 @@ def _restarts_and_rescue(search: _Search, subject, layer_name: str, elems: Seque
                          oips: list[MapOip]) -> None:
     """Restarts, then the pre-activation rescue, for the OIPs that show nothing; in place.
 
-    Restart round ``r`` (start kind ``RESTART_KINDS[r-1]``) runs for the OIPs that
-    still need a retry and replaces each one if :func:`~oipscope.status.is_better`;
+    Restart round ``r`` (start kind ``RESTART_KINDS[r-1]``) replaces an OIP that
+    still needs a retry when its turn comes, if :func:`~oipscope.status.is_better`;
     the rescue climbs the layer's pre-activation (its gradient is not cut by ReLU)
-    until the map wakes, then runs the ordinary ascent from there. Each round is
-    one batch of all its maps. Rounds run one after another, not speculatively
-    together: on a CPU a step costs in proportion to the batch, and the first
-    round usually wakes most maps (measured on the embedded CNN's Conv2D_3: 10
-    silent maps, 40 elements ascended together against 10 + 2 + ...).
+    until the map wakes, then runs the ordinary ascent from there. With strategy 0
+    every round and the rescue ascend together in one batch from the start, and
+    their outcomes are applied in turn: since each element climbs on its own, that
+    gives exactly the OIPs of one round after another, in fewer, fuller loops.
     """
     config = search.config
     rectified = search.objective.primary.rectified
@@ -301,16 +300,45 @@ def _restarts_and_rescue(search: _Search, subject, layer_name: str, elems: Seque
             _keep_better(oips, todo, again, _restart_labels(round_, labels))
         return
 
-    for round_ in range(1, config.restarts + 1):  # one round after another, each for the maps still silent
+    if config.strategy != 0:  # coarse-to-fine stages: one round after another
+        for round_ in range(1, config.restarts + 1):
+            todo = to_retry(todo)
+            if not todo:
+                return
+            kind = RESTART_KINDS[(round_ - 1) % len(RESTART_KINDS)]
+            again, labels = search.run([elems[i] for i in todo], kind, _RESTART, round_, n_restart)
+            _keep_better(oips, todo, again, _restart_labels(round_, labels))
         todo = to_retry(todo)
-        if not todo:
-            return
+        if pre is not None and todo:
+            rescue(todo)
+        return
+
+    first = list(oips)
+    starts, pieces = [], []  # pieces: (round, labels); round 0 is the rescue
+    for round_ in range(1, config.restarts + 1):
         kind = RESTART_KINDS[(round_ - 1) % len(RESTART_KINDS)]
-        again, labels = search.run([elems[i] for i in todo], kind, _RESTART, round_, n_restart)
-        _keep_better(oips, todo, again, _restart_labels(round_, labels))
-    todo = to_retry(todo)
-    if pre is not None and todo:
-        rescue(todo)
+        x0, labels = search.starts([elems[i] for i in todo], kind, _RESTART, round_, n_restart)
+        starts.append(x0)
+        pieces.append((round_, _restart_labels(round_, labels)))
+    maps = [elems[i][0] for i in todo]
+    if pre is not None:
+        starts.append(search.ascend(np.stack([oips[i].image for i in todo]), maps, steps=config.rescue_steps,
+                                    final=False, submodel=pre).images)
+        pieces.append((0, None))
+    if not starts:
+        return
+    outcome = search.ascend(np.concatenate(starts), maps * len(pieces), steps=config.total_steps)
+    for k, (round_, labels) in enumerate(pieces):
+        rows = {i: k * len(todo) + j for j, i in enumerate(todo)}
+        still = to_retry(todo)
+        if round_:
+            _keep_better(oips, still, outcome, [labels[todo.index(i)] for i in still], [rows[i] for i in still])
+            continue
+        fresh = [i for i in still if oips[i] is first[i]]  # the rescue climbed from the image these still have
+        replaced = [i for i in still if oips[i] is not first[i]]
+        _keep_better(oips, fresh, outcome, _rescue_labels(oips, fresh), [rows[i] for i in fresh])
+        if replaced:
+            rescue(replaced)
 
 
 def _versions() -> dict[str, str]:
