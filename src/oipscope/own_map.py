@@ -153,8 +153,8 @@ def own_map_head(submodel) -> OwnMapHead | None:
 
     Eligible: the sub-model's output comes from a float32 ``Conv2D`` (one group,
     channels last, "valid" or "same" padding, equal strides and dilations along both
-    axes, an elementwise activation), possibly followed by ``BatchNormalization``, ``Activation`` (elementwise),
-    ``ReLU``, ``LeakyReLU`` or ``ELU`` layers, each used once on the path.
+    axes, an elementwise activation), possibly followed by ``BatchNormalization``,
+    ``Activation`` (elementwise), ``ReLU``, ``LeakyReLU`` or ``ELU`` layers.
     """
     import keras
 
