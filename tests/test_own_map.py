@@ -187,3 +187,75 @@ def test_first_max_pooling_swaps_only_tiling_pools_and_only_inside():
         for layer, grad in expected.items():
             assert np.array_equal(gradient(layer), grad)
     assert tf.nn.max_pool is plain
+
+
+# ---- the pre-activation through the head --------------------------------------------------
+
+@pytest.mark.parametrize("layer", ["Conv2D_2", "activation_1", "relu_layer"])
+def test_head_preactivation_is_the_layer_before_its_last_activation(mini_xception, layer):
+    import keras
+    import tensorflow as tf
+
+    from oipscope.cnn import default_subject
+    from oipscope.models import feature_submodel, preactivation_submodel
+
+    if layer == "Conv2D_2":  # a convolution with its own ReLU
+        model = default_subject().model
+        expected_model = preactivation_submodel(model, layer)
+    elif layer == "activation_1":  # conv → BN → Activation("relu"): before the Activation
+        model = mini_xception
+        expected_model = preactivation_submodel(model, layer)
+    else:  # conv → BN → ReLU(): no pre-activation sub-model, the head still knows it is BN's output
+        inputs = keras.Input((10, 10, 3))
+        normed = keras.layers.BatchNormalization(name="bn")(keras.layers.Conv2D(3, 3, name="conv")(inputs))
+        model = keras.Model(inputs, keras.layers.ReLU(name=layer)(normed))
+        randomize_batchnorm(model)
+        assert preactivation_submodel(model, layer) is None
+        expected_model = keras.Model(inputs, normed)
+    submodel = feature_submodel(model, layer)
+    head = own_map_head(submodel)
+    assert head.has_activation
+    h, w, c = (int(d) for d in submodel.inputs[0].shape[1:])
+    images = tf.constant(np.random.default_rng(1).normal(size=(4, h, w, c)).astype(np.float32))
+    maps = tf.constant([0, 1, 2, 1])
+    expected = tf.gather(expected_model(images), maps, axis=-1, batch_dims=1).numpy()
+    own = head(images, maps, tf.constant(True))[..., 0].numpy()
+    np.testing.assert_allclose(own, expected, atol=1e-5 * max(1.0, np.abs(expected).max()))
+    assert np.array_equal(head(images, maps, tf.constant(False)).numpy(), head(images, maps).numpy())
+    assert (expected < 0).any()  # the pre-activation is not the activated map
+
+
+def test_a_layer_without_activation_has_no_preactivation_through_the_head(mini_xception):
+    from oipscope.engine import ascend
+    from oipscope.errors import ConfigError
+    from oipscope.models import feature_submodel
+    from oipscope.own_map import preactivation_through_head
+
+    submodel = feature_submodel(mini_xception, "batch_normalization_3")  # conv → BN: nothing to leave out
+    assert not preactivation_through_head(submodel, parse_objective("channel"))
+    with pytest.raises(ConfigError, match="pre-activation"):
+        ascend(submodel, np.zeros((1, 32, 32, 1), np.float32), [0], OipConfig(steps=2), preactivation=True)
+
+
+def test_the_rescue_climbs_through_the_head_without_a_loop_of_its_own(monkeypatch):
+    """With the own-map head, the rescue's pre-activation stage runs in the layer's one compiled loop."""
+    from oipscope.cnn import default_subject
+    from oipscope import engine
+    from oipscope.search import find_oips
+
+    subject = default_subject()
+    calls = []
+    real = engine.ascend
+
+    def recording(submodel, images, maps, config=OipConfig(), **kwargs):
+        calls.append((submodel.name, kwargs.get("preactivation", False)))
+        return real(submodel, images, maps, config, **kwargs)
+
+    monkeypatch.setattr("oipscope.search.ascend", recording)
+    config = OipConfig(steps=30, n_candidates=2, restarts=1, rescue_steps=5, precursor=False)
+    find_oips(subject, "Conv2D_2", range(64), config)
+    assert ("oip_Conv2D_2", True) in calls  # the rescue ran through the head...
+    assert all(name == "oip_Conv2D_2" for name, _ in calls)  # ...and no pre-activation sub-model was used
+    calls.clear()
+    find_oips(subject, "Conv2D_2", range(64), config, execution=Execution(own_maps=False))
+    assert ("oip_pre_Conv2D_2", False) in calls and not any(pre for _, pre in calls)

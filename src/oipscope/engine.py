@@ -35,6 +35,7 @@ from .config import Execution, OipConfig
 from .encoding import InputEncoding
 from .errors import ConfigError
 from .objective import Context, Objective, parse_objective
+from .own_map import preactivation_through_head
 from .status import Status
 
 __all__ = [
@@ -133,32 +134,33 @@ def _build_segment(submodel, jit: bool, encoding: InputEncoding, objective: Obje
         vector,  # snapshot slot of every step (-1: none)
         tf.TensorSpec((), tf.int32),  # snapshots one element can take in this segment
         tf.TensorSpec((), tf.int32),  # warm-up steps
+        tf.TensorSpec((), tf.bool),  # climb the layer's pre-activation (through the own-map head)
     ]
     centre = tf.constant(encoding.centre(c))
     layer_output = ascent_layer(submodel, objective, own_maps)
 
-    def plain_gradient(x, maps, warming=None):
+    def plain_gradient(x, maps, preactivation, warming=None):
         with tf.GradientTape() as tape:
             tape.watch(x)
             if warming is not None:
                 with redirected_relu(warming):
-                    features, own = layer_output(x, maps)
+                    features, own = layer_output(x, maps, preactivation)
             else:
-                features, own = layer_output(x, maps)
+                features, own = layer_output(x, maps, preactivation)
             activation = objective.value(Context(features, x, own, centre=centre, spread=spread))
             total = tf.reduce_sum(activation)
         return activation, tape.gradient(total, x)
 
-    def activation_and_gradient(x, maps, warming):
+    def activation_and_gradient(x, maps, preactivation, warming):
         if not warm:
-            return plain_gradient(x, maps)
+            return plain_gradient(x, maps, preactivation)
         # the redirected ReLUs cost extra ops: traced apart, run only while an element warms up
-        return tf.cond(tf.reduce_any(warming), lambda: plain_gradient(x, maps, warming),
-                       lambda: plain_gradient(x, maps))
+        return tf.cond(tf.reduce_any(warming), lambda: plain_gradient(x, maps, preactivation, warming),
+                       lambda: plain_gradient(x, maps, preactivation))
 
     @tf.function(input_signature=spec, jit_compile=jit, reduce_retracing=True, autograph=False)
     def segment(x, maps, step, prev, run, status, conv_step, seg_len, total_steps, eps, crit, patience, stop,
-                snap_slot, snap_capacity, warmup):
+                snap_slot, snap_capacity, warmup, preactivation):
         b = tf.shape(x)[0]
         rows = tf.range(b)
         zeros_b = tf.zeros([b], tf.int32)
@@ -171,7 +173,7 @@ def _build_segment(submodel, jit: bool, encoding: InputEncoding, objective: Obje
             return tf.logical_and(i < seg_len, tf.reduce_any(active))
 
         def body(i, x, step, prev, active, status, conv_step, run, hist, snaps, taken):
-            activation, grad = activation_and_gradient(x, maps, tf.logical_and(active, step < warmup))
+            activation, grad = activation_and_gradient(x, maps, preactivation, tf.logical_and(active, step < warmup))
             finite = tf.logical_and(
                 tf.math.is_finite(activation), tf.reduce_all(tf.math.is_finite(grad), axis=[1, 2, 3])
             )
@@ -338,6 +340,7 @@ def ascend(
     execution: Execution = Execution(),
     on_stopped: Callable[[int], None] | None = None,
     warmup_steps: int | None = None,
+    preactivation: bool = False,
 ) -> AscentArrays:
     """Run the gradient ascent for a batch; element ``b`` maximizes map ``map_indices[b]``.
 
@@ -355,6 +358,9 @@ def ascend(
         on_stopped: called after each segment with the number of elements that
             stopped in it.
         warmup_steps: override ``config.warmup_steps`` (the ReLU warm-up).
+        preactivation: climb the layer before its last activation, through the
+            own-map head (:func:`~oipscope.own_map.preactivation_through_head` must
+            allow it); the returned activations are still the layer's own.
 
     The objective is ``config.objective``; the reported activation is its primary
     term on the final image (:func:`mean_activations`).
@@ -384,6 +390,9 @@ def ascend(
     if objective.couples:
         raise ConfigError(f"objective {objective.text()!r} couples the replicates of a map; "
                           "it runs in oipscope.render, not the series' loop")
+    if preactivation and not preactivation_through_head(submodel, objective, execution.own_maps):
+        raise ConfigError(f"no pre-activation of {submodel.name!r} through its own-map head; "
+                          "use the layer's pre-activation sub-model (oipscope.models.preactivation_submodel)")
     pool = _Pool(images, steps, snaps)
     if len(images):
         slot = np.full(steps, -1, np.int32)
@@ -399,7 +408,8 @@ def ascend(
         constants = [tf.constant(v, dtype) for v, dtype in (
             (seg_len, tf.int32), (steps, tf.int32), (config.epsilon, tf.float32),
             (config.conv_criterion, tf.float32), (config.conv_patience, tf.int32), (stop, tf.bool),
-            (slot, tf.int32), (_snapshot_capacity(snaps, seg_len), tf.int32), (warmup, tf.int32))]
+            (slot, tf.int32), (_snapshot_capacity(snaps, seg_len), tf.int32), (warmup, tf.int32),
+            (preactivation, tf.bool))]
         waiting = deque(range(len(images)))
         running = np.zeros(0, np.int64)
         while waiting or running.size:

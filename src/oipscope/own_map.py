@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["OwnMapHead", "ascent_layer", "own_map_head"]
+__all__ = ["OwnMapHead", "ascent_layer", "own_map_head", "preactivation_through_head"]
 
 # activations that act on every value on its own (so on one map as on all of them)
 _ELEMENTWISE = frozenset({
@@ -98,19 +98,34 @@ class OwnMapHead:
     after: tuple = ()
     conv_input_shape: tuple[int, int, int] = (0, 0, 0)
 
-    def __call__(self, images, map_indices):
-        """(B, h, w, 1) tensor: each element's own map of the target layer."""
+    @property
+    def has_activation(self) -> bool:
+        """Whether the layer ends in a non-linear activation (which a pre-activation leaves out)."""
+        if self.after:
+            return not isinstance(self.after[-1], _batchnorm_class())
+        return _activation_name(self.conv.activation) != "linear"
+
+    def __call__(self, images, map_indices, preactivation=None):
+        """(B, h, w, 1) tensor: each element's own map of the target layer.
+
+        ``preactivation``: a scalar bool tensor; where true, the map before the
+        layer's last activation (the convolution's own, or the last activation layer
+        after it), as :func:`oipscope.models.preactivation_submodel` gives it.
+        """
         import tensorflow as tf
 
         inputs = images if self.body is None else self.body(images, training=False)
         inputs = tf.ensure_shape(inputs, [None, *self.conv_input_shape])  # a warped image may lose its size
-        own = self._convolve(inputs, map_indices)
+        before = self._convolve(inputs, map_indices)
+        own = self.conv.activation(before)
         for layer in self.after:
-            own = _per_channel(layer, own, map_indices)
+            before, own = own, _per_channel(layer, own, map_indices)
+        if preactivation is not None and self.has_activation:
+            own = tf.where(preactivation, before, own)
         return own[..., None]
 
     def _convolve(self, inputs, map_indices):
-        """The convolution of each element with its own map's kernel and bias, (B, h, w).
+        """The convolution of each element with its own map's kernel and bias, (B, h, w), before its activation.
 
         One depthwise convolution does it: the batch is laid out as channels
         (element ``b``'s input channel ``c`` is channel ``b * C + c``), each with
@@ -130,7 +145,13 @@ class OwnMapHead:
         total = tf.transpose(tf.reduce_sum(tf.reshape(out, [out_h, out_w, -1, depth]), axis=-1), [2, 0, 1])
         if conv.use_bias:
             total = total + tf.gather(tf.convert_to_tensor(conv.bias), map_indices)[:, None, None]
-        return conv.activation(total)
+        return total
+
+
+def _batchnorm_class():
+    import keras
+
+    return keras.layers.BatchNormalization
 
 
 def _per_channel(layer, own, map_indices):
@@ -183,25 +204,40 @@ def own_map_head(submodel) -> OwnMapHead | None:
 
 
 def ascent_layer(submodel, objective, own_maps: bool = True):
-    """What a compiled ascent computes of the layer: ``f(images, maps) -> (features, maps in features)``.
+    """What a compiled ascent computes of the layer: ``f(images, maps[, preactivation])``.
+
+    ``f`` returns the features and each element's map in them.
 
     Through the own-map head when ``own_maps``, the objective reads only the
     element's own map (:attr:`~oipscope.objective.Objective.own_map`) and the
     sub-model allows it (the features are then (B, h, w, 1) and every element's map
     is 0); else the whole sub-model. Max pools that tile their input take the exact
-    faster gradient of :func:`~oipscope.pooling.first_max_pooling`. Call ``f`` only
-    while a ``tf.function`` traces (the pooling swap lasts for the call).
+    faster gradient of :func:`~oipscope.pooling.first_max_pooling`. ``preactivation``
+    (a scalar bool tensor) switches the head to the layer's pre-activation. Call ``f``
+    only while a ``tf.function`` traces (the pooling swap lasts for the call).
     """
     from .pooling import first_max_pooling
 
     head = own_map_head(submodel) if own_maps and objective.own_map else None
 
-    def layer(images, map_indices):
+    def layer(images, map_indices, preactivation=None):
         import tensorflow as tf
 
         with first_max_pooling():
             if head is None:
                 return submodel(images, training=False), map_indices
-            return head(images, map_indices), tf.zeros_like(map_indices)
+            return head(images, map_indices, preactivation), tf.zeros_like(map_indices)
 
     return layer
+
+
+def preactivation_through_head(submodel, objective, own_maps: bool = True) -> bool:
+    """Whether an ascent of ``submodel`` can climb the layer's pre-activation through its own-map head.
+
+    Then the rescue needs no sub-model (and no compiled loop) of its own: the
+    ascent's loop takes the pre-activation as a switch (:func:`ascent_layer`).
+    """
+    if not (own_maps and objective.own_map):
+        return False
+    head = own_map_head(submodel)
+    return head is not None and head.has_activation

@@ -25,6 +25,7 @@ from .errors import ConfigError
 from .files import file_sha256
 from .initial import combine_grids, draw_grids, fourier_noise, parse_maps, scale_noise
 from .objective import parse_objective
+from .own_map import preactivation_through_head
 from .quality import hf_share, jitter_robustness
 from .render import parametrization_of, render
 from .results import MapOip, OipResult
@@ -111,11 +112,18 @@ class _Search:
 
     # ---- ascent ----------------------------------------------------------
     def ascend(self, x0: np.ndarray, maps: Sequence[int], *, steps: int | None = None,
-               final: bool = True, submodel=None, on_stopped: Callable[[int], None] | None = None):
+               final: bool = True, submodel=None, on_stopped: Callable[[int], None] | None = None,
+               preactivation: bool = False):
         """One ascent of all elements; ``final=False``: all steps, no snapshots (an intermediate stage)."""
         extra = {} if final else {"snapshot_steps": (), "stop_on_convergence": False}
         return ascend(submodel or self.sub, x0, maps, self.config, steps=steps, encoding=self.encoding,
-                      execution=self.execution, on_stopped=on_stopped, **extra)
+                      execution=self.execution, on_stopped=on_stopped, preactivation=preactivation, **extra)
+
+    def wake(self, x0: np.ndarray, maps: Sequence[int], pre) -> np.ndarray:
+        """The rescue's first stage: climb the layer's pre-activation (``pre``: its sub-model, or None
+        to climb it through the own-map head, in the ascent's own compiled loop)."""
+        return self.ascend(x0, maps, steps=self.config.rescue_steps, final=False, submodel=pre,
+                           preactivation=pre is None).images
 
     def evolve(self, elems: Sequence[tuple[int, int]], x0: np.ndarray, salt: int,
                on_stopped: Callable[[int], None] | None = None) -> AscentArrays:
@@ -282,12 +290,16 @@ def _restarts_and_rescue(search: _Search, subject, layer_name: str, elems: Seque
     if not todo:
         return
     n_restart = _second_chance_candidates(config)
-    pre = subject.preactivation_submodel(layer_name) if config.rescue_steps and not search.objective.logits else None
+    pre, can_rescue = None, False  # the pre-activation sub-model (None: through the own-map head)
+    if config.rescue_steps and not search.objective.logits:
+        can_rescue = preactivation_through_head(search.sub, search.objective, search.execution.own_maps)
+        if not can_rescue:
+            pre = subject.preactivation_submodel(layer_name)
+            can_rescue = pre is not None
 
     def rescue(positions: list[int]) -> None:
         maps = [elems[i][0] for i in positions]
-        woken = search.ascend(np.stack([oips[i].image for i in positions]), maps, steps=config.rescue_steps,
-                              final=False, submodel=pre).images
+        woken = search.wake(np.stack([oips[i].image for i in positions]), maps, pre)
         _keep_better(oips, positions, search.ascend(woken, maps, steps=config.total_steps),
                      _rescue_labels(oips, positions))
 
@@ -309,7 +321,7 @@ def _restarts_and_rescue(search: _Search, subject, layer_name: str, elems: Seque
             again, labels = search.run([elems[i] for i in todo], kind, _RESTART, round_, n_restart)
             _keep_better(oips, todo, again, _restart_labels(round_, labels))
         todo = to_retry(todo)
-        if pre is not None and todo:
+        if can_rescue and todo:
             rescue(todo)
         return
 
@@ -321,9 +333,8 @@ def _restarts_and_rescue(search: _Search, subject, layer_name: str, elems: Seque
         starts.append(x0)
         pieces.append((round_, _restart_labels(round_, labels)))
     maps = [elems[i][0] for i in todo]
-    if pre is not None:
-        starts.append(search.ascend(np.stack([oips[i].image for i in todo]), maps, steps=config.rescue_steps,
-                                    final=False, submodel=pre).images)
+    if can_rescue:
+        starts.append(search.wake(np.stack([oips[i].image for i in todo]), maps, pre))
         pieces.append((0, None))
     if not starts:
         return
