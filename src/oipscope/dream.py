@@ -123,7 +123,7 @@ def dream(model, image: np.ndarray, layer_name: str, maps: str | int | Iterable[
                  reduce_retracing=True)
     def climb(x, steps):
         for _ in tf.range(steps):
-            with tf.GradientTape() as tape:
+            with tf.GradientTape(watch_accessed_variables=False) as tape:
                 tape.watch(x)
                 value = objective(x)
             grad = encoding.free_gradient(x, tape.gradient(value, x))

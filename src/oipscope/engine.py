@@ -140,7 +140,7 @@ def _build_segment(submodel, jit: bool, encoding: InputEncoding, objective: Obje
     layer_output = ascent_layer(submodel, objective, own_maps)
 
     def plain_gradient(x, maps, preactivation, warming=None):
-        with tf.GradientTape() as tape:
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(x)
             if warming is not None:
                 with redirected_relu(warming):

@@ -63,7 +63,7 @@ def _build_loop(submodel, param: Parametrization, objective: Objective, adam: bo
     ]
 
     def value_and_gradient(params, maps, groups, matrices, warming=None):
-        with tf.GradientTape() as tape:
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(params)
             image = param.image(params)
             seen = warp(image - centre, matrices) + centre if transformed else image
