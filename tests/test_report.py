@@ -149,6 +149,21 @@ def test_safe_filename():
     assert len(report.safe_filename("a" * 50, max_length=10)) == 10 + 9
 
 
+def test_writer_stays_inside_the_gallery_through_links(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    writer = report._Writer(tmp_path / "g")
+    writer.root.mkdir()
+    (writer.root / "linked").symlink_to(outside, target_is_directory=True)
+    assert writer.path("layers", "x", "card.png") == writer.root / "layers" / "x" / "card.png"
+    writer.write("layers/x/card.png", b"png")
+    assert (writer.root / "layers" / "x" / "card.png").read_bytes() == b"png"
+    for rel in ("linked/card.png", "layers/../linked/card.png", "layers/../../g2/card.png", ".."):
+        with pytest.raises(ConfigError, match="outside the gallery"):
+            writer.write(rel, b"png")
+    assert not list(outside.iterdir()) and not (tmp_path / "g2").exists()
+
+
 @pytest.mark.slow
 def test_rebuild_reproduces_the_pages(tiny, tmp_path):
     layers, infos = _renamed(tiny, [SCRIPT, "Conv 2"])
