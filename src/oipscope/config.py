@@ -288,7 +288,10 @@ class Execution:
             compiles once per batch size, so its batches are not compacted.
         segment_steps: the compiled loop runs this many steps at a time; between
             segments, elements that stopped leave the batch and waiting ones join.
-            None: one segment for the whole ascent (no compaction).
+            None: one segment for the whole ascent (no compaction). Measured on the
+            embedded CNN (2 CPU cores): 20 steps took Conv2D_3's search about 4 %
+            less time than 40 (a stopped element waits less for its segment's end),
+            and 5 or 10 no less than 20; the OIPs are the same.
         batch_size: the most OIPs ascended together (the memory budget may allow
             fewer). None: 64 on a CPU, where bigger batches of small images run slower
             per OIP (measured: 0.23 ms per OIP-step at 64 against 0.25 at 128 for the
@@ -302,7 +305,7 @@ class Execution:
 
     memory_budget_mb: float = 512.0
     jit_compile: bool = False
-    segment_steps: int | None = 40
+    segment_steps: int | None = 20
     batch_size: int | None = None
     own_maps: bool = True
 
