@@ -24,13 +24,13 @@ its batch.
 
 from __future__ import annotations
 
-import weakref
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
+from .architecture import shared_function, weight_specs, weights_of, with_weights
 from .config import Execution, OipConfig
 from .encoding import InputEncoding
 from .errors import ConfigError
@@ -98,9 +98,6 @@ def estimate_chunk_size(submodel, n_snapshots: int, steps: int, budget_mb: float
     return max(1, int(budget_mb * 2**20 // per))
 
 
-_SEGMENTS: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
-
-
 def _build_segment(submodel, jit: bool, encoding: InputEncoding, objective: Objective, warm: bool,
                    own_maps: bool = True):
     """The compiled segment: up to ``seg_len`` steps of every element still running.
@@ -135,6 +132,7 @@ def _build_segment(submodel, jit: bool, encoding: InputEncoding, objective: Obje
         tf.TensorSpec((), tf.int32),  # snapshots one element can take in this segment
         tf.TensorSpec((), tf.int32),  # warm-up steps
         tf.TensorSpec((), tf.bool),  # climb the layer's pre-activation (through the own-map head)
+        weight_specs(submodel),  # the weights of the model it runs for (one trace per architecture)
     ]
     centre = tf.constant(encoding.centre(c))
     layer_output = ascent_layer(submodel, objective, own_maps)
@@ -160,7 +158,13 @@ def _build_segment(submodel, jit: bool, encoding: InputEncoding, objective: Obje
 
     @tf.function(input_signature=spec, jit_compile=jit, reduce_retracing=True, autograph=False)
     def segment(x, maps, step, prev, run, status, conv_step, seg_len, total_steps, eps, crit, patience, stop,
-                snap_slot, snap_capacity, warmup, preactivation):
+                snap_slot, snap_capacity, warmup, preactivation, weights):
+        with with_weights(submodel, weights):
+            return run_steps(x, maps, step, prev, run, status, conv_step, seg_len, total_steps, eps, crit,
+                             patience, stop, snap_slot, snap_capacity, warmup, preactivation)
+
+    def run_steps(x, maps, step, prev, run, status, conv_step, seg_len, total_steps, eps, crit, patience, stop,
+                  snap_slot, snap_capacity, warmup, preactivation):
         b = tf.shape(x)[0]
         rows = tf.range(b)
         zeros_b = tf.zeros([b], tf.int32)
@@ -226,34 +230,29 @@ def _build_segment(submodel, jit: bool, encoding: InputEncoding, objective: Obje
 
 def _get_segment(submodel, jit: bool, encoding: InputEncoding, objective: Objective, warm: bool,
                  own_maps: bool = True):
-    key = (jit, encoding, objective, warm, own_maps)
-    try:
-        cache = _SEGMENTS.setdefault(submodel, {})
-    except TypeError:  # not weak-referenceable
-        return _build_segment(submodel, *key)
-    if key not in cache:
-        cache[key] = _build_segment(submodel, *key)
-    return cache[key]
+    """The compiled segment for the sub-model's architecture; call it with ``weights_of(submodel)`` last."""
+    key = ("segment", jit, encoding, objective, warm, own_maps)
+    return shared_function(submodel, key, lambda owner: _build_segment(owner, jit, encoding, objective, warm, own_maps))
+
+
+def _build_forward(submodel, objective: Objective):
+    import tensorflow as tf
+
+    h, w, c = (int(d) for d in submodel.inputs[0].shape[1:])
+    spec = [tf.TensorSpec((None, h, w, c), tf.float32), tf.TensorSpec((None,), tf.int32), weight_specs(submodel)]
+
+    @tf.function(input_signature=spec, reduce_retracing=True, autograph=False)
+    def forward(x, maps, weights):
+        with with_weights(submodel, weights):
+            return objective.measure(Context(submodel(x, training=False), x, maps))
+
+    return forward
 
 
 def _forward(submodel, objective: Objective):
-    try:
-        cache = _SEGMENTS.setdefault(submodel, {})
-    except TypeError:
-        cache = {}
-    key = ("forward", objective.primary)
-    if key not in cache:
-        import tensorflow as tf
-
-        h, w, c = (int(d) for d in submodel.inputs[0].shape[1:])
-
-        @tf.function(input_signature=[tf.TensorSpec((None, h, w, c), tf.float32), tf.TensorSpec((None,), tf.int32)],
-                     reduce_retracing=True, autograph=False)
-        def forward(x, maps):
-            return objective.measure(Context(submodel(x, training=False), x, maps))
-
-        cache[key] = forward
-    return cache[key]
+    """The compiled measure for the sub-model's architecture; call it with ``weights_of(submodel)`` last."""
+    return shared_function(submodel, ("forward", objective.primary),
+                           lambda owner: _build_forward(owner, objective))
 
 
 def mean_activations(submodel, images: np.ndarray, map_indices: Sequence[int],
@@ -274,9 +273,10 @@ def mean_activations(submodel, images: np.ndarray, map_indices: Sequence[int],
     if len(images) == 0:
         return np.zeros(0, np.float32)
     forward = _forward(submodel, parse_objective(objective))
+    weights = weights_of(submodel)
     batch = 4 * estimate_chunk_size(submodel, 0, 1, execution.memory_budget_mb)  # no gradient, no history
     return np.concatenate([
-        forward(tf.constant(images[s : s + batch]), tf.constant(maps[s : s + batch])).numpy()
+        forward(tf.constant(images[s : s + batch]), tf.constant(maps[s : s + batch]), weights).numpy()
         for s in range(0, len(images), batch)
     ]).astype(np.float32)
 
@@ -409,7 +409,7 @@ def ascend(
             (seg_len, tf.int32), (steps, tf.int32), (config.epsilon, tf.float32),
             (config.conv_criterion, tf.float32), (config.conv_patience, tf.int32), (stop, tf.bool),
             (slot, tf.int32), (_snapshot_capacity(snaps, seg_len), tf.int32), (warmup, tf.int32),
-            (preactivation, tf.bool))]
+            (preactivation, tf.bool))] + [weights_of(submodel)]
         waiting = deque(range(len(images)))
         running = np.zeros(0, np.int64)
         while waiting or running.size:

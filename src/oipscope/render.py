@@ -13,11 +13,11 @@ term can compare them.
 
 from __future__ import annotations
 
-import weakref
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
+from .architecture import shared_function, weight_specs, weights_of, with_weights
 from .config import Execution, OipConfig
 from .encoding import InputEncoding
 from .engine import AscentArrays, estimate_chunk_size, mean_activations
@@ -29,7 +29,6 @@ from .transforms import draw_matrices, resolve_transforms, warp
 
 __all__ = ["render", "parametrization_of"]
 
-_LOOPS: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
 _BETA1, _BETA2 = 0.9, 0.999
 
 
@@ -60,6 +59,7 @@ def _build_loop(submodel, param: Parametrization, objective: Objective, adam: bo
         tf.TensorSpec((), tf.int32),  # steps in this segment
         tf.TensorSpec((), tf.float32),  # step size (epsilon or learning rate)
         tf.TensorSpec((), tf.int32),  # warm-up steps
+        weight_specs(submodel),  # the weights of the model it runs for (one trace per architecture)
     ]
 
     def value_and_gradient(params, maps, groups, matrices, warming=None):
@@ -78,7 +78,11 @@ def _build_loop(submodel, param: Parametrization, objective: Objective, adam: bo
         return value, tape.gradient(total, params)
 
     @tf.function(input_signature=spec, reduce_retracing=True, autograph=False)
-    def loop(params, m, v, maps, groups, matrices, done, n, size, warmup):
+    def loop(params, m, v, maps, groups, matrices, done, n, size, warmup, weights):
+        with with_weights(submodel, weights):
+            return climb(params, m, v, maps, groups, matrices, done, n, size, warmup)
+
+    def climb(params, m, v, maps, groups, matrices, done, n, size, warmup):
         b = tf.shape(params)[0]
         axes = list(range(1, len(param.param_shape) + 1))
         shape_b = [-1] + [1] * len(param.param_shape)
@@ -123,13 +127,8 @@ def _build_loop(submodel, param: Parametrization, objective: Objective, adam: bo
 
 
 def _get_loop(submodel, *key):
-    try:
-        cache = _LOOPS.setdefault(submodel, {})
-    except TypeError:
-        return _build_loop(submodel, *key)
-    if key not in cache:
-        cache[key] = _build_loop(submodel, *key)
-    return cache[key]
+    """The compiled loop (call it with ``weights_of(submodel)`` last) and image function for the architecture."""
+    return shared_function(submodel, ("render", *key), lambda owner: _build_loop(owner, *key))
 
 
 def _batches(groups: np.ndarray, capacity: int) -> list[np.ndarray]:
@@ -208,6 +207,7 @@ def render(
     ends = sorted({s + 1 for s in snaps} | {steps})
     capacity = min(estimate_chunk_size(submodel, len(snaps), steps, execution.memory_budget_mb),
                    execution.batch_limit())
+    weights = weights_of(submodel)
     for rows in _batches(groups, capacity):
         if transforms:
             matrices = draw_matrices(transforms, [rngs[r] for r in rows], steps, h, w)
@@ -221,7 +221,7 @@ def render(
             p, m, v, hist, finite, silent = loop(
                 p, m, v, target, group, tf.constant(matrices[:, done:end]), tf.constant(done, tf.int32),
                 tf.constant(end - done, tf.int32), tf.constant(size, tf.float32),
-                tf.constant(config.warmup_steps, tf.int32))
+                tf.constant(config.warmup_steps, tf.int32), weights)
             history[rows, done:end] = hist.numpy().T
             done = end
             image = to_image(p).numpy() if done - 1 in snaps or done == steps else None
