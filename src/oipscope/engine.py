@@ -102,7 +102,9 @@ def _build_segment(submodel, jit: bool, encoding: InputEncoding, objective: Obje
                    own_maps: bool = True):
     """The compiled segment: up to ``seg_len`` steps of every element still running.
 
-    ``warm``: compile the ReLU warm-up (:mod:`oipscope.warmup`) for elements below the warm-up step.
+    ``warm``: the segment of the warm-up steps: ReLUs redirected (:mod:`oipscope.warmup`) for
+    elements below the warm-up step, the ordinary gradient (equal bit for bit) for the others.
+    :func:`ascend` runs it only while an element warms up, and the plain segment after.
     ``own_maps``: compute only each element's own map of the target layer where
     :func:`~oipscope.own_map.ascent_layer` allows it.
     """
@@ -150,11 +152,7 @@ def _build_segment(submodel, jit: bool, encoding: InputEncoding, objective: Obje
         return activation, tape.gradient(total, x)
 
     def activation_and_gradient(x, maps, preactivation, warming):
-        if not warm:
-            return plain_gradient(x, maps, preactivation)
-        # the redirected ReLUs cost extra ops: traced apart, run only while an element warms up
-        return tf.cond(tf.reduce_any(warming), lambda: plain_gradient(x, maps, preactivation, warming),
-                       lambda: plain_gradient(x, maps, preactivation))
+        return plain_gradient(x, maps, preactivation, warming if warm else None)
 
     @tf.function(input_signature=spec, jit_compile=jit, reduce_retracing=True, autograph=False)
     def segment(x, maps, step, prev, run, status, conv_step, seg_len, total_steps, eps, crit, patience, stop,
@@ -403,10 +401,10 @@ def ascend(
         capacity = min(estimate_chunk_size(submodel, len(snaps), steps, execution.memory_budget_mb),
                        execution.batch_limit())
         warmup = config.warmup_steps if warmup_steps is None else int(warmup_steps)
-        segment = _get_segment(submodel, execution.jit_compile, encoding or InputEncoding.standardize(),
-                               objective, warmup > 0, execution.own_maps)
+        segments = [_get_segment(submodel, execution.jit_compile, encoding or InputEncoding.standardize(),
+                                 objective, warm, execution.own_maps) for warm in (False, True)[: 1 + (warmup > 0)]]
         constants = [tf.constant(v, dtype) for v, dtype in (
-            (seg_len, tf.int32), (steps, tf.int32), (config.epsilon, tf.float32),
+            (steps, tf.int32), (config.epsilon, tf.float32),
             (config.conv_criterion, tf.float32), (config.conv_patience, tf.int32), (stop, tf.bool),
             (slot, tf.int32), (_snapshot_capacity(snaps, seg_len), tf.int32), (warmup, tf.int32),
             (preactivation, tf.bool))] + [weights_of(submodel)]
@@ -416,8 +414,13 @@ def ascend(
             if waiting and running.size < capacity:
                 fill = [waiting.popleft() for _ in range(min(capacity - running.size, len(waiting)))]
                 running = np.concatenate([running, np.asarray(fill, np.int64)])
-            out = segment(*(tf.constant(a[running]) for a in (pool.x, maps, pool.step, pool.prev, pool.run,
-                                                                pool.status, pool.conv_step)), *constants)
+            # the redirected ReLUs cost extra ops: their segment runs up to the warm-up's end only
+            first = int(pool.step[running].min())
+            warming = first < warmup
+            length = min(seg_len, warmup - first) if warming else seg_len
+            out = segments[warming](*(tf.constant(a[running]) for a in (pool.x, maps, pool.step, pool.prev,
+                                                                         pool.run, pool.status, pool.conv_step)),
+                                    tf.constant(length, tf.int32), *constants)
             before = running.size
             running = pool.take(running, out)
             if on_stopped:

@@ -39,6 +39,8 @@ def parametrization_of(config: OipConfig, shape: tuple[int, int, int], encoding:
 
 def _build_loop(submodel, param: Parametrization, objective: Objective, adam: bool, transformed: bool,
                 warm: bool, own_maps: bool = True):
+    """The compiled loop and image function; ``warm``: every step with the ReLU warm-up
+    (:func:`render` runs that loop for the warm-up steps and the plain one after)."""
     import tensorflow as tf
 
     from .own_map import ascent_layer
@@ -58,7 +60,6 @@ def _build_loop(submodel, param: Parametrization, objective: Objective, adam: bo
         tf.TensorSpec((), tf.int32),  # steps done before this segment
         tf.TensorSpec((), tf.int32),  # steps in this segment
         tf.TensorSpec((), tf.float32),  # step size (epsilon or learning rate)
-        tf.TensorSpec((), tf.int32),  # warm-up steps
         weight_specs(submodel),  # the weights of the model it runs for (one trace per architecture)
     ]
 
@@ -78,11 +79,11 @@ def _build_loop(submodel, param: Parametrization, objective: Objective, adam: bo
         return value, tape.gradient(total, params)
 
     @tf.function(input_signature=spec, reduce_retracing=True, autograph=False)
-    def loop(params, m, v, maps, groups, matrices, done, n, size, warmup, weights):
+    def loop(params, m, v, maps, groups, matrices, done, n, size, weights):
         with with_weights(submodel, weights):
-            return climb(params, m, v, maps, groups, matrices, done, n, size, warmup)
+            return climb(params, m, v, maps, groups, matrices, done, n, size)
 
-    def climb(params, m, v, maps, groups, matrices, done, n, size, warmup):
+    def climb(params, m, v, maps, groups, matrices, done, n, size):
         b = tf.shape(params)[0]
         axes = list(range(1, len(param.param_shape) + 1))
         shape_b = [-1] + [1] * len(param.param_shape)
@@ -93,13 +94,8 @@ def _build_loop(submodel, param: Parametrization, objective: Objective, adam: bo
 
         def body(i, params, m, v, history, finite, rms, value):
             step = done + i
-            if warm:  # the redirected ReLUs are traced apart and run only in the warm-up steps
-                value, grad = tf.cond(
-                    step < warmup,
-                    lambda: value_and_gradient(params, maps, groups, matrices[:, i], tf.fill([b], True)),
-                    lambda: value_and_gradient(params, maps, groups, matrices[:, i]))
-            else:
-                value, grad = value_and_gradient(params, maps, groups, matrices[:, i])
+            # a warm loop runs the warm-up steps only (render() ends a segment where the warm-up ends)
+            value, grad = value_and_gradient(params, maps, groups, matrices[:, i], tf.fill([b], True) if warm else None)
             ok = tf.logical_and(tf.math.is_finite(value), tf.reduce_all(tf.math.is_finite(grad), axis=axes))
             finite = tf.logical_and(finite, ok)
             grad = tf.where(tf.reshape(finite, shape_b), grad, tf.zeros_like(grad))
@@ -196,15 +192,18 @@ def render(
     h, w, c = parametrization.shape
     objective = parse_objective(config.objective)
     transforms = resolve_transforms(config.transforms, h, w)
-    loop, to_image = _get_loop(submodel, parametrization, objective, config.optimizer == "adam", bool(transforms),
-                               config.warmup_steps > 0, execution.own_maps)
+    warmup = config.warmup_steps
+    loops = [_get_loop(submodel, parametrization, objective, config.optimizer == "adam", bool(transforms), warm,
+                       execution.own_maps)[0] for warm in (False, True)[: 1 + (warmup > 0)]]
+    to_image = _get_loop(submodel, parametrization, objective, config.optimizer == "adam", bool(transforms), False,
+                         execution.own_maps)[1]
     size = config.learning_rate if config.optimizer == "adam" else config.epsilon
     n = len(params)
     images = np.zeros((n, h, w, c), np.float32)
     history = np.zeros((n, steps), np.float32)
     snapshots = np.zeros((n, len(snaps), h, w, c), np.float32)
     status = np.full(n, Status.STEP_LIMIT.code, np.int8)
-    ends = sorted({s + 1 for s in snaps} | {steps})
+    ends = sorted({s + 1 for s in snaps} | {steps} | ({warmup} if 0 < warmup < steps else set()))
     capacity = min(estimate_chunk_size(submodel, len(snaps), steps, execution.memory_budget_mb),
                    execution.batch_limit())
     weights = weights_of(submodel)
@@ -218,10 +217,9 @@ def render(
         target, group = tf.constant(maps[rows]), tf.constant(groups[rows])
         done, finite, silent, image = 0, None, None, None
         for end in ends:
-            p, m, v, hist, finite, silent = loop(
+            p, m, v, hist, finite, silent = loops[done < warmup](  # the warm loop in the warm-up steps
                 p, m, v, target, group, tf.constant(matrices[:, done:end]), tf.constant(done, tf.int32),
-                tf.constant(end - done, tf.int32), tf.constant(size, tf.float32),
-                tf.constant(config.warmup_steps, tf.int32), weights)
+                tf.constant(end - done, tf.int32), tf.constant(size, tf.float32), weights)
             history[rows, done:end] = hist.numpy().T
             done = end
             image = to_image(p).numpy() if done - 1 in snaps or done == steps else None
