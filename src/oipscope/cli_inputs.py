@@ -122,10 +122,11 @@ def subject_option(model_path: Optional[Path], unsafe_load: bool, input_range: O
     """Load the model and resolve its input encoding once; say so when it is only assumed."""
     from .cnn import default_model_path
     from .encoding import parse_encoding
+    from .models import flattened
     from .subject import Subject
 
     given = parse_encoding(input_range, mean, std, standardize)  # bad options fail before TensorFlow starts
-    keras_model = load_model_option(model_path, unsafe_load)
+    keras_model = flattened(load_model_option(model_path, unsafe_load))  # nested models' layers inlined
     subject = Subject(keras_model, encoding_option(keras_model, model_path, given), model_path or default_model_path())
     source = subject.encoding.source
     if source == "assumed":

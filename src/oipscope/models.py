@@ -26,6 +26,7 @@ __all__ = [
     "feature_submodel",
     "output_submodel",
     "traceable",
+    "flattened",
     "submodel_name",
     "preactivation_submodel",
     "describe",
@@ -230,6 +231,81 @@ def traceable(model: keras.Model) -> tuple[keras.Model, dict[str, str]]:
         if layer.weights:
             clone.get_layer(renamed.get(layer.name, layer.name)).set_weights(layer.get_weights())
     return clone, renamed
+
+
+_FLAT: "weakref.WeakKeyDictionary[Any, tuple[Any, list[tuple[Any, Any]]]]" = weakref.WeakKeyDictionary()
+
+
+def _is_nested_model(layer) -> bool:
+    import keras
+
+    return isinstance(layer, keras.Model)
+
+
+def _flat_graph(model: keras.Model):
+    """A functional model computing what ``model`` does, its nested models' layers inlined as
+    fresh copies; returns it and the (original, copy) pairs of layers with weights."""
+    import keras
+
+    copies: dict[int, Any] = {}
+    pairs: list[tuple[Any, Any]] = []
+
+    def copy_of(layer):
+        if id(layer) not in copies:
+            try:
+                copies[id(layer)] = type(layer).from_config(layer.get_config())
+            except Exception as exc:  # noqa: BLE001 - any failure to rebuild a layer is reported the same way
+                raise ModelError(f"model {model.name!r} nests models, and its layer {layer.name!r} "
+                                 f"({type(layer).__name__}) cannot be copied to inline them ({exc}); "
+                                 "give the nested model itself, or a model without nesting") from None
+            pairs.append((layer, copies[id(layer)]))
+        return copies[id(layer)]
+
+    def operation(op):
+        if _is_nested_model(op):
+            return lambda *args, **kwargs: apply(op, args[0])  # kwargs such as training=False: inference anyway
+        return copy_of(op)
+
+    def apply(net, x):
+        if type(net).__name__ == "Sequential":
+            for layer in net.layers:
+                x = apply(layer, x) if _is_nested_model(layer) else copy_of(layer)(x)
+            return x
+        if not hasattr(net, "_run_through_graph"):
+            raise ModelError(f"model {model.name!r} nests the subclassed model {net.name!r}, whose layers "
+                             "cannot be inlined; give a model built with the Sequential or functional API")
+        return net._run_through_graph(x, operation_fn=operation)
+
+    source = model.inputs[0]
+    image = keras.Input(batch_shape=tuple(source.shape), dtype=source.dtype, name=getattr(source, "name", None))
+    try:
+        flat = keras.Model(image, apply(model, image), name=model.name)
+    except ValueError as exc:  # e.g. an inner layer named like an outer one
+        raise ModelError(f"model {model.name!r} nests models whose layers cannot be inlined ({exc}); "
+                         "rename the clashing layers, or give the nested model itself") from None
+    return flat, pairs
+
+
+def flattened(model: keras.Model) -> keras.Model:
+    """The model, or, if it nests models (a pretrained base inside a classifier), an equal
+    functional model with the nested models' layers inlined, so that every layer can be chosen.
+
+    The copy is made once per model; its weights are copied from the original on every
+    call, so it follows further training.
+
+    Raises:
+        ModelError: a nested model or layer that cannot be inlined (subclassed, clashing names).
+    """
+    if not any(_is_nested_model(layer) for layer in model.layers) or len(model.inputs) != 1:
+        return model
+    cached = _FLAT.get(model)
+    if cached is None:
+        cached = _FLAT[model] = _flat_graph(model)
+    flat, pairs = cached
+    for original, copy in pairs:
+        if original.weights:
+            copy.set_weights(original.get_weights())
+    return flat
 
 
 def _cached_submodel(model: keras.Model, kind: str, layer_name: str, build: Callable[[], Any]):

@@ -18,6 +18,7 @@ from typing import Any
 from .encoding import InputEncoding, resolve_encoding
 from .models import (
     feature_submodel,
+    flattened,
     image_input_shape,
     load_model,
     output_submodel,
@@ -32,7 +33,9 @@ class Subject:
     """A Keras model with its input encoding (and its file, when it has one).
 
     Attributes:
-        model: the Keras model (one image input).
+        model: the Keras model (one image input); one that nests models (a pretrained base
+            inside a classifier) is :func:`~oipscope.models.flattened`, so that their layers
+            can be chosen.
         encoding: how pixels become its input.
         path: the model file, if loaded from one (its sha256 goes into results).
     """
@@ -42,6 +45,7 @@ class Subject:
     path: Path | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "model", flattened(self.model))  # nested models' layers become its own
         self.encoding.check_channels(self.input_shape[2])
 
     @property
@@ -92,11 +96,12 @@ class Subject:
 
 def as_subject(model_or_subject, encoding: InputEncoding | None = None,
                path: str | os.PathLike | None = None) -> Subject:
-    """A Subject as it is, or a Keras model wrapped with its resolved encoding."""
+    """A Subject as it is, or a Keras model wrapped with its resolved encoding (a model that
+    nests models is :func:`~oipscope.models.flattened` first, so its inner layers can be chosen)."""
     if isinstance(model_or_subject, Subject):
         return model_or_subject
-    return Subject(model_or_subject, resolve_encoding(model_or_subject, encoding),
-                   Path(path) if path is not None else None)
+    model = flattened(model_or_subject)  # nested models' layers become the model's own
+    return Subject(model, resolve_encoding(model, encoding), Path(path) if path is not None else None)
 
 
 def open_subject(path: str | os.PathLike, encoding: InputEncoding | None = None, *,
