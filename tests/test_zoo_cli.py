@@ -214,3 +214,20 @@ def test_ctrl_c_keeps_finished_layers_and_resume_completes(tmp_path):
         assert OipResult.load(zoo_layer_folder(out, name)).layer_name == name
     assert (out / "index.html").is_file()
     assert "gallery:" in r_out
+
+
+def test_a_head_of_many_classes_gets_class_oips_only_when_asked(tmp_path):
+    """An ImageNet-like head (here 120 classes) would make the zoo long: left out, with a line saying so."""
+    import keras
+
+    inputs = keras.Input(shape=(28, 28, 1))
+    x = keras.layers.Conv2D(4, 3, activation="relu", name="c1")(inputs)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    path = tmp_path / "wide.keras"
+    keras.Model(inputs, keras.layers.Dense(120, activation="softmax", name="out")(x)).save(path)
+    common = (path, "--layers", "c1", "--steps", "5", "--no-assess", "--out", tmp_path / "zoo", "--dry-run")
+    plan = _zoo(*common)
+    assert plan.exit_code == 0, plan.output
+    assert "no class OIPs for the 120 classes of out" in plan.output and "--classes makes them" in plan.output
+    assert "class OIPs of out: 120 classes" not in plan.output
+    assert "class OIPs of out: 120 classes" in _zoo(*common, "--classes").output

@@ -240,7 +240,7 @@ def zoo(
     standardize: bool = StandardizeOpt,
     contrast: str = typer.Option("tile", help="tile: each OIP its own robust colour scale; shared: one per layer."),
     classes: Optional[bool] = typer.Option(None, "--classes/--no-classes", help="Also the class OIPs of the "
-                                           "output layer, on classes.html (default: for up to 1000 classes)."),
+                                           "output layer, on classes.html (default: for up to 100 classes)."),
     memory_budget_mb: float = typer.Option(512.0, help="Split big layers into chunks within this budget."),
     out: Path = typer.Option(Path("oipscope-zoo"), help="Folder for the gallery and its data."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted zoo in --out."),
@@ -344,13 +344,17 @@ def _pattern_accuracy_text(examples) -> str:
 
 def _class_layer_option(subject, classes: Optional[bool]) -> Optional[str]:
     """The layer whose class OIPs the zoo finds: with --classes any classifier's output, by default one's of
-    at most CLASS_LIMIT classes, none with --no-classes."""
+    at most CLASS_LIMIT classes (one line says so when a larger one is left out), none with --no-classes."""
     from .runs import CLASS_LIMIT, class_layer
 
     name = None if classes is False else class_layer(subject, None if classes else CLASS_LIMIT)
     if classes and name is None:
         console.print(f"note: no class OIPs: the last layer of {subject.name} does not output (N, classes)",
                       markup=False)
+    if classes is None and name is None and (many := class_layer(subject, None)) is not None:
+        n_classes = int(subject.model.get_layer(many).output.shape[-1])
+        console.print(f"note: no class OIPs for the {n_classes} classes of {many} (more than {CLASS_LIMIT}: "
+                      "long); --classes makes them", markup=False)
     return name
 
 
