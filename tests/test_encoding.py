@@ -87,8 +87,10 @@ def test_options_give_the_encoding_or_none():
 
 
 def test_mean_std_length_is_checked_against_the_model_channels():
-    with pytest.raises(ConfigError, match="3 values but the model has 1 channel"):
+    with pytest.raises(ConfigError, match=r"3 values but the model has 1 channel\(s\); give 1 value$"):
         IMAGENET.check_channels(1)
+    with pytest.raises(ConfigError, match="give 1 value or 3, one per channel"):
+        InputEncoding.value_range(0, 1, (0.5, 0.5), (0.25,)).check_channels(3)
     InputEncoding.value_range(0, 1, (0.5,), (0.25,)).check_channels(3)  # one value for all channels is fine
 
 

@@ -234,6 +234,16 @@ def test_find_on_rescaling_model_recognises_raw_pixels(inputs, tmp_path):
     _assert_png(out / "oips.png")
 
 
+def test_an_encoding_given_against_a_rescaling_layer_is_warned_about(inputs, tmp_path):
+    result, why = _invoke("find", inputs["rgb"], "--layer", "stem_relu", "--input-range", "0,1",
+                          "--maps", "0", "--steps", "3", "--out", tmp_path / "given")
+    assert result.exit_code == 0, why
+    assert _lines(result.output, "warning: the model begins with rescaling, which takes raw pixels"), why
+    same, why = _invoke("find", inputs["rgb"], "--layer", "stem_relu", "--input-range", "0,255",
+                        "--maps", "0", "--steps", "3", "--out", tmp_path / "same")
+    assert same.exit_code == 0 and "warning" not in same.output, why  # what the layer takes anyway
+
+
 # --- (3) ImageNet-normalized RGB: --input-range with --mean/--std, unlabelled photos -
 
 

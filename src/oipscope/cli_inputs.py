@@ -141,10 +141,19 @@ def subject_option(model_path: Optional[Path], unsafe_load: bool, input_range: O
 
 def encoding_option(keras_model, model_path: Optional[Path], given=None):
     """The input encoding: given, the embedded model's, recognised from the model's layers, or assumed."""
-    from .encoding import InputEncoding, resolve_encoding
+    from .encoding import InputEncoding, preprocessing_layers, resolve_encoding
 
     if given is None and model_path is None:
         given = InputEncoding.standardize(source="embedded model")
+    inside = preprocessing_layers(keras_model) if given is not None and model_path is not None else []
+    def meaning(encoding) -> dict:
+        return {k: v for k, v in encoding.to_dict().items() if k != "source"}
+
+    if inside and meaning(given) != meaning(resolve_encoding(keras_model)):
+        verb = "takes" if len(inside) == 1 else "take"
+        console.print(f"warning: the model begins with {', '.join(inside)}, which {verb} raw pixels 0..255; the "
+                      "encoding you gave replaces that (leave out --input-range/--mean/--std/--standardize "
+                      "to feed it raw pixels)", markup=False)
     return resolve_encoding(keras_model, given)
 
 

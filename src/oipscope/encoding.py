@@ -119,8 +119,9 @@ class InputEncoding:
         """Raise ConfigError when mean/std do not fit a model with ``channels`` channels."""
         for name, values in (("--mean", self.mean), ("--std", self.std)):
             if values is not None and len(values) not in (1, channels):
+                what = "1 value" if channels == 1 else f"1 value or {channels}, one per channel"
                 raise ConfigError(f"{name} has {len(values)} values but the model has {channels} channel(s); "
-                                  f"give 1 or {channels}")
+                                  f"give {what}")
 
     def _mean_std(self, channels: int) -> tuple[np.ndarray, np.ndarray]:
         self.check_channels(channels)
