@@ -30,8 +30,9 @@ _OPAQUE = frozenset({"Lambda", "TFSMLayer", "TorchModuleWrapper", "JaxLayer", "F
 _KEYS: "weakref.WeakKeyDictionary[Any, str | None]" = weakref.WeakKeyDictionary()
 _SHARED: "OrderedDict[tuple, Callable]" = OrderedDict()
 _PER_MODEL: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
-SHARED_LIMIT = 16
-"""Compiled functions kept for architectures (each keeps the model it was traced on alive)."""
+SHARED_LIMIT = 128
+"""Compiled functions kept for architectures (each keeps the sub-model it was traced on alive);
+a zoo makes two or three per layer and comes back to them when it assesses the OIPs."""
 
 
 def _all_layers(model) -> Iterator[Any]:

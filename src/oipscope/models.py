@@ -296,8 +296,9 @@ def flattened(model: keras.Model) -> keras.Model:
     Raises:
         ModelError: a nested model or layer that cannot be inlined (subclassed, clashing names).
     """
-    if not any(_is_nested_model(layer) for layer in model.layers) or len(model.inputs) != 1:
-        return model
+    if (type(model).__name__ not in ("Functional", "Sequential") or len(model.inputs) != 1
+            or not any(_is_nested_model(layer) for layer in model.layers)):
+        return model  # nothing nested, or a model other checks refuse with their own message
     cached = _FLAT.get(model)
     if cached is None:
         cached = _FLAT[model] = _flat_graph(model)
