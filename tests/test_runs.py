@@ -174,3 +174,20 @@ def test_retry_from_checks_its_arguments(tiny_model):
     with pytest.raises(ConfigError, match="one start image and one label per position"):
         retry_from(tiny_model, result, [0, 1], np.zeros((1, 12, 12, 1)), ["a", "b"])
     assert retry_from(tiny_model, result, [], np.zeros((0, 12, 12, 1)), []) is result
+
+
+def test_zoo_estimate_counts_the_compiles_a_short_run_is_made_of(tiny_model, monkeypatch):
+    """--dry-run: a layer's estimate is its steps scaled from the probe, plus three compiles of the loop
+    (measured by the probe's first run), which do not shrink with --steps."""
+    from types import SimpleNamespace
+
+    from oipscope import plan as plan_module
+    from oipscope.plan import estimate_seconds, plan_zoo
+
+    clock = iter([0.0, 3.0, 3.032])  # the compiling run takes 3 s, the probe 32 map-steps of 1 ms
+    monkeypatch.setattr(plan_module, "time", SimpleNamespace(perf_counter=lambda: next(clock)))
+    layer = plan_zoo(tiny_model, "c1")[0]  # 4 maps
+    seconds = estimate_seconds(tiny_model, layer, OipConfig(steps=10), probe_maps=4, probe_steps=8)
+    steps = 0.001 * 4 * 10 * plan_module._SEARCH_OVERHEAD
+    compiles = plan_module._COMPILES_PER_LAYER * (3.0 - 0.001 * 4 * 2)
+    assert seconds == pytest.approx(steps + compiles)

@@ -24,6 +24,7 @@ from .subject import as_subject
 __all__ = ["LayerPlan", "plan_zoo", "estimate_seconds"]
 
 _SEARCH_OVERHEAD = 1.15  # precursor scoring and the few maps that need restarts, measured on the embedded CNN
+_COMPILES_PER_LAYER = 3  # a run compiles each layer's ascent, its measure and its second chances' loops
 
 
 @dataclass(frozen=True)
@@ -64,10 +65,12 @@ def estimate_seconds(model, plan: LayerPlan, config: OipConfig = OipConfig(), *,
                      probe_maps: int = 16, probe_steps: int = 8, execution: Execution = Execution()) -> float:
     """Seconds the OIP search (and ``n_images`` dataset images) of one layer would take.
 
-    A batch of ``probe_maps`` maps ascends ``probe_steps`` steps twice (the first
-    run compiles the loop), and the second is scaled to the layer's maps, its
-    replicates and ``config.total_steps``; a forward pass of 64 images is scaled
-    to ``n_images``. Batches in the real run are larger, so this errs long.
+    A batch of ``probe_maps`` maps ascends ``probe_steps`` steps twice: the second
+    run is scaled to the layer's maps, its replicates and ``config.total_steps``;
+    the first one compiles the loop, and a run compiles about three such loops per
+    layer, whatever its steps (for short runs that is most of the time). A forward
+    pass of 64 images is scaled to ``n_images``. Batches in the real run are
+    larger, so long runs are estimated long.
     """
     subject = as_subject(model)
     sub = subject.feature_submodel(plan.layer_name)
@@ -77,13 +80,16 @@ def estimate_seconds(model, plan: LayerPlan, config: OipConfig = OipConfig(), *,
     start = subject.encoding.start(rng.standard_normal((n, height, width, channels)).astype(np.float32))
     maps = list(plan.maps[:n])
     probe = Execution(memory_budget_mb=execution.memory_budget_mb, segment_steps=None)
-    ascend(sub, start, maps, config, steps=2, snapshot_steps=(), encoding=subject.encoding,
-           execution=probe)  # compile
     began = time.perf_counter()
+    ascend(sub, start, maps, config, steps=2, snapshot_steps=(), encoding=subject.encoding,
+           execution=probe)  # compiles the loop
+    compiled = time.perf_counter()
     ascend(sub, start, maps, config, steps=probe_steps, snapshot_steps=(), stop_on_convergence=False,
            encoding=subject.encoding, execution=probe)
-    per_map_step = (time.perf_counter() - began) / (n * probe_steps)
-    seconds = per_map_step * len(plan.maps) * config.n_per_map * config.total_steps * _SEARCH_OVERHEAD
+    per_map_step = (time.perf_counter() - compiled) / (n * probe_steps)
+    compile_seconds = max(0.0, compiled - began - per_map_step * n * 2)
+    seconds = (per_map_step * len(plan.maps) * config.n_per_map * config.total_steps * _SEARCH_OVERHEAD
+               + _COMPILES_PER_LAYER * compile_seconds)
     if n_images:
         batch = subject.encode(np.full((64, height, width, channels), 128.0, np.float32))
         forward = subject.output_submodel(plan.layer_name, "act_")
