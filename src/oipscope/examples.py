@@ -520,8 +520,15 @@ def evoked_classes(model, images, batch_size: int = 256) -> np.ndarray:
     return probs.astype(np.float32)
 
 
+def _classifies(model) -> bool:
+    """Whether the model ends in one (N, classes) output, whose classes an OIP can evoke."""
+    outputs = as_subject(model).model.outputs
+    return len(outputs) == 1 and len(outputs[0].shape) == 2 and (outputs[0].shape[-1] or 0) >= 2
+
+
 def assess_oips(model, result, examples: DatasetExamples):
-    """Return ``result`` with each OIP's superstimulus ratio and evoked class probabilities.
+    """Return ``result`` with each OIP's superstimulus ratio and evoked class probabilities
+    (None for a model without a classifier output, such as a base built with ``include_top=False``).
 
     Args:
         model: the full model (or :class:`~oipscope.subject.Subject`), to see which
@@ -546,9 +553,13 @@ def assess_oips(model, result, examples: DatasetExamples):
         )
     ratios = superstimulus_ratio([oip.activation for oip in result.maps], examples,
                                  [oip.map_index for oip in result.maps])
-    probabilities = evoked_classes(model, np.stack([oip.image for oip in result.maps]))
+    if _classifies(model):
+        probabilities = evoked_classes(model, np.stack([oip.image for oip in result.maps]))
+    else:  # a feature extractor (e.g. include_top=False): no classes to evoke
+        probabilities = [None] * len(result.maps)
     maps = tuple(
-        dataclasses.replace(oip, superstimulus_ratio=float(ratio), evoked_probabilities=probs.astype(np.float32))
+        dataclasses.replace(oip, superstimulus_ratio=float(ratio),
+                            evoked_probabilities=None if probs is None else probs.astype(np.float32))
         for oip, ratio, probs in zip(result.maps, ratios, probabilities)
     )
     return dataclasses.replace(result, maps=maps)
