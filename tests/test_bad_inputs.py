@@ -97,6 +97,9 @@ class Workspace:
         merged = keras.layers.Conv2D(2, 3, name="c")(keras.layers.Concatenate(name="cat")([a, b]))
         self.two_inputs = r / "two_inputs.keras"
         keras.Model([a, b], merged, name="two_inputs").save(self.two_inputs)
+        self.any_size = r / "any_size.keras"
+        keras.Sequential([keras.Input((None, None, 1)), keras.layers.Conv2D(2, 3, name="c")],
+                         name="any_size").save(self.any_size)
         self.lambda_model = r / "lambda.keras"
         keras.Sequential([
             keras.Input((12, 12, 1)),
@@ -158,6 +161,24 @@ CASES = [
      ("input has shape (None, 10)", "needs an image input")),
     ("multiple-inputs", lambda w: _find(w, "multiple-inputs", w.two_inputs, "--layer", "c"), 4,
      ("has 2 inputs", "exactly one image input")),
+    ("any-size-without-size", lambda w: _find(w, "any-size-without-size", w.any_size, "--layer", "c"), 4,
+     ("input has shape (None, None, None, 1)", "give --input-size H,W")),
+    # input encoding and size options (exit 2, before TensorFlow starts where the model is not needed)
+    ("input-size-letters", lambda w: _find(w, "input-size-letters", w.any_size, "--layer", "c",
+                                           "--input-size", "abc"), 2,
+     ("--input-size takes a positive size H or H,W", "'abc'")),
+    ("input-size-of-fixed-model", lambda w: _find(w, "input-size-of-fixed-model", w.tiny, "--layer", "c2",
+                                                  "--input-size", "16"), 2,
+     ("takes 12x12 images; --input-size 16,16 only fixes the size of models that take any size",)),
+    ("bgr-alone", lambda w: _find(w, "bgr-alone", w.tiny, "--layer", "c2", "--bgr"), 2,
+     ("--bgr goes with the encoding", "--preprocess caffe")),
+    ("bgr-grey-model", lambda w: _find(w, "bgr-grey-model", w.tiny, "--layer", "c2", "--standardize", "--bgr"), 2,
+     ("BGR channel order needs a colour model (3 channels); the model has 1",)),
+    ("preprocess-unknown", lambda w: _find(w, "preprocess-unknown", w.tiny, "--layer", "c2", "--preprocess", "vgg"),
+     2, ("unknown preprocessing 'vgg'", "choose one of caffe, tf, torch")),
+    ("preprocess-with-range", lambda w: _find(w, "preprocess-with-range", w.tiny, "--layer", "c2",
+                                              "--preprocess", "tf", "--input-range", "0,1"), 2,
+     ("--preprocess sets the whole encoding",)),
     # layers and maps (exit 5, malformed selections 2)
     ("unknown-layer", lambda w: _find(w, "unknown-layer", w.tiny, "--layer", "c3"), 5,
      ("no layer named 'c3'", "did you mean", "c2")),

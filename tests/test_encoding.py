@@ -147,3 +147,99 @@ def test_ascent_in_a_range_stays_inside_it_and_raises_the_activation():
     standardized = ascend(sub, noise[:2], [0, 1], OipConfig(steps=20))
     same = ascend(sub, noise[:2], [0, 1], OipConfig(steps=20), encoding=InputEncoding.standardize())
     np.testing.assert_array_equal(standardized.images, same.images)
+
+
+# ---- BGR channel order and Keras' preprocess_input modes ----------------------------------------------
+
+@pytest.mark.parametrize("mode", ["caffe", "tf", "torch"])
+def test_presets_encode_exactly_what_keras_preprocess_input_gives(mode):
+    from keras.applications import imagenet_utils
+
+    pixels = np.random.default_rng(2).integers(0, 256, (2, 5, 4, 3)).astype(np.float32)
+    expected = imagenet_utils.preprocess_input(pixels.copy(), mode=mode)
+    encoding = InputEncoding.preset(mode)
+    np.testing.assert_allclose(encoding.encode(pixels).numpy(), expected, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(encoding.decode(expected), pixels, atol=2e-3)  # back to RGB pixels
+    assert parse_encoding(preprocess=mode.upper()) == encoding
+
+
+def test_bgr_reverses_the_channels_into_the_model_and_back_for_display():
+    red = np.zeros((1, 2, 2, 3), np.float32)
+    red[..., 0] = 255.0
+    encoding = InputEncoding.value_range(0, 1, channel_order="bgr")
+    into_model = encoding.encode(red).numpy()
+    np.testing.assert_array_equal(into_model[..., 2], 1.0)  # red is the model's last channel
+    np.testing.assert_array_equal(into_model[..., :2], 0.0)
+    np.testing.assert_array_equal(encoding.decode(into_model), red)
+    standardized = InputEncoding.standardize().with_channel_order("bgr")
+    np.testing.assert_array_equal(standardized.decode(standardized.encode(red).numpy()),
+                                  InputEncoding.standardize().encode(red).numpy())
+    assert "BGR" in encoding.describe() and "BGR" not in InputEncoding.value_range(0, 1).describe()
+
+
+def test_bgr_round_trips_through_dict_and_rgb_dicts_stay_as_before():
+    caffe = InputEncoding.preset("caffe")
+    assert caffe.channel_order == "bgr"
+    assert InputEncoding.from_dict(caffe.to_dict()) == caffe
+    assert "channel_order" not in IMAGENET.to_dict()  # keys of runs saved before stay valid
+    assert InputEncoding.from_dict(IMAGENET.to_dict()) == IMAGENET
+    assert caffe != caffe.with_channel_order("rgb")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"preprocess": "vgg"}, "choose one of caffe, tf, torch"),
+    ({"preprocess": "caffe", "input_range": "0,255"}, "--preprocess sets the whole encoding"),
+    ({"preprocess": "tf", "standardize": True}, "--preprocess sets the whole encoding"),
+    ({"bgr": True}, "--bgr goes with"),
+])
+def test_bad_preprocess_and_bgr_options_name_the_problem(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_encoding(**kwargs)
+
+
+def test_bgr_options_give_the_encoding():
+    assert parse_encoding("0,255", "103.939,116.779,123.68", bgr=True) == InputEncoding.preset("caffe")
+    assert parse_encoding(standardize=True, bgr=True).channel_order == "bgr"
+    assert parse_encoding(preprocess="tf", bgr=True) == InputEncoding.value_range(-1, 1, channel_order="bgr")
+
+
+def test_bgr_needs_three_channels():
+    with pytest.raises(ConfigError, match="BGR channel order needs a colour model"):
+        InputEncoding.preset("caffe").check_channels(1)
+    with pytest.raises(ConfigError, match="BGR channel order needs a colour model"):
+        InputEncoding.standardize().with_channel_order("bgr").encode(np.zeros((1, 4, 4, 1)))
+
+
+def test_a_bgr_model_sees_through_a_bgr_encoding_what_its_rgb_twin_sees():
+    """A model trained on BGR input is an RGB model after a channel flip: both see the same from RGB pixels."""
+    import keras
+
+    from oipscope.subject import Subject
+
+    rgb_input = keras.Input((8, 8, 3))
+    rgb = keras.Model(rgb_input, keras.layers.Conv2D(4, 3, activation="relu")(rgb_input))
+    bgr_input = keras.Input((8, 8, 3))
+    conv = keras.layers.Conv2D(4, 3, activation="relu")
+    bgr = keras.Model(bgr_input, conv(bgr_input))
+    kernel, bias = rgb.layers[-1].get_weights()
+    conv.set_weights([kernel[:, :, ::-1, :], bias])  # the same filters, reading channels in BGR order
+    pixels = np.random.default_rng(3).integers(0, 256, (2, 8, 8, 3)).astype(np.float32)
+    caffe_rgb = InputEncoding.value_range(0, 255, (123.68, 116.779, 103.939))
+    seen_rgb = rgb(Subject(rgb, caffe_rgb).encode(pixels)).numpy()
+    seen_bgr = bgr(Subject(bgr, InputEncoding.preset("caffe")).encode(pixels)).numpy()
+    np.testing.assert_allclose(seen_bgr, seen_rgb, rtol=1e-5, atol=1e-4)
+    assert seen_rgb.max() > 0
+
+
+def test_decorrelated_colour_follows_the_channel_order():
+    from oipscope.parametrization import Parametrization
+
+    rng = np.random.default_rng(4)
+    params = rng.standard_normal((2, 6, 6, 3)).astype(np.float32)
+    rgb = Parametrization("pixels", (6, 6, 3), InputEncoding.standardize(), decorrelate=True)
+    bgr = Parametrization("pixels", (6, 6, 3), InputEncoding.standardize().with_channel_order("bgr"),
+                          decorrelate=True)
+    # the same parameters give the same colours, in the other order (standardization is order-free)
+    np.testing.assert_allclose(bgr.image(params).numpy(), rgb.image(params).numpy()[..., ::-1], atol=1e-5)
+    images = bgr.image(params).numpy()
+    np.testing.assert_allclose(bgr.image(bgr.params_of(images)).numpy(), images, atol=1e-4)

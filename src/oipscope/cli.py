@@ -19,9 +19,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from .cli_inputs import (
-    DatasetOpt, ImagesOpt, ObjectiveOpt, OptimizerOpt, ParametrizationOpt, RobustOpt, TransformsOpt, WarmupOpt,
-    default_layer_option, method_config, MeanOpt, ModelArg, RangeOpt, RayCpusOpt, RayGpusOpt, RayOpt, StandardizeOpt, StdOpt,
-    UnsafeOpt, WorkersOpt, backend_option, check_output, console, encoding_option, err_console, images_option,
+    BgrOpt, DatasetOpt, ImagesOpt, InputSizeOpt, ObjectiveOpt, OptimizerOpt, ParametrizationOpt, PreprocessOpt,
+    RobustOpt, TransformsOpt, WarmupOpt, default_layer_option, method_config, MeanOpt, ModelArg, RangeOpt,
+    RayCpusOpt, RayGpusOpt, RayOpt, StandardizeOpt, StdOpt, UnsafeOpt, WorkersOpt, backend_option, check_output, console, encoding_option, err_console, images_option,
     kept_chunks, load_model_option, numbers_option, output_errors, skipped_note, start_tensorflow, state,
     subject_option,
 )
@@ -150,6 +150,9 @@ def find(
     mean: Optional[str] = MeanOpt,
     std: Optional[str] = StdOpt,
     standardize: bool = StandardizeOpt,
+    preprocess: Optional[str] = PreprocessOpt,
+    bgr: bool = BgrOpt,
+    input_size: Optional[str] = InputSizeOpt,
     out: Path = typer.Option(Path("oipscope-out"), help="Folder for the result and the PNG grid."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in --out."),
     unsafe_load: bool = UnsafeOpt,
@@ -185,7 +188,7 @@ def find(
     if chunk_maps is not None and chunk_maps < 1:
         raise ConfigError(f"--chunk-maps must be >= 1, got {chunk_maps}")
     check_output(out)
-    subject = subject_option(model, unsafe_load, input_range, mean, std, standardize)
+    subject = subject_option(model, unsafe_load, input_range, mean, std, standardize, preprocess, bgr, input_size)
     layer = default_layer_option(layer, subject.model, config.objective)
     image_set = images_option(images, subject, model, dataset=dataset) if assess else None  # before the long part
     with backend_option(ray, workers, ray_cpus_per_task, ray_gpus_per_task, unsafe_load) as backend, \
@@ -238,6 +241,9 @@ def zoo(
     mean: Optional[str] = MeanOpt,
     std: Optional[str] = StdOpt,
     standardize: bool = StandardizeOpt,
+    preprocess: Optional[str] = PreprocessOpt,
+    bgr: bool = BgrOpt,
+    input_size: Optional[str] = InputSizeOpt,
     contrast: str = typer.Option("tile", help="tile: each OIP its own robust colour scale; shared: one per layer."),
     classes: Optional[bool] = typer.Option(None, "--classes/--no-classes", help="Also the class OIPs of the "
                                            "output layer, on classes.html (default: for up to 100 classes)."),
@@ -274,7 +280,7 @@ def zoo(
         raise ConfigError(f"--contrast must be one of {', '.join(CONTRASTS)}, got {contrast!r}")
     if not dry_run:
         check_output(out)
-    subject = subject_option(model, unsafe_load, input_range, mean, std, standardize)
+    subject = subject_option(model, unsafe_load, input_range, mean, std, standardize, preprocess, bgr, input_size)
     plan = plan_zoo(subject, layers, maps)  # every layer and map checked before the first minute is spent
     image_set = images_option(images, subject, model, dataset=dataset) if assess else None
     class_layer = _class_layer_option(subject, classes)
@@ -454,6 +460,9 @@ def activations(
     mean: Optional[str] = MeanOpt,
     std: Optional[str] = StdOpt,
     standardize: bool = StandardizeOpt,
+    preprocess: Optional[str] = PreprocessOpt,
+    bgr: bool = BgrOpt,
+    input_size: Optional[str] = InputSizeOpt,
     top: int = typer.Option(8, help="Top maps listed per image."),
     out: Path = typer.Option(Path("activations.png"),
                              help="Figure of the maps to write (.png, .pdf, .svg, ...; no suffix: .png)."),
@@ -487,7 +496,7 @@ def activations(
         raise ConfigError(f"--out {out}: unknown image format {out.suffix!r}; use one of "
                           f"{', '.join('.' + f for f in sorted(formats))} (no suffix: .png)")
     check_output(out)
-    subject = subject_option(model, unsafe_load, input_range, mean, std, standardize)
+    subject = subject_option(model, unsafe_load, input_range, mean, std, standardize, preprocess, bgr, input_size)
     if image is not None:
         pixels = load_image_file(image, subject.input_shape, invert=invert)[None]
         row_titles, labels = [image.name], ["-"]
@@ -531,6 +540,9 @@ def dream(
     mean: Optional[str] = MeanOpt,
     std: Optional[str] = StdOpt,
     standardize: bool = StandardizeOpt,
+    preprocess: Optional[str] = PreprocessOpt,
+    bgr: bool = BgrOpt,
+    input_size: Optional[str] = InputSizeOpt,
     out: Path = typer.Option(Path("oipscope-dream"), help="Folder for dream.png and evolution.png."),
     unsafe_load: bool = UnsafeOpt,
 ) -> None:
@@ -549,7 +561,7 @@ def dream(
 
     config = DreamConfig(octaves=octaves, octave_scale=octave_scale, steps=steps, epsilon=epsilon)
     check_output(out)
-    subject = subject_option(model, unsafe_load, input_range, mean, std, standardize)
+    subject = subject_option(model, unsafe_load, input_range, mean, std, standardize, preprocess, bgr, input_size)
     try:
         with Image.open(image) as opened:
             width, height = opened.size

@@ -18,8 +18,9 @@ from .errors import ConfigError, OutputError
 
 __all__ = [
     "console", "err_console", "state", "ModelArg", "UnsafeOpt", "RangeOpt", "MeanOpt", "StdOpt", "StandardizeOpt",
+    "PreprocessOpt", "BgrOpt", "InputSizeOpt",
     "ImagesOpt", "DatasetOpt", "RayOpt", "WorkersOpt", "RayCpusOpt", "RayGpusOpt", "backend_option",
-    "start_tensorflow", "load_model_option", "subject_option", "encoding_option", "images_option", "skipped_note",
+    "start_tensorflow", "load_model_option", "subject_option", "input_size_option", "encoding_option", "images_option", "skipped_note",
     "numbers_option", "check_output", "output_errors", "kept_chunks", "ObjectiveOpt", "RobustOpt", "TransformsOpt",
     "ParametrizationOpt", "OptimizerOpt", "WarmupOpt", "method_config", "default_layer_option",
 ]
@@ -38,6 +39,17 @@ StdOpt = typer.Option(None, "--std", metavar="S1[,S2,S3]",
                       help="Per-channel std divided after --input-range (ImageNet: 0.229,0.224,0.225).")
 StandardizeOpt = typer.Option(False, "--standardize",
                               help="The model takes per-image standardized input (the series' CNN).")
+PreprocessOpt = typer.Option(
+    None, "--preprocess", metavar="caffe|tf|torch",
+    help="The model takes what keras.applications' preprocess_input(mode=...) gives: caffe (VGG16/19, "
+         "ResNet50/101/152: BGR, ImageNet mean subtracted), tf (MobileNet(V2), Inception, Xception: -1..1), "
+         "torch (DenseNet: 0..1, ImageNet mean/std).")
+BgrOpt = typer.Option(False, "--bgr", help="The model takes its colour channels in BGR order (OpenCV); "
+                                           "--mean/--std are then in that order.")
+InputSizeOpt = typer.Option(
+    None, "--input-size", metavar="H[,W]",
+    help="Image size for a model that takes any size (input (None, None, C), e.g. a keras.applications base "
+         "without input_shape), e.g. 224 or 224,224.")
 ImagesOpt = typer.Option(
     None, "--images", metavar="PATH|NAME",
     help="Images to compare the OIPs with: a folder (searched recursively; class sub-folders become labels), "
@@ -117,22 +129,40 @@ def load_model_option(model_path: Optional[Path], unsafe_load: bool):
     return load_model(path, safe_mode=not unsafe_load)
 
 
+def input_size_option(text: Optional[str]) -> Optional[tuple[int, int]]:
+    """``--input-size H[,W]`` as (height, width); None when not given."""
+    if text is None:
+        return None
+    try:
+        sides = [int(part) for part in text.split(",")]
+    except ValueError:
+        sides = []
+    if len(sides) not in (1, 2) or min(sides) < 1:
+        raise ConfigError(f"--input-size takes a positive size H or H,W in pixels (e.g. 224 or 224,224), got {text!r}")
+    return sides[0], sides[-1]
+
+
 def subject_option(model_path: Optional[Path], unsafe_load: bool, input_range: Optional[str], mean: Optional[str],
-                   std: Optional[str], standardize: bool):
-    """Load the model and resolve its input encoding once; say so when it is only assumed."""
+                   std: Optional[str], standardize: bool, preprocess: Optional[str] = None, bgr: bool = False,
+                   input_size: Optional[str] = None):
+    """Load the model (its size fixed by ``--input-size``) and resolve its input encoding once;
+    say so when it is only assumed."""
     from .cnn import default_model_path
     from .encoding import parse_encoding
     from .models import flattened
     from .subject import Subject
 
-    given = parse_encoding(input_range, mean, std, standardize)  # bad options fail before TensorFlow starts
+    given = parse_encoding(input_range, mean, std, standardize, preprocess, bgr)  # bad options fail before TF starts
+    size = input_size_option(input_size)
     keras_model = flattened(load_model_option(model_path, unsafe_load))  # nested models' layers inlined
-    subject = Subject(keras_model, encoding_option(keras_model, model_path, given), model_path or default_model_path())
+    subject = Subject(keras_model, encoding_option(keras_model, model_path, given), model_path or default_model_path(),
+                      size)
     source = subject.encoding.source
     if source == "assumed":
         console.print(f"note: nothing says how {subject.name} expects its pixels; assuming per-image "
                       "standardization (the series'). If it was trained on scaled pixels, give --input-range "
-                      "0,1 (or -1,1, or 0,255), with --mean/--std for ImageNet-style inputs", markup=False)
+                      "0,1 (or -1,1, or 0,255), with --mean/--std for ImageNet-style inputs, or --preprocess "
+                      "caffe|tf|torch for a keras.applications model", markup=False)
     elif source.startswith("model layers"):
         layers = source[len("model layers"):].strip(" ()")
         console.print(f"input: raw pixels 0..255 (the model begins with {layers})", markup=False)
@@ -152,7 +182,7 @@ def encoding_option(keras_model, model_path: Optional[Path], given=None):
     if inside and meaning(given) != meaning(resolve_encoding(keras_model)):
         verb = "takes" if len(inside) == 1 else "take"
         console.print(f"warning: the model begins with {', '.join(inside)}, which {verb} raw pixels 0..255; the "
-                      "encoding you gave replaces that (leave out --input-range/--mean/--std/--standardize "
+                      "encoding you gave replaces that (leave out --input-range/--mean/--std/--standardize/--preprocess "
                       "to feed it raw pixels)", markup=False)
     return resolve_encoding(keras_model, given)
 

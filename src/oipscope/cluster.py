@@ -62,22 +62,25 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
                            "`ray start --head` on its head node, or check the address") from None
 
 
-def _worker_subject(digest: str, model: bytes, suffix: str, encoding: dict, safe_mode: bool) -> Subject:
-    """The model of a task, opened once per worker process."""
-    if digest not in _MODELS:
+def _worker_subject(digest: str, model: bytes, suffix: str, encoding: dict, safe_mode: bool,
+                    input_size: tuple[int, int] | None = None) -> Subject:
+    """The model of a task, opened once per worker process (and input size)."""
+    key = digest if input_size is None else f"{digest}@{input_size[0]}x{input_size[1]}"
+    if key not in _MODELS:
         from .subject import open_subject
 
         folder = Path(tempfile.mkdtemp(prefix="oipscope-worker-"))
         path = folder / f"model{suffix}"
         path.write_bytes(model)
-        _MODELS[digest] = (str(path), open_subject(path, InputEncoding.from_dict(encoding), safe_mode=safe_mode))
-    return _MODELS[digest][1]
+        _MODELS[key] = (str(path), open_subject(path, InputEncoding.from_dict(encoding), safe_mode=safe_mode,
+                                                input_size=input_size))
+    return _MODELS[key][1]
 
 
-def _chunk_task(digest: str, model: bytes, suffix: str, encoding: dict, safe_mode: bool, chunk: Chunk,
-                config: dict, execution: Execution) -> OipResult:
+def _chunk_task(digest: str, model: bytes, suffix: str, encoding: dict, safe_mode: bool,
+                input_size: tuple[int, int] | None, chunk: Chunk, config: dict, execution: Execution) -> OipResult:
     """One chunk, in a Ray worker."""
-    subject = _worker_subject(digest, model, suffix, encoding, safe_mode)
+    subject = _worker_subject(digest, model, suffix, encoding, safe_mode, input_size)
     return run_chunk(subject, chunk, OipConfig.from_dict(config), execution=execution)
 
 
@@ -146,7 +149,7 @@ class RayBackend:
         digest = hashlib.sha256(model).hexdigest()
         task = ray.remote(_chunk_task).options(num_cpus=self.cpus_per_task, num_gpus=self.gpus_per_task,
                                                max_retries=_RETRIES, retry_exceptions=False)
-        shared = (digest, ray.put(model), suffix, subject.encoding.to_dict(), self.safe_mode)
+        shared = (digest, ray.put(model), suffix, subject.encoding.to_dict(), self.safe_mode, subject.input_size)
         pending = {task.remote(*shared, chunk, config.to_dict(), execution): index
                    for index, chunk in enumerate(chunks)}
         try:

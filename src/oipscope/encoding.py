@@ -10,6 +10,10 @@ Three conventions cover nearly every Keras CNN:
 - **a range with per-channel mean/std** on top (the ImageNet convention:
   ``(pixel/255 - mean) / std``).
 
+Any of them can take the channels in BGR order (OpenCV, and Keras' ``caffe`` models
+such as VGG16 and ResNet50). :data:`PRESETS` names the three ``mode`` s of Keras'
+``imagenet_utils.preprocess_input``: ``caffe``, ``tf`` and ``torch``.
+
 An :class:`InputEncoding` turns pixels into model input (:meth:`~InputEncoding.encode`),
 keeps an image inside the encoding during the ascent (:meth:`~InputEncoding.project`:
 the series' re-standardization, or clipping to the range), places unit noise in it
@@ -19,6 +23,7 @@ the series' re-standardization, or clipping to the range), places unit noise in 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -30,6 +35,9 @@ from .errors import ConfigError
 __all__ = [
     "STANDARDIZE",
     "RANGE",
+    "RGB",
+    "BGR",
+    "PRESETS",
     "InputEncoding",
     "parse_encoding",
     "preprocessing_layers",
@@ -38,6 +46,8 @@ __all__ = [
 
 STANDARDIZE = "standardize"
 RANGE = "range"
+RGB = "rgb"
+BGR = "bgr"
 _PREPROCESSING = ("Rescaling", "Normalization")
 _PASS_THROUGH_PREFIXES = ("Random",)  # augmentation layers: the identity at inference
 
@@ -65,6 +75,8 @@ class InputEncoding:
         low, high: for ``"range"``: pixel 0 maps to ``low``, pixel 255 to ``high``.
         mean, std: for ``"range"``: optional per-channel (or one shared) mean and
             std subtracted and divided after the range mapping (ImageNet style).
+        channel_order: ``"rgb"``, or ``"bgr"`` for a model that takes its colour
+            channels reversed (mean/std are then given in the model's, BGR, order).
         source: where the encoding came from (``"given"``, ``"model layers"``,
             ``"assumed"``, ...); informative only, not part of equality.
     """
@@ -74,11 +86,14 @@ class InputEncoding:
     high: float = 1.0
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
+    channel_order: str = RGB
     source: str = field(default="given", compare=False)
 
     def __post_init__(self) -> None:
         if self.kind not in (STANDARDIZE, RANGE):
             raise ConfigError(f"input encoding kind must be {STANDARDIZE!r} or {RANGE!r}, got {self.kind!r}")
+        if self.channel_order not in (RGB, BGR):
+            raise ConfigError(f"channel order must be {RGB!r} or {BGR!r}, got {self.channel_order!r}")
         object.__setattr__(self, "mean", _floats(self.mean, "mean"))
         object.__setattr__(self, "std", _floats(self.std, "std"))
         low, high = _floats((self.low, self.high), "input range")
@@ -110,13 +125,29 @@ class InputEncoding:
 
     @classmethod
     def value_range(cls, low: float, high: float, mean: Sequence[float] | None = None,
-                    std: Sequence[float] | None = None, source: str = "given") -> "InputEncoding":
+                    std: Sequence[float] | None = None, source: str = "given",
+                    channel_order: str = RGB) -> "InputEncoding":
         """Pixels mapped onto ``[low, high]``, then optionally ``(x - mean) / std`` per channel."""
-        return cls(RANGE, low, high, mean, std, source=source)
+        return cls(RANGE, low, high, mean, std, channel_order, source=source)
+
+    @classmethod
+    def preset(cls, mode: str, source: str = "given") -> "InputEncoding":
+        """The encoding of a Keras ``preprocess_input`` ``mode``: ``"caffe"``, ``"tf"`` or ``"torch"``."""
+        if mode not in PRESETS:
+            raise ConfigError(f"unknown preprocessing {mode!r}; choose one of {', '.join(PRESETS)} "
+                              "(the mode of keras.applications' preprocess_input for your model)")
+        return dataclasses.replace(PRESETS[mode], source=source)
+
+    def with_channel_order(self, channel_order: str) -> "InputEncoding":
+        """The same encoding with the colour channels in ``channel_order`` (``"rgb"`` or ``"bgr"``)."""
+        return dataclasses.replace(self, channel_order=channel_order)
 
     # ---- checks and per-channel constants -----------------------------------------------
     def check_channels(self, channels: int) -> None:
-        """Raise ConfigError when mean/std do not fit a model with ``channels`` channels."""
+        """Raise ConfigError when mean/std or BGR order do not fit a model with ``channels`` channels."""
+        if self.channel_order == BGR and channels != 3:
+            raise ConfigError(f"BGR channel order needs a colour model (3 channels); the model has {channels}. "
+                              "Leave out --bgr (or use --preprocess tf/torch)")
         for name, values in (("--mean", self.mean), ("--std", self.std)):
             if values is not None and len(values) not in (1, channels):
                 what = "1 value" if channels == 1 else f"1 value or {channels}, one per channel"
@@ -160,6 +191,9 @@ class InputEncoding:
         import tensorflow as tf
 
         x = tf.cast(pixels, tf.float32)
+        if self.channel_order == BGR:
+            self.check_channels(int(x.shape[-1]))
+            x = tf.reverse(x, axis=[-1])
         if self.kind == STANDARDIZE:
             return tf.image.per_image_standardization(x)
         mean, std = self._mean_std(int(x.shape[-1]))
@@ -202,10 +236,13 @@ class InputEncoding:
     def decode(self, x) -> np.ndarray:
         """Model input → pixel units (0..255) for display; standardized images stay as they are."""
         x = np.asarray(x, np.float32)
-        if self.kind == STANDARDIZE:
-            return x
-        mean, std = self._mean_std(x.shape[-1])
-        return ((x * std + mean - self.low) * (255.0 / (self.high - self.low))).astype(np.float32)
+        if self.kind == RANGE:
+            mean, std = self._mean_std(x.shape[-1])
+            x = ((x * std + mean - self.low) * (255.0 / (self.high - self.low))).astype(np.float32)
+        if self.channel_order == BGR:
+            self.check_channels(x.shape[-1])
+            x = np.ascontiguousarray(x[..., ::-1])
+        return x
 
     @property
     def display_unit(self) -> str:
@@ -216,18 +253,22 @@ class InputEncoding:
     def describe(self) -> str:
         """One line: e.g. ``range [-1, 1]`` or ``range [0, 1], mean (0.485, ...), std (...)``."""
         if self.kind == STANDARDIZE:
-            return "per-image standardization"
-        text = f"range [{self.low:g}, {self.high:g}]"
-        if self.mean is not None:
-            text += (f", mean ({', '.join(f'{v:g}' for v in self.mean)}),"
-                     f" std ({', '.join(f'{v:g}' for v in self.std)})")
-        return text
+            text = "per-image standardization"
+        else:
+            text = f"range [{self.low:g}, {self.high:g}]"
+            if self.mean is not None:
+                text += (f", mean ({', '.join(f'{v:g}' for v in self.mean)}),"
+                         f" std ({', '.join(f'{v:g}' for v in self.std)})")
+        return text + (", BGR channels" if self.channel_order == BGR else "")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict."""
-        return {"kind": self.kind, "low": self.low, "high": self.high,
+        data = {"kind": self.kind, "low": self.low, "high": self.high,
                 "mean": None if self.mean is None else list(self.mean),
                 "std": None if self.std is None else list(self.std), "source": self.source}
+        if self.channel_order != RGB:  # results and run keys of RGB encodings stay as before
+            data["channel_order"] = self.channel_order
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> "InputEncoding":
@@ -235,18 +276,32 @@ class InputEncoding:
         if data is None:
             return cls.standardize(source="saved")
         return cls(data.get("kind", STANDARDIZE), data.get("low", 0.0), data.get("high", 1.0),
-                   data.get("mean"), data.get("std"), source=data.get("source", "saved"))
+                   data.get("mean"), data.get("std"), data.get("channel_order", RGB),
+                   source=data.get("source", "saved"))
+
+
+PRESETS: dict[str, InputEncoding] = {
+    "caffe": InputEncoding.value_range(0.0, 255.0, mean=(103.939, 116.779, 123.68), channel_order=BGR),
+    "tf": InputEncoding.value_range(-1.0, 1.0),
+    "torch": InputEncoding.value_range(0.0, 1.0, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)),
+}
+"""Keras' ``preprocess_input`` modes: ``caffe`` (VGG16/19, ResNet50/101/152: BGR, ImageNet mean
+subtracted from 0..255), ``tf`` (MobileNet, MobileNetV2, Inception, Xception: -1..1) and ``torch``
+(DenseNet: 0..1 with ImageNet mean/std). EfficientNet, ConvNeXt and MobileNetV3 carry their
+preprocessing as layers, which oipscope recognises."""
 
 
 def parse_encoding(input_range: str | None = None, mean: str | None = None, std: str | None = None,
-                   standardize: bool = False) -> InputEncoding | None:
-    """The encoding the command-line options give (``--input-range LO,HI --mean --std --standardize``).
+                   standardize: bool = False, preprocess: str | None = None,
+                   bgr: bool = False) -> InputEncoding | None:
+    """The encoding the command-line options give
+    (``--input-range LO,HI --mean --std --standardize --preprocess MODE --bgr``).
 
     Returns None when no option is given (the model's layers or the default decide).
 
     Raises:
-        ConfigError: malformed numbers, LO >= HI, mean/std without a range, or
-            ``--standardize`` together with a range.
+        ConfigError: malformed numbers, LO >= HI, mean/std without a range, an unknown
+            ``--preprocess`` mode, or options that contradict each other.
     """
     def numbers(text: str | None, option: str, example: str) -> tuple[float, ...] | None:
         if text is None:
@@ -258,18 +313,29 @@ def parse_encoding(input_range: str | None = None, mean: str | None = None, std:
 
     bounds = numbers(input_range, "--input-range", "0,1 or -1,1")
     means, stds = numbers(mean, "--mean", "0.485,0.456,0.406"), numbers(std, "--std", "0.229,0.224,0.225")
+    order = BGR if bgr else RGB
+    if preprocess is not None:
+        if standardize or bounds is not None or means is not None or stds is not None:
+            raise ConfigError("--preprocess sets the whole encoding; leave out --input-range, --mean, --std "
+                              "and --standardize, or give those without --preprocess")
+        preset = InputEncoding.preset(preprocess.lower())
+        return preset.with_channel_order(BGR) if bgr else preset
     if standardize:
         if bounds is not None or means is not None or stds is not None:
             raise ConfigError("--standardize cannot be combined with --input-range, --mean or --std; choose one")
-        return InputEncoding.standardize()
+        return InputEncoding.standardize().with_channel_order(order)
     if bounds is None:
         if means is not None or stds is not None:
             raise ConfigError("--mean/--std need --input-range (the range they apply to), "
                               "e.g. --input-range 0,1 --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225")
+        if bgr:
+            raise ConfigError("--bgr goes with the encoding it reverses the channels of: add --input-range "
+                              "(e.g. --input-range 0,255 --mean 103.939,116.779,123.68), --standardize, "
+                              "or use --preprocess caffe")
         return None
     if len(bounds) != 2:
         raise ConfigError(f"--input-range takes two numbers LO,HI (e.g. 0,1 or -1,1), got {input_range!r}")
-    return InputEncoding.value_range(bounds[0], bounds[1], means, stds)
+    return InputEncoding.value_range(bounds[0], bounds[1], means, stds, channel_order=order)
 
 
 def _leading_layers(model):

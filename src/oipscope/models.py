@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from .errors import LayerError, ModelError
+from .errors import ConfigError, LayerError, ModelError
 
 if TYPE_CHECKING:  # keras (TensorFlow) is imported on use: a bad path fails in a blink
     import keras
@@ -27,6 +27,7 @@ __all__ = [
     "output_submodel",
     "traceable",
     "flattened",
+    "with_input_size",
     "submodel_name",
     "preactivation_submodel",
     "describe",
@@ -152,7 +153,8 @@ def image_input_shape(model: keras.Model) -> tuple[int, int, int]:
     if len(shape) != 4 or any(dim is None for dim in shape[1:]):
         raise ModelError(
             f"model {model.name!r} input has shape {shape}; oipscope needs an image input "
-            "(batch, height, width, channels) with fixed size"
+            "(batch, height, width, channels) with fixed size; for a model that takes any size, give "
+            "--input-size H,W (in Python: oipscope.models.with_input_size)"
         )
     if shape[3] not in (1, 3):
         raise ModelError(f"model {model.name!r} input has {shape[3]} channels; oipscope supports 1 or 3")
@@ -234,6 +236,7 @@ def traceable(model: keras.Model) -> tuple[keras.Model, dict[str, str]]:
 
 
 _FLAT: "weakref.WeakKeyDictionary[Any, tuple[Any, list[tuple[Any, Any]]]]" = weakref.WeakKeyDictionary()
+_SIZED: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
 
 
 def _is_nested_model(layer) -> bool:
@@ -242,9 +245,10 @@ def _is_nested_model(layer) -> bool:
     return isinstance(layer, keras.Model)
 
 
-def _flat_graph(model: keras.Model):
+def _flat_graph(model: keras.Model, batch_shape: tuple | None = None):
     """A functional model computing what ``model`` does, its nested models' layers inlined as
-    fresh copies; returns it and the (original, copy) pairs of layers with weights."""
+    fresh copies (on an input of ``batch_shape``, default the model's); returns it and the
+    (original, copy) pairs of layers with weights."""
     import keras
 
     copies: dict[int, Any] = {}
@@ -277,13 +281,59 @@ def _flat_graph(model: keras.Model):
         return net._run_through_graph(x, operation_fn=operation)
 
     source = model.inputs[0]
-    image = keras.Input(batch_shape=tuple(source.shape), dtype=source.dtype, name=getattr(source, "name", None))
+    image = keras.Input(batch_shape=batch_shape or tuple(source.shape), dtype=source.dtype,
+                        name=getattr(source, "name", None))
     try:
         flat = keras.Model(image, apply(model, image), name=model.name)
     except ValueError as exc:  # e.g. an inner layer named like an outer one
         raise ModelError(f"model {model.name!r} nests models whose layers cannot be inlined ({exc}); "
                          "rename the clashing layers, or give the nested model itself") from None
     return flat, pairs
+
+
+def _with_copied_weights(cached) -> keras.Model:
+    flat, pairs = cached
+    for original, copy in pairs:
+        if original.weights:
+            copy.set_weights(original.get_weights())
+    return flat
+
+
+def with_input_size(model: keras.Model, height: int, width: int) -> keras.Model:
+    """The model with an image input of ``height`` × ``width`` pixels where it takes any size
+    (``None``, e.g. ``keras.applications`` bases built without ``input_shape``).
+
+    A model of fixed size is returned as it is when the size matches. Otherwise an equal
+    functional model is built on the fixed input (nested models inlined, as :func:`flattened`
+    does), once per model and size; it takes the original's weights on every call.
+
+    Raises:
+        ConfigError: the size is not positive, or the model has another fixed size.
+        ModelError: the model has no single image input, or is subclassed.
+    """
+    if height < 1 or width < 1:
+        raise ConfigError(f"--input-size must be positive, got {height},{width}")
+    inputs = getattr(model, "inputs", None) or []
+    shape = tuple(inputs[0].shape) if len(inputs) == 1 else ()
+    if len(shape) != 4 or shape[3] is None:
+        raise ModelError(f"model {model.name!r} has no single image input (batch, height, width, channels) "
+                         "whose size could be set")
+    if shape[1] is not None and shape[2] is not None:
+        if (int(shape[1]), int(shape[2])) == (height, width):
+            return model
+        raise ConfigError(f"model {model.name!r} takes {shape[1]}x{shape[2]} images; --input-size "
+                          f"{height},{width} only fixes the size of models that take any size")
+    for given, dim in ((height, shape[1]), (width, shape[2])):
+        if dim is not None and int(dim) != given:
+            raise ConfigError(f"model {model.name!r} input has shape {shape}; --input-size "
+                              f"{height},{width} does not fit its fixed side of {dim}")
+    if type(model).__name__ not in ("Functional", "Sequential"):
+        raise ModelError(f"the input size of the subclassed model {model.name!r} cannot be set here; build it "
+                         f"on keras.Input(shape=({height}, {width}, {shape[3]}))")
+    sizes = _SIZED.setdefault(model, {})
+    if (height, width) not in sizes:
+        sizes[(height, width)] = _flat_graph(model, (None, height, width, shape[3]))
+    return _with_copied_weights(sizes[(height, width)])
 
 
 def flattened(model: keras.Model) -> keras.Model:
@@ -302,11 +352,7 @@ def flattened(model: keras.Model) -> keras.Model:
     cached = _FLAT.get(model)
     if cached is None:
         cached = _FLAT[model] = _flat_graph(model)
-    flat, pairs = cached
-    for original, copy in pairs:
-        if original.weights:
-            copy.set_weights(original.get_weights())
-    return flat
+    return _with_copied_weights(cached)
 
 
 def _cached_submodel(model: keras.Model, kind: str, layer_name: str, build: Callable[[], Any]):

@@ -68,6 +68,10 @@ class Parametrization:
     def _mixes_colour(self) -> bool:
         return self.decorrelate and self.shape[2] == 3
 
+    def _colour_matrix(self) -> np.ndarray:
+        """The colour mixing in the model's channel order: RGB rows reversed for a BGR model."""
+        return _COLOR[::-1] if self.encoding.channel_order == "bgr" else _COLOR
+
     def initial(self, rng: np.random.Generator, start: np.ndarray | None = None) -> np.ndarray:
         """One element's starting parameters: a start image (plain pixels), else small seeded noise."""
         if start is not None and self.kind == "pixels" and not self.bounded and not self._mixes_colour():
@@ -84,7 +88,7 @@ class Parametrization:
             unit = np.clip((x - lo) / (hi - lo), 1e-3, 1 - 1e-3)
             x = np.log(unit / (1 - unit))
         if self._mixes_colour():
-            x = x @ np.linalg.inv(_COLOR.T.astype(np.float64))
+            x = x @ np.linalg.inv(self._colour_matrix().T.astype(np.float64))
         if self.kind == "fourier":
             scale = fourier_scale(h, w) * np.sqrt(h * w) / 4.0
             spectrum = np.fft.rfft2(np.transpose(x, (0, 3, 1, 2)), s=(h, w)) / scale
@@ -103,7 +107,7 @@ class Parametrization:
         else:
             x = params
         if self._mixes_colour():
-            x = tf.tensordot(x, tf.constant(_COLOR.T), axes=[[3], [0]])
+            x = tf.tensordot(x, tf.constant(np.ascontiguousarray(self._colour_matrix().T)), axes=[[3], [0]])
         if self.bounded and self.encoding.kind != "standardize":
             lo, hi = self.encoding.bounds(c)
             return tf.constant(lo) + tf.constant(hi - lo) * tf.sigmoid(x)

@@ -64,11 +64,13 @@ ImageNet head's 1000 took about 87 minutes on a 2-core CPU for MobileNetV2: ``--
 
 
 def _run_key(layer_name: str, maps: tuple[int, ...], config: OipConfig, model_hash: str | None,
-             encoding: InputEncoding) -> dict:
+             encoding: InputEncoding, input_size: tuple[int, int] | None = None) -> dict:
     """What a resumed run must share with the run it continues: what decides the OIPs."""
     key = {"layer_name": layer_name, "maps": list(maps), "config": config.to_dict(), "model_hash": model_hash}
-    if encoding.kind != "standardize":  # keys of standardized runs stay as before
+    if encoding.kind != "standardize" or encoding.channel_order != "rgb":  # keys of plain standardized runs stay
         key["encoding"] = {k: v for k, v in encoding.to_dict().items() if k != "source"}
+    if input_size is not None:  # an any-size model: the size chosen decides the OIPs too
+        key["input_size"] = list(input_size)
     return key
 
 
@@ -123,7 +125,8 @@ class _LayerJob:
         self.examples_path = examples_path or out_dir / EXAMPLES_NPZ
         self.on_progress, self.on_examples = on_progress, on_examples
         self.total = len(selected) * config.n_per_map
-        self.key = _run_key(layer_name, selected, config, subject.model_hash, subject.encoding)
+        self.key = _run_key(layer_name, selected, config, subject.model_hash, subject.encoding,
+                            subject.input_size)
         self.parts: list[OipResult] = []
         self.done: OipResult | None = None  # a finished result of an earlier run
         self.chunks: list[Chunk] = []

@@ -23,6 +23,7 @@ from .models import (
     load_model,
     output_submodel,
     preactivation_submodel,
+    with_input_size,
 )
 
 __all__ = ["Subject", "as_subject", "open_subject"]
@@ -38,14 +39,22 @@ class Subject:
             can be chosen.
         encoding: how pixels become its input.
         path: the model file, if loaded from one (its sha256 goes into results).
+        input_size: ``(height, width)`` for a model that takes images of any size
+            (:func:`~oipscope.models.with_input_size`); None keeps the model's own.
     """
 
     model: Any
     encoding: InputEncoding = field(default_factory=InputEncoding.standardize)
     path: Path | None = None
+    input_size: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "model", flattened(self.model))  # nested models' layers become its own
+        model = self.model
+        if self.input_size is not None:
+            size = tuple(int(side) for side in self.input_size)
+            object.__setattr__(self, "input_size", size)
+            model = with_input_size(model, *size)
+        object.__setattr__(self, "model", flattened(model))  # nested models' layers become its own
         self.encoding.check_channels(self.input_shape[2])
 
     @property
@@ -95,16 +104,17 @@ class Subject:
 
 
 def as_subject(model_or_subject, encoding: InputEncoding | None = None,
-               path: str | os.PathLike | None = None) -> Subject:
+               path: str | os.PathLike | None = None, input_size: tuple[int, int] | None = None) -> Subject:
     """A Subject as it is, or a Keras model wrapped with its resolved encoding (a model that
-    nests models is :func:`~oipscope.models.flattened` first, so its inner layers can be chosen)."""
+    nests models is :func:`~oipscope.models.flattened` first, so its inner layers can be chosen;
+    ``input_size`` fixes the size of a model that takes any)."""
     if isinstance(model_or_subject, Subject):
         return model_or_subject
     model = flattened(model_or_subject)  # nested models' layers become the model's own
-    return Subject(model, resolve_encoding(model, encoding), Path(path) if path is not None else None)
+    return Subject(model, resolve_encoding(model, encoding), Path(path) if path is not None else None, input_size)
 
 
 def open_subject(path: str | os.PathLike, encoding: InputEncoding | None = None, *,
-                 safe_mode: bool = True) -> Subject:
+                 safe_mode: bool = True, input_size: tuple[int, int] | None = None) -> Subject:
     """Load a model file and resolve its encoding (given, from its layers, or assumed)."""
-    return as_subject(load_model(path, safe_mode=safe_mode), encoding, path)
+    return as_subject(load_model(path, safe_mode=safe_mode), encoding, path, input_size)
