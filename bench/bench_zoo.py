@@ -6,7 +6,13 @@ process would (the start-up of TensorFlow and the model load are timed too), and
 each phase's seconds and share, and the total as a fraction of the 30 s target.
 ``--images mnist`` streams the 60 000 training images instead (needs them on disk).
 
-    python bench/bench_zoo.py [--out DIR] [--images NAME|PATH]
+As the command does, each layer's gallery pages are drawn in a background thread while the
+next layer is searched (``oipscope.report.Gallery(background=True)``); the gallery phase is
+what is left to draw after the class OIPs. ``--serial-gallery`` draws the whole gallery after
+the search instead, as before; ``--compare N`` runs both N times each, alternating, each in a
+fresh process, and prints the ratio of the medians.
+
+    python bench/bench_zoo.py [--out DIR] [--images NAME|PATH] [--serial-gallery] [--compare N]
 """
 
 from __future__ import annotations
@@ -14,6 +20,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,7 +32,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 TARGET_SECONDS = 30.0
 
 
-def run_once(out: Path, images: str = "mnist-test") -> dict[str, float]:
+def run_once(out: Path, images: str = "mnist-test", serial_gallery: bool = False) -> dict[str, float]:
     """One whole zoo; seconds per phase."""
     phases: dict[str, float] = {}
     start = time.perf_counter()
@@ -32,7 +41,7 @@ def run_once(out: Path, images: str = "mnist-test") -> dict[str, float]:
     from oipscope.engine import OipConfig
     from oipscope.imagesets import open_images
     from oipscope.models import describe
-    from oipscope.report import write_gallery
+    from oipscope.report import Gallery
     from oipscope.runs import class_layer, run_classes, run_zoo
 
     subject = default_subject()
@@ -54,8 +63,11 @@ def run_once(out: Path, images: str = "mnist-test") -> dict[str, float]:
             stage_seconds[last[1]] += now - last[0]
         last[0], last[1] = now, "OIPs"
 
+    gallery = Gallery(out, (subject.name, describe(subject.model)), images=image_set,
+                      background=not serial_gallery)
     t = time.perf_counter()
-    runs = run_zoo(subject, None, OipConfig(), out, images=image_set, on_layer=on_layer, on_progress=on_progress)
+    runs = run_zoo(subject, None, OipConfig(), out, images=image_set, on_layer=on_layer, on_progress=on_progress,
+                   on_finished=None if serial_gallery else gallery.add)
     stage_seconds[last[1]] += time.perf_counter() - last[0]
     searched = time.perf_counter() - t
     phases["OIP search (all layers)"] = stage_seconds["OIPs"]
@@ -66,9 +78,12 @@ def run_once(out: Path, images: str = "mnist-test") -> dict[str, float]:
     phases["class OIPs (classes.html)"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    write_gallery(out, (subject.name, describe(subject.model)), [(run.result, run.examples) for run in runs],
-                  images=image_set, classes=classes)
-    phases["gallery (pages, cards, PNGs)"] = time.perf_counter() - t
+    if serial_gallery:
+        for run in runs:
+            gallery.add(run)
+    gallery.finish(classes)
+    phases["gallery (pages, cards, PNGs)" if serial_gallery else "gallery left after the search"] = \
+        time.perf_counter() - t
     phases["total"] = time.perf_counter() - start
     return phases
 
@@ -77,15 +92,36 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=None, help="Keep the gallery here (default: a temp folder).")
     parser.add_argument("--images", default="mnist-test", help="The example images (default: the embedded set).")
+    parser.add_argument("--serial-gallery", action="store_true", help="Draw the gallery after the search.")
+    parser.add_argument("--compare", type=int, default=0, metavar="N",
+                        help="Run both ways N times each, alternating, in fresh processes; print the ratio.")
     args = parser.parse_args()
+    if args.compare:
+        compare(args.compare, args.images)
+        return
     with tempfile.TemporaryDirectory() as tmp:
-        phases = run_once(args.out or Path(tmp) / "zoo", args.images)
+        phases = run_once(args.out or Path(tmp) / "zoo", args.images, args.serial_gallery)
     total = phases["total"]
     for name, seconds in phases.items():
         share = "" if name == "total" else f"{seconds / total:6.1%}"
         print(f"{name:40s} {seconds:7.1f} s {share}")
     print(f"total / {TARGET_SECONDS:.0f} s target: {total / TARGET_SECONDS:.2f}")
     print(json.dumps({k: round(v, 2) for k, v in phases.items()}))
+
+
+def compare(repeats: int, images: str) -> None:
+    """Totals of the zoo with its gallery drawn alongside and after the search, side by side."""
+    totals: dict[str, list[float]] = {"alongside": [], "after": []}
+    for _ in range(repeats):
+        for label, extra in (("alongside", []), ("after", ["--serial-gallery"])):
+            done = subprocess.run([sys.executable, __file__, "--images", images, *extra],
+                                  capture_output=True, text=True, check=True)
+            phases = json.loads(done.stdout.strip().splitlines()[-1])
+            totals[label].append(phases["total"])
+            print(f"{label:10s} total {phases['total']:5.1f} s  {json.dumps(phases)}", flush=True)
+    alongside, after = statistics.median(totals["alongside"]), statistics.median(totals["after"])
+    print(f"median total: gallery alongside {alongside:.1f} s, after {after:.1f} s; "
+          f"after / alongside {after / alongside:.2f}x")
 
 
 if __name__ == "__main__":

@@ -289,3 +289,56 @@ def test_class_page_names_classes_by_index_without_names(tiny, class_oips, tmp_p
 def test_no_class_page_without_class_oips(tiny, tmp_path):
     index = report.write_gallery(tmp_path / "g", tiny["infos"], [tiny["layers"][1][0]], cards=False)
     assert not (tmp_path / "g" / "classes.html").exists() and "classes.html" not in index.read_text()
+
+
+def _files(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+def test_a_gallery_drawn_layer_by_layer_in_the_background_is_the_same_files(tiny, tmp_path):
+    from oipscope.imagesets import array_images
+
+    image_set = array_images(tiny["images"][..., None], (12, 12, 1), labels=tiny["labels"])
+    summary = (tiny["model_name"], tiny["infos"])
+    report.write_gallery(tmp_path / "at_once", summary, tiny["layers"], images=image_set)
+    gallery = report.Gallery(tmp_path / "streamed", summary, images=image_set, background=True)
+    for layer in tiny["layers"]:
+        gallery.add(layer)  # drawn in the worker thread while this thread goes on
+    gallery.finish()
+    at_once, streamed = _files(tmp_path / "at_once"), _files(tmp_path / "streamed")
+    assert len(at_once) > 20 and at_once == streamed
+
+
+def test_closing_a_background_gallery_drops_the_pages_not_begun(tiny, tmp_path, monkeypatch):
+    import threading
+
+    started, release = threading.Event(), threading.Event()
+    draw = report._render_layer
+
+    def slow_first(*args, **kwargs):
+        started.set()
+        release.wait(10)
+        return draw(*args, **kwargs)
+
+    monkeypatch.setattr(report, "_render_layer", slow_first)
+    gallery = report.Gallery(tmp_path / "g", (tiny["model_name"], tiny["infos"]), images=tiny["images"],
+                             background=True)
+    for layer in tiny["layers"]:
+        gallery.add(layer)
+    assert started.wait(10)
+    threading.Timer(0.2, release.set).start()
+    gallery.close()  # the page being drawn is finished, the next one never begun
+    pages = sorted(p.name for p in (tmp_path / "g" / "layers").glob("*.html"))
+    assert len(pages) == 1 and pages[0].startswith("c1")
+    assert not (tmp_path / "g" / "index.html").exists()
+
+
+def test_an_error_while_drawing_in_the_background_surfaces_at_finish(tiny, tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise ConfigError("drawing failed")
+
+    monkeypatch.setattr(report, "_render_layer", broken)
+    gallery = report.Gallery(tmp_path / "g", (tiny["model_name"], tiny["infos"]), background=True)
+    gallery.add(tiny["layers"][0])
+    with pytest.raises(ConfigError, match="drawing failed"):
+        gallery.finish()

@@ -269,7 +269,7 @@ def zoo(
     from .config import Execution, OipConfig
     from .models import describe
     from .plan import plan_zoo
-    from .report import write_gallery
+    from .report import Gallery
     from .runs import run_classes, run_zoo
 
     config = method_config(robust, steps, epsilon=epsilon, seed=seed, objective=objective)
@@ -289,6 +289,9 @@ def zoo(
         return
     started = time.perf_counter()
     begun: list[str] = []  # layers in the order they were started; all but the last are finished
+    with output_errors(out):  # each finished layer's pages are drawn while the next layer is searched
+        gallery = Gallery(out, (subject.name, describe(subject.model)), images=image_set, contrast=contrast,
+                          background=True)
     with backend_option(ray, workers, ray_cpus_per_task, ray_gpus_per_task, unsafe_load) as backend, \
             Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                      TimeElapsedColumn(), console=console) as progress, output_errors(out):
@@ -307,20 +310,23 @@ def zoo(
         try:
             runs = run_zoo(subject, [p.layer_name for p in plan], config, out, images=image_set, maps=maps,
                            resume=resume, execution=execution, backend=backend, on_layer=on_layer,
-                           on_progress=on_progress)
+                           on_progress=on_progress, on_finished=gallery.add)
             class_run = class_layer and run_classes(
                 subject, config, out, layer_name=class_layer, resume=resume, execution=execution, backend=backend,
                 on_layer=on_layer, on_progress=lambda done, total: on_progress(class_layer, "class OIPs", done, total))
         except KeyboardInterrupt:
             progress.stop()
+            gallery.close()
             finished = ", ".join(begun[:-1]) or "none"
             err_console.print(f"interrupted: finished layers ({finished}) are kept in {out}; "
                               "run the same command with --resume to continue", markup=False, soft_wrap=True)
             raise typer.Exit(130) from None
+        except BaseException:
+            gallery.close()
+            raise
     skipped_note(image_set)
     with output_errors(out):
-        index = write_gallery(out, (subject.name, describe(subject.model)),
-                              runs, images=image_set, contrast=contrast, classes=class_run)
+        index = gallery.finish(class_run)
     table = Table(title=f"oipscope zoo of {subject.name}")
     for column in ("layer", "maps", "converged", "silent", "median ratio", "pattern accuracy", "seconds"):
         table.add_column(column)

@@ -43,7 +43,7 @@ from .pngs import BackgroundPngs, encode_png
 from .status import Status
 from .tiles import check_contrast, colorize, display_limits, pixel_images, to_uint8
 
-__all__ = ["write_gallery", "rebuild_gallery", "safe_filename", "GALLERY_JSON", "DATA_DIR"]
+__all__ = ["write_gallery", "Gallery", "rebuild_gallery", "safe_filename", "GALLERY_JSON", "DATA_DIR"]
 
 _FORMAT = 1
 _TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -455,88 +455,168 @@ def write_gallery(
             :func:`~oipscope.runs.run_classes`, or an OipResult): a page ``classes.html``
             with one tile per class, linked from the index.
     """
-    check_contrast(contrast)
-    pairs, saved_in = _layer_items(layers)
-    model_name, infos = _model_summary(model_summary, pairs)
-    writer = _Writer(Path(out_dir))
-    writer.root.mkdir(parents=True, exist_ok=True)
-    if images is not None and hasattr(images, "item_name"):  # an ImageSet: read each shown image once
-        needed = _shown_indices(pairs)
-        labels = images.labels if labels is None else labels
-        class_names = images.class_names if class_names is None else class_names
-        names = {i: images.item_name(i) for i in needed} if names is None else names
-        examples_source = examples_source or str(images.name)
-        images = {i: images[i] for i in needed}
-    images_lookup = None if images is None else (images if isinstance(images, np.ndarray) else _Lookup(images))
-    labels_lookup = None if labels is None else (np.asarray(labels) if not isinstance(labels, Mapping)
-                                                 else _Lookup(labels))
-    class_names = None if class_names is None else [str(c) for c in class_names]
-    title = title or f"OIPs of {model_name}"
+    layers = list(layers)
+    _layer_items(layers)  # nothing to show fails before anything is written
+    gallery = Gallery(out_dir, model_summary, images=images, labels=labels, class_names=class_names, title=title,
+                      dpi=dpi, max_examples=max_examples, save_data=save_data, cards=cards, contrast=contrast,
+                      names=names, examples_source=examples_source)
+    for layer in layers:
+        gallery.add(layer)
+    return gallery.finish(classes)
 
-    slugs: list[str] = []
-    for result, _ in pairs:
-        slug = safe_filename(result.layer_name)
+
+class Gallery:
+    """A gallery written layer by layer: each layer's pages when :meth:`add` gets its result,
+    the class page, index and data at :meth:`finish` (:func:`write_gallery` in one call).
+
+    With ``background=True`` the layer pages are drawn in a worker thread, so a zoo draws a
+    finished layer's cards while it searches the next layer's OIPs; :meth:`finish` waits for
+    them, :meth:`close` drops those not begun (after Ctrl-C). The arguments are
+    :func:`write_gallery`'s.
+    """
+
+    def __init__(self, out_dir: str | os.PathLike, model_summary, *, images=None, labels=None,
+                 class_names: Sequence[str] | None = None, title: str | None = None, dpi: float = 80,
+                 max_examples: int = 9, save_data: bool = True, cards: bool = True, contrast: str = "tile",
+                 names=None, examples_source: str | None = None, background: bool = False):
+        check_contrast(contrast)
+        self._writer = _Writer(Path(out_dir))
+        self._writer.root.mkdir(parents=True, exist_ok=True)
+        self._image_set = images if images is not None and hasattr(images, "item_name") else None
+        self._names_given = names is not None
+        if self._image_set is not None:  # an ImageSet: each shown image is read once, when a layer needs it
+            labels = images.labels if labels is None else labels
+            class_names = images.class_names if class_names is None else class_names
+            examples_source = examples_source or str(images.name)
+            names, images = (names if names is not None else {}), {}
+        self._images = images
+        self._images_lookup = None if images is None else (images if isinstance(images, np.ndarray)
+                                                           else _Lookup(images))
+        self._labels = labels
+        self._labels_lookup = None if labels is None else (np.asarray(labels) if not isinstance(labels, Mapping)
+                                                           else _Lookup(labels))
+        self._class_names = None if class_names is None else [str(c) for c in class_names]
+        self._names = names
+        self._model_summary, self._title = model_summary, title
+        self._dpi, self._max_examples, self._save_data = dpi, max_examples, save_data
+        self._cards, self._contrast, self._examples_source = cards, contrast, examples_source
+        self._env = _environment()
+        self._common: dict | None = None
+        self._infos: list[dict] = []
+        self._pairs: list[tuple[Any, Any]] = []
+        self._folders: list[Path | None] = []
+        self._slugs: list[str] = []
+        self._rendered: list[dict] = []
+        self._painters: dict[tuple, MapCard] = {}  # cards laid out already, shared by the layers
+        self._pool = None
+        self._pending: list = []
+        if background:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="oipscope-gallery")
+
+    def add(self, layer) -> None:
+        """Write a layer's pages: an OipResult, a ``(result, examples)`` pair or a LayerRun."""
+        [pair], [folder] = _layer_items([layer])
+        if self._common is None:  # the model's name may come from its first result
+            model_name, self._infos = _model_summary(self._model_summary, [pair])
+            self._common = {"model_name": model_name, "version": __version__,
+                            "title": self._title or f"OIPs of {model_name}", "data_dir": DATA_DIR}
+        slug = safe_filename(pair[0].layer_name)
         base, n = slug, 2
-        while slug in slugs:
+        while slug in self._slugs:
             slug, n = f"{base}-{n}", n + 1
-        slugs.append(slug)
+        self._slugs.append(slug)
+        self._pairs.append(pair)
+        self._folders.append(folder)
+        if self._pool is None:
+            self._render(slug, pair)
+        else:
+            self._pending.append(self._pool.submit(self._render, slug, pair))
 
-    env = _environment()
-    common = {"model_name": model_name, "version": __version__, "title": title, "data_dir": DATA_DIR}
-    rendered: list[dict] = []
-    painters: dict[tuple, MapCard] = {}
-    for slug, (result, examples) in zip(slugs, pairs):
-        rendered.append(_render_layer(env, writer, common, slug, result, examples, infos, images_lookup,
-                                      labels_lookup, class_names, dpi, max_examples, cards, contrast, names,
-                                      painters))
-    shown_classes = write_class_page(env, writer, common, classes, class_names)
+    def _render(self, slug: str, pair) -> None:
+        result, examples = pair
+        if self._image_set is not None and examples is not None:
+            for i in _shown_indices([pair]):
+                if i not in self._images:
+                    self._images[i] = self._image_set[i]
+                    if not self._names_given:
+                        self._names[i] = self._image_set.item_name(i)
+        self._rendered.append(_render_layer(
+            self._env, self._writer, self._common, slug, result, examples, self._infos, self._images_lookup,
+            self._labels_lookup, self._class_names, self._dpi, self._max_examples, self._cards, self._contrast,
+            self._names, self._painters))
 
-    pages: dict[str, list[str]] = {}
-    class_pages = [{"name": shown_classes["layer"], "page": shown_classes["page"]}] if shown_classes else []
-    for layer in rendered + class_pages:
-        pages.setdefault(layer["name"], []).append(layer["page"])
-    model_layers = [dict(info, shape=_shape_text(info["output_shape"]),
-                         n_maps=info["output_shape"][-1] if len(info["output_shape"]) == 4 else None,
-                         pages=pages.get(info["name"], [])) for info in infos]
-    known = {info["name"] for info in infos}
-    for layer in rendered:  # results of layers missing from the summary still get a row
-        if layer["name"] not in known:
-            known.add(layer["name"])
-            model_layers.append({"name": layer["name"], "class_name": "", "shape": "?", "n_params": "",
-                                 "n_maps": None, "pages": pages[layer["name"]]})
-    curve = None
-    scored = [(layer["name"], examples.pattern_accuracy) for layer, (_, examples) in zip(rendered, pairs)
-              if examples is not None and math.isfinite(examples.pattern_accuracy)]
-    if scored:
-        from .profiles import pattern_accuracy_curve
+    def _wait(self) -> None:
+        for future in self._pending:
+            future.result()  # an error in the worker is raised here
+        self._pending = []
 
-        curve = writer.write("thumbs/pattern_accuracy.png", _png_figure(
-            pattern_accuracy_curve([n for n, _ in scored], [a for _, a in scored]), dpi))
-        curve = "thumbs/pattern_accuracy.png"
-    index = writer.write("index.html", env.get_template("index.html.j2").render(
-        layers=rendered, model_layers=model_layers, aspect="1 / 1", pattern_curve=curve, classes=shown_classes,
-        examples_source=examples_source if images is not None else None, **common))
+    def close(self) -> None:
+        """Stop the worker: pages not begun are dropped, the one being drawn is finished."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
-    if save_data:
-        entries = [_save_data(writer, slug, result, examples, folder)
-                   for slug, (result, examples), folder in zip(slugs, pairs, saved_in)]
-        meta = {
-            "format": _FORMAT,
-            "model_name": model_name,
-            "layers_info": infos,
-            "layers": entries,
-            "classes": shown_classes and _save_data(writer, shown_classes["slug"], shown_classes["result"], None,
-                                                    shown_classes["folder"]),
-            "class_names": class_names,
-            "title": title,
-            "dpi": dpi,
-            "max_examples": max_examples,
-            "contrast": contrast,
-            "examples_source": examples_source,
-            "example_images": _save_example_images(writer, pairs, images_lookup, labels_lookup, names),
-        }
-        writer.write(f"{DATA_DIR}/{GALLERY_JSON}", json.dumps(meta, indent=1))
-    return index
+    def finish(self, classes=None) -> Path:
+        """Wait for the layer pages, write the class page (``classes``: a LayerRun or OipResult of
+        :func:`~oipscope.runs.run_classes`), the index and the data; returns ``index.html``."""
+        try:
+            self._wait()
+        finally:
+            self.close()
+        if not self._pairs:
+            raise ConfigError("no layers to show: give at least one (OipResult, DatasetExamples | None)")
+        env, writer, common, rendered, pairs = self._env, self._writer, self._common, self._rendered, self._pairs
+        shown_classes = write_class_page(env, writer, common, classes, self._class_names)
+
+        pages: dict[str, list[str]] = {}
+        class_pages = [{"name": shown_classes["layer"], "page": shown_classes["page"]}] if shown_classes else []
+        for layer in rendered + class_pages:
+            pages.setdefault(layer["name"], []).append(layer["page"])
+        model_layers = [dict(info, shape=_shape_text(info["output_shape"]),
+                             n_maps=info["output_shape"][-1] if len(info["output_shape"]) == 4 else None,
+                             pages=pages.get(info["name"], [])) for info in self._infos]
+        known = {info["name"] for info in self._infos}
+        for layer in rendered:  # results of layers missing from the summary still get a row
+            if layer["name"] not in known:
+                known.add(layer["name"])
+                model_layers.append({"name": layer["name"], "class_name": "", "shape": "?", "n_params": "",
+                                     "n_maps": None, "pages": pages[layer["name"]]})
+        curve = None
+        scored = [(layer["name"], examples.pattern_accuracy) for layer, (_, examples) in zip(rendered, pairs)
+                  if examples is not None and math.isfinite(examples.pattern_accuracy)]
+        if scored:
+            from .profiles import pattern_accuracy_curve
+
+            curve = writer.write("thumbs/pattern_accuracy.png", _png_figure(
+                pattern_accuracy_curve([n for n, _ in scored], [a for _, a in scored]), self._dpi))
+            curve = "thumbs/pattern_accuracy.png"
+        index = writer.write("index.html", env.get_template("index.html.j2").render(
+            layers=rendered, model_layers=model_layers, aspect="1 / 1", pattern_curve=curve, classes=shown_classes,
+            examples_source=self._examples_source if self._images_lookup is not None else None, **common))
+
+        if self._save_data:
+            entries = [_save_data(writer, slug, result, examples, folder)
+                       for slug, (result, examples), folder in zip(self._slugs, pairs, self._folders)]
+            meta = {
+                "format": _FORMAT,
+                "model_name": common["model_name"],
+                "layers_info": self._infos,
+                "layers": entries,
+                "classes": shown_classes and _save_data(writer, shown_classes["slug"], shown_classes["result"],
+                                                        None, shown_classes["folder"]),
+                "class_names": self._class_names,
+                "title": common["title"],
+                "dpi": self._dpi,
+                "max_examples": self._max_examples,
+                "contrast": self._contrast,
+                "examples_source": self._examples_source,
+                "example_images": _save_example_images(writer, pairs, self._images_lookup, self._labels_lookup,
+                                                       self._names),
+            }
+            writer.write(f"{DATA_DIR}/{GALLERY_JSON}", json.dumps(meta, indent=1))
+        return index
 
 
 def _find_gallery_json(results_dir: Path) -> Path:

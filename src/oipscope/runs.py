@@ -207,9 +207,11 @@ class _LayerJob:
 
 
 def _run_jobs(jobs: Sequence[_LayerJob], backend, execution: Execution,
-              on_layer: Callable[[str, int, int], None] | None = None
+              on_layer: Callable[[str, int, int], None] | None = None,
+              on_finished: Callable[[int, tuple[OipResult, DatasetExamples | None]], None] | None = None,
               ) -> list[tuple[OipResult, DatasetExamples | None]]:
-    """Run the chunks of every job on the backend; finish the jobs in order as their parts arrive."""
+    """Run the chunks of every job on the backend; finish the jobs in order as their parts arrive
+    (``on_finished(index, outcome)`` for each)."""
     backend = backend or LocalBackend()
     outcomes: list[tuple[OipResult, DatasetExamples | None]] = []
 
@@ -220,6 +222,8 @@ def _run_jobs(jobs: Sequence[_LayerJob], backend, execution: Execution,
     def finish_ready() -> None:
         while len(outcomes) < len(jobs) and jobs[len(outcomes)].complete:
             outcomes.append(jobs[len(outcomes)].finish())
+            if on_finished:
+                on_finished(len(outcomes) - 1, outcomes[-1])
             announce()
 
     announce()
@@ -401,6 +405,7 @@ def run_zoo(
     backend=None,
     on_layer: Callable[[str, int, int], None] | None = None,
     on_progress: Callable[[str, str, int, int], None] | None = None,
+    on_finished: Callable[[LayerRun], None] | None = None,
 ) -> list[LayerRun]:
     """OIPs for the maps of every chosen layer, each layer saved as soon as it is done.
 
@@ -424,6 +429,8 @@ def run_zoo(
         on_layer: ``on_layer(layer_name, index, n_layers)`` when a layer becomes the next to finish.
         on_progress: ``on_progress(layer_name, stage, done, total)``; stage ``"OIPs"``
             counts maps, then stage ``"examples"`` counts dataset images.
+        on_finished: ``on_finished(layer_run)`` for each layer as soon as it is finished, in
+            order (e.g. :meth:`oipscope.report.Gallery.add`, to draw its pages meanwhile).
     """
     subject = as_subject(model, path=model_path)
     names = select_layers(subject.model, layers)
@@ -443,9 +450,12 @@ def run_zoo(
                               resume=resume, chunk_maps=None, execution=execution, images=images,
                               examples_path=zoo_examples_file(out_dir, name), on_progress=report("OIPs"),
                               on_examples=report("examples")))
-    outcomes = _run_jobs(jobs, backend, execution, on_layer)
-    return [LayerRun(result=result, examples=examples, folder=job.out_dir)
-            for job, (result, examples) in zip(jobs, outcomes)]
+    def layer_run(index: int, outcome: tuple[OipResult, DatasetExamples | None]) -> LayerRun:
+        return LayerRun(result=outcome[0], examples=outcome[1], folder=jobs[index].out_dir)
+
+    finished = (lambda index, outcome: on_finished(layer_run(index, outcome))) if on_finished else None
+    outcomes = _run_jobs(jobs, backend, execution, on_layer, finished)
+    return [layer_run(index, outcome) for index, outcome in enumerate(outcomes)]
 
 
 def layer_map_selection(model, layer_name: str, maps: str | int | Iterable[int] | None = "all") -> tuple[int, ...]:
