@@ -165,6 +165,31 @@ def _tf_keras_main(weights: str, path: str, input_size: int) -> None:
 # --- RGB models -------------------------------------------------------------------------
 
 
+def build_residual_base(input_shape: tuple = (24, 24, 3), name: str = "base"):
+    """A small pretrained-like base as ``keras.applications`` build them without their top:
+    Conv → BN → ReLU, a residual block, pooling, a last conv. ``input_shape`` may be
+    ``(None, None, 3)``, as for a base built without ``input_shape``.
+
+    Layers: ``stem_conv/bn/relu``, ``block_conv/bn``, ``block_add``, ``block_out``, ``pool``, ``top_conv``.
+    """
+    import keras
+    from keras import layers as L
+
+    keras.utils.set_random_seed(SEED)
+    image = keras.Input(shape=input_shape)
+    x = L.Conv2D(8, 3, padding="same", use_bias=False, name="stem_conv")(image)
+    x = L.BatchNormalization(name="stem_bn")(x)
+    x = L.ReLU(name="stem_relu")(x)
+    y = L.Conv2D(8, 3, padding="same", name="block_conv")(x)
+    y = L.BatchNormalization(name="block_bn")(y)
+    x = L.ReLU(name="block_out")(L.Add(name="block_add")([x, y]))
+    x = L.MaxPooling2D(2, name="pool")(x)
+    x = L.Conv2D(12, 3, activation="relu", name="top_conv")(x)
+    base = keras.Model(image, x, name=name)
+    randomize_batchnorm(base)
+    return base
+
+
 def build_rgb_rescaling(input_size: int = 32):
     """RGB model on raw 0..255 pixels: ``Rescaling(1/255)``, Conv+BN+ReLU blocks, a residual, 5 classes.
 

@@ -16,30 +16,15 @@ from oipscope.models import image_input_shape, with_input_size
 from oipscope.runs import _run_key
 from oipscope.config import OipConfig
 from oipscope.subject import Subject
-from real_models import SEED, randomize_batchnorm
+from real_models import build_residual_base
 
 runner = CliRunner()
 
 
 def _any_size_base(name: str = "resnet_like"):
     """A ResNet-like base as ``keras.applications`` builds it with ``include_top=False`` and no
-    ``input_shape``: input (None, None, 3), Conv → BN → ReLU, a residual add, pooling."""
-    import keras
-    from keras import layers as L
-
-    keras.utils.set_random_seed(SEED)
-    image = keras.Input(shape=(None, None, 3), name="input_layer")
-    x = L.Conv2D(8, 3, padding="same", use_bias=False, name="conv1_conv")(image)
-    x = L.BatchNormalization(name="conv1_bn")(x)
-    x = L.ReLU(name="conv1_relu")(x)
-    y = L.Conv2D(8, 3, padding="same", name="block_conv")(x)
-    y = L.BatchNormalization(name="block_bn")(y)
-    x = L.ReLU(name="block_out")(L.Add(name="block_add")([x, y]))
-    x = L.MaxPooling2D(2, name="pool")(x)
-    x = L.Conv2D(12, 3, activation="relu", name="top_conv")(x)
-    base = keras.Model(image, x, name=name)
-    randomize_batchnorm(base)
-    return base
+    ``input_shape``: input (None, None, 3)."""
+    return build_residual_base((None, None, 3), name)
 
 
 def _pixels(size: int = 20, n: int = 2) -> np.ndarray:

@@ -12,27 +12,12 @@ from oipscope.errors import ModelError
 from oipscope.models import flattened
 from oipscope.search import find_oips
 from oipscope.subject import as_subject
-from real_models import SEED, randomize_batchnorm
+from real_models import build_residual_base
 
 
 def _base(name: str = "base"):
     """A small pretrained-like base: Conv → BN → ReLU, a residual block, as keras.applications build them."""
-    import keras
-    from keras import layers as L
-
-    keras.utils.set_random_seed(SEED)
-    image = keras.Input(shape=(24, 24, 3))
-    x = L.Conv2D(8, 3, padding="same", use_bias=False, name="stem_conv")(image)
-    x = L.BatchNormalization(name="stem_bn")(x)
-    x = L.ReLU(name="stem_relu")(x)
-    y = L.Conv2D(8, 3, padding="same", name="block_conv")(x)
-    y = L.BatchNormalization(name="block_bn")(y)
-    x = L.ReLU(name="block_out")(L.Add(name="block_add")([x, y]))
-    x = L.MaxPooling2D(2, name="pool")(x)
-    x = L.Conv2D(12, 3, activation="relu", name="top_conv")(x)
-    base = keras.Model(image, x, name=name)
-    randomize_batchnorm(base)
-    return base
+    return build_residual_base((24, 24, 3), name)
 
 
 def _transfer(base):

@@ -281,8 +281,9 @@ def _flat_graph(model: keras.Model, batch_shape: tuple | None = None):
         return net._run_through_graph(x, operation_fn=operation)
 
     source = model.inputs[0]
+    history = getattr(source, "_keras_history", None)  # the InputLayer, whose name the summary shows
     image = keras.Input(batch_shape=batch_shape or tuple(source.shape), dtype=source.dtype,
-                        name=getattr(source, "name", None))
+                        name=getattr(history[0] if history else source, "name", None))
     try:
         flat = keras.Model(image, apply(model, image), name=model.name)
     except ValueError as exc:  # e.g. an inner layer named like an outer one
