@@ -110,3 +110,26 @@ def test_dream_command_on_a_file_that_is_no_image(tiny_model_file, tmp_path):
     assert isinstance(result.exception, DataError) and result.exception.exit_code == 3  # main() exits with it
     assert "give a PNG or JPEG file" in str(result.exception)
     assert not (tmp_path / "o").exists()
+
+
+def test_dream_refuses_a_layer_without_feature_maps(tiny_model):
+    from oipscope.errors import LayerError
+
+    dense = tiny_model.layers[-1].name  # the tiny model's classifier output: (N, classes), no maps
+    with pytest.raises(LayerError, match=f"layer '{dense}' has output shape .*no feature maps"):
+        dream(tiny_model, _picture(12, 12, 1), dense, "all", FAST)
+
+
+def test_dream_command_on_a_model_of_any_size_dreams_at_the_images_size(tmp_path):
+    from real_models import build_residual_base
+
+    path = tmp_path / "any_size.keras"
+    build_residual_base((None, None, 3)).save(path)
+    source = tmp_path / "in.png"
+    Image.fromarray(_picture(30, 36, 3).astype(np.uint8)).save(source)
+    result = runner.invoke(app, ["dream", str(source), "--model", str(path), "--layer", "block_out",
+                                 "--preprocess", "caffe", "--octaves", "2", "--steps", "5",
+                                 "--out", str(tmp_path / "dream")])
+    assert result.exit_code == 0, result.output
+    with Image.open(tmp_path / "dream" / "dream.png") as dreamed:
+        assert dreamed.size == (36, 30)

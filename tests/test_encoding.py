@@ -201,6 +201,15 @@ def test_bgr_options_give_the_encoding():
     assert parse_encoding("0,255", "103.939,116.779,123.68", bgr=True) == InputEncoding.preset("caffe")
     assert parse_encoding(standardize=True, bgr=True).channel_order == "bgr"
     assert parse_encoding(preprocess="tf", bgr=True) == InputEncoding.value_range(-1, 1, channel_order="bgr")
+    torch_bgr = parse_encoding(preprocess="torch", bgr=True)  # the means follow their channels
+    assert torch_bgr.mean == (0.406, 0.456, 0.485) and torch_bgr.std == (0.225, 0.224, 0.229)
+    assert torch_bgr.with_channel_order("rgb") == InputEncoding.preset("torch")
+
+
+@pytest.mark.parametrize("mode", ["caffe", "tf", "torch"])
+def test_a_preset_on_a_grey_model_says_it_is_for_colour_models(mode):
+    with pytest.raises(ConfigError, match=f"--preprocess {mode} is for colour models .3 channels.; the model has 1"):
+        parse_encoding(preprocess=mode).check_channels(1)
 
 
 def test_bgr_needs_three_channels():

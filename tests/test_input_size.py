@@ -115,3 +115,22 @@ def test_cli_finds_oips_of_an_any_size_caffe_model(tmp_path):
                                 "--input-size", "24", "--preprocess", "caffe", "--resume",
                                 "--out", str(tmp_path / "out")])
     assert isinstance(other.exception, ConfigError) and "other settings" in str(other.exception)
+
+
+def test_info_names_an_any_size_input_and_shows_the_model_at_a_given_size(tmp_path):
+    import keras
+
+    base = _any_size_base()
+    image = keras.Input(shape=(None, None, 3))
+    nested = keras.Model(image, keras.layers.GlobalAveragePooling2D(name="gap")(base(image)), name="transfer")
+    path = tmp_path / "transfer.keras"
+    nested.save(path)
+    any_size = runner.invoke(app, ["info", str(path)])
+    assert any_size.exit_code == 0, any_size.output
+    text = " ".join(any_size.output.split())
+    assert "image input of any size, 3 channel(s): give --input-size H,W" in text
+    assert "block_out (8)" in text  # the nested base's layers, as find and zoo see them
+    assert "--preprocess caffe|tf|torch" in text
+    sized = runner.invoke(app, ["info", str(path), "--input-size", "20"])
+    assert sized.exit_code == 0, sized.output
+    assert "image input: 20x20, 3 channel(s)" in sized.output and "(None, 20, 20, 8)" in sized.output

@@ -79,14 +79,18 @@ def train(
 
 
 @app.command()
-def info(model: Optional[Path] = ModelArg, unsafe_load: bool = UnsafeOpt) -> None:
+def info(model: Optional[Path] = ModelArg, unsafe_load: bool = UnsafeOpt,
+         input_size: Optional[str] = InputSizeOpt) -> None:
     """Show a model's input shape, its layers and which layers have feature maps.
 
     Example: oipscope info cnn.keras
     """
-    from .models import describe, feature_layers, image_input_shape
+    from .cli_inputs import input_size_option
+    from .models import describe, feature_layers, flattened, image_input_shape, with_input_size
 
+    size = input_size_option(input_size)
     keras_model = load_model_option(model, unsafe_load)
+    keras_model = flattened(with_input_size(keras_model, *size) if size else keras_model)  # as find and zoo see it
     table = Table(title=f"{keras_model.name}  (input {keras_model.inputs[0].shape})")
     for column in ("layer", "type", "output shape", "maps", "params"):
         table.add_column(column)
@@ -94,11 +98,16 @@ def info(model: Optional[Path] = ModelArg, unsafe_load: bool = UnsafeOpt) -> Non
         table.add_row(layer.name, layer.class_name, str(layer.output_shape),
                       str(layer.n_maps or ""), f"{layer.n_params:,}")
     console.print(table, markup=False)
+    shape = tuple(keras_model.inputs[0].shape) if len(keras_model.inputs) == 1 else ()
     try:
         height, width, channels = image_input_shape(keras_model)
         console.print(f"image input: {height}x{width}, {channels} channel(s)")
     except OipscopeError as exc:
-        console.print(f"no image input: {exc}")
+        if len(shape) == 4 and shape[3] is not None and None in shape[1:3]:
+            console.print(f"image input of any size, {shape[3]} channel(s): give --input-size H,W (e.g. 224) "
+                          "to info, find, zoo and activations", markup=False)
+        else:
+            console.print(f"no image input: {exc}", markup=False)
     maps = feature_layers(keras_model)
     listing = ", ".join(f"{layer.name} ({layer.n_maps})" for layer in maps) or "none"
     console.print(f"layers with feature maps: {listing}", markup=False)
@@ -109,8 +118,9 @@ def info(model: Optional[Path] = ModelArg, unsafe_load: bool = UnsafeOpt) -> Non
                       markup=False)
     encoding = encoding_option(keras_model, model)
     if encoding.source == "assumed":
-        console.print("input encoding: not recorded in the model; give --input-range LO,HI (with --mean/--std) "
-                      "or --standardize to find, zoo and activations (default: --standardize)", markup=False)
+        console.print("input encoding: not recorded in the model; give --input-range LO,HI (with --mean/--std), "
+                      "--preprocess caffe|tf|torch (keras.applications models) or --standardize to find, zoo "
+                      "and activations (default: --standardize)", markup=False)
     else:
         console.print(f"input encoding: {encoding.describe()} ({encoding.source})", markup=False)
 
@@ -438,10 +448,11 @@ def _print_summary(result) -> None:
         console.print(f"class OIPs: the model sees {summary['own_class']}/{summary['maps']} as the class they climbed",
                       markup=False)
     elif summary.get("maps_live_on_data"):
+        common = summary.get("common_evoked_class")  # None for a model without a classifier output
         console.print(
             f"superstimulus ratio: median {summary['median_ratio']:.2f}, "
             f"{summary['ratio_at_least_1']}/{summary['maps_live_on_data']} maps that fire on the data "
-            f"beat every one of its images; most common evoked class: {summary.get('common_evoked_class')}",
+            f"beat every one of its images" + ("" if common is None else f"; most common evoked class: {common}"),
             markup=False,
         )
     if "median_jitter_robustness" in summary:
@@ -548,14 +559,13 @@ def dream(
     standardize: bool = StandardizeOpt,
     preprocess: Optional[str] = PreprocessOpt,
     bgr: bool = BgrOpt,
-    input_size: Optional[str] = InputSizeOpt,
     out: Path = typer.Option(Path("oipscope-dream"), help="Folder for dream.png and evolution.png."),
     unsafe_load: bool = UnsafeOpt,
 ) -> None:
     """Deep Dream: amplify what a layer (or some of its maps) sees in an image, octave by octave.
 
     Writes OUT/dream.png (the dreamed image, at the input image's size) and OUT/evolution.png
-    (the input, then the image after each octave).
+    (the input, then the image after each octave). A model that takes any size dreams at the image's.
 
     Example: oipscope dream photo.jpg --model my_cnn.h5 --layer activation_4 --octaves 4 --out dream
     """
@@ -567,12 +577,13 @@ def dream(
 
     config = DreamConfig(octaves=octaves, octave_scale=octave_scale, steps=steps, epsilon=epsilon)
     check_output(out)
-    subject = subject_option(model, unsafe_load, input_range, mean, std, standardize, preprocess, bgr, input_size)
     try:
         with Image.open(image) as opened:
             width, height = opened.size
     except (OSError, ValueError) as exc:
         raise DataError(f"cannot read image {image}: {exc}; give a PNG or JPEG file") from None
+    subject = subject_option(model, unsafe_load, input_range, mean, std, standardize, preprocess, bgr,
+                             any_size=(height, width))  # the dream runs at the image's size anyway
     pixels = load_image_file(image, (height, width, subject.input_shape[2]))
     with console.status(f"dreaming on {image.name} with {layer} ({octaves} octaves x {steps} steps)"):
         result = dream_image(subject, pixels, layer, maps, config)

@@ -58,7 +58,7 @@ ImagesOpt = typer.Option(
 DatasetOpt = typer.Option(None, "--dataset", hidden=True, help="Old name of --images NAME.")
 RayOpt = typer.Option(None, "--ray", metavar="ADDRESS",
                       help="Run the chunks on a Ray cluster: local (start one on this machine), auto (the cluster "
-                           "this machine joined with `ray start`), or HOST:PORT of its head. Needs oipscope[ray].")
+                           "this machine joined with `ray start`), or HOST:PORT of its head. Needs oipscope\\[ray].")
 WorkersOpt = typer.Option(None, "--workers", help="With --ray local: chunks at once (default: the CPU count).")
 RayCpusOpt = typer.Option(1.0, "--ray-cpus-per-task", help="With --ray: CPUs per chunk (TensorFlow threads).")
 RayGpusOpt = typer.Option(0.0, "--ray-gpus-per-task", help="With --ray: GPUs per chunk, e.g. 1 or 0.5.")
@@ -144,9 +144,9 @@ def input_size_option(text: Optional[str]) -> Optional[tuple[int, int]]:
 
 def subject_option(model_path: Optional[Path], unsafe_load: bool, input_range: Optional[str], mean: Optional[str],
                    std: Optional[str], standardize: bool, preprocess: Optional[str] = None, bgr: bool = False,
-                   input_size: Optional[str] = None):
-    """Load the model (its size fixed by ``--input-size``) and resolve its input encoding once;
-    say so when it is only assumed."""
+                   input_size: Optional[str] = None, any_size: Optional[tuple[int, int]] = None):
+    """Load the model (its size fixed by ``--input-size``, else ``any_size`` for a model that takes
+    any) and resolve its input encoding once; say so when it is only assumed."""
     from .cnn import default_model_path
     from .encoding import parse_encoding
     from .models import flattened
@@ -155,6 +155,9 @@ def subject_option(model_path: Optional[Path], unsafe_load: bool, input_range: O
     given = parse_encoding(input_range, mean, std, standardize, preprocess, bgr)  # bad options fail before TF starts
     size = input_size_option(input_size)
     keras_model = flattened(load_model_option(model_path, unsafe_load))  # nested models' layers inlined
+    shapes = [tuple(tensor.shape) for tensor in getattr(keras_model, "inputs", None) or []]
+    if size is None and any_size is not None and len(shapes) == 1 and len(shapes[0]) == 4 and None in shapes[0][1:3]:
+        size = any_size
     subject = Subject(keras_model, encoding_option(keras_model, model_path, given), model_path or default_model_path(),
                       size)
     source = subject.encoding.source

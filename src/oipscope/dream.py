@@ -20,7 +20,7 @@ from typing import Iterable
 
 import numpy as np
 
-from .errors import ConfigError
+from .errors import ConfigError, LayerError
 from .initial import parse_maps
 from .subject import as_subject
 
@@ -110,6 +110,9 @@ def dream(model, image: np.ndarray, layer_name: str, maps: str | int | Iterable[
         raise ConfigError(f"the image must be (H, W) or (H, W, {channels}) pixels for this model, "
                           f"got shape {np.shape(image)}")
     sub = subject.feature_submodel(layer_name)
+    if len(sub.outputs[0].shape) != 4:
+        raise LayerError(f"layer {layer_name!r} has output shape {tuple(sub.outputs[0].shape)}, no feature maps "
+                         "to amplify in an image; choose a convolutional layer (see `oipscope info`)")
     chosen = tf.constant(parse_maps(maps, int(sub.outputs[0].shape[-1])), tf.int32)
     net = _flexible(sub, channels)
     encoding = subject.encoding

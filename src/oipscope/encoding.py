@@ -139,15 +139,24 @@ class InputEncoding:
         return dataclasses.replace(PRESETS[mode], source=source)
 
     def with_channel_order(self, channel_order: str) -> "InputEncoding":
-        """The same encoding with the colour channels in ``channel_order`` (``"rgb"`` or ``"bgr"``)."""
-        return dataclasses.replace(self, channel_order=channel_order)
+        """The same encoding with the colour channels in ``channel_order`` (``"rgb"`` or ``"bgr"``);
+        per-channel mean and std follow their channels (reversed when the order changes)."""
+        if channel_order == self.channel_order:
+            return self
+        def reordered(values):
+            return values[::-1] if values is not None and len(values) == 3 else values
+        return dataclasses.replace(self, channel_order=channel_order, mean=reordered(self.mean),
+                                   std=reordered(self.std))
 
     # ---- checks and per-channel constants -----------------------------------------------
     def check_channels(self, channels: int) -> None:
         """Raise ConfigError when mean/std or BGR order do not fit a model with ``channels`` channels."""
+        if self.source.startswith("--preprocess") and channels != 3:
+            raise ConfigError(f"{self.source} is for colour models (3 channels); the model has {channels}. "
+                              "Give --input-range (e.g. 0,1 or -1,1) or --standardize instead")
         if self.channel_order == BGR and channels != 3:
             raise ConfigError(f"BGR channel order needs a colour model (3 channels); the model has {channels}. "
-                              "Leave out --bgr (or use --preprocess tf/torch)")
+                              "Leave out --bgr")
         for name, values in (("--mean", self.mean), ("--std", self.std)):
             if values is not None and len(values) not in (1, channels):
                 what = "1 value" if channels == 1 else f"1 value or {channels}, one per channel"
@@ -318,7 +327,7 @@ def parse_encoding(input_range: str | None = None, mean: str | None = None, std:
         if standardize or bounds is not None or means is not None or stds is not None:
             raise ConfigError("--preprocess sets the whole encoding; leave out --input-range, --mean, --std "
                               "and --standardize, or give those without --preprocess")
-        preset = InputEncoding.preset(preprocess.lower())
+        preset = InputEncoding.preset(preprocess.lower(), source=f"--preprocess {preprocess.lower()}")
         return preset.with_channel_order(BGR) if bgr else preset
     if standardize:
         if bounds is not None or means is not None or stds is not None:

@@ -143,7 +143,7 @@ class _LayerJob:
         if self.resume and run_file.is_file():
             if json.loads(run_file.read_text()) != self.key:
                 raise ConfigError(
-                    f"{out_dir} holds a run with other settings (layer, maps, parameters or model); "
+                    f"{out_dir} holds a run with other settings (layer, maps, parameters, model, input encoding or size); "
                     "resume it with the same options, or choose another --out"
                 )
             self.done = finished_result(out_dir, self.key)
