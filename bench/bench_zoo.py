@@ -6,8 +6,8 @@ process would (the start-up of TensorFlow and the model load are timed too), and
 each phase's seconds and share, and the total as a fraction of the 30 s target.
 ``--images mnist`` streams the 60 000 training images instead (needs them on disk).
 
-As the command does, each layer's gallery pages are drawn in a background thread while the
-next layer is searched (``oipscope.report.Gallery(background=True)``); the gallery phase is
+As the command does, each layer's gallery pages are drawn in a worker process while the
+next layer is searched (``oipscope.gallery_process.BackgroundGallery``); the gallery phase is
 what is left to draw after the class OIPs. ``--serial-gallery`` draws the whole gallery after
 the search instead, as before; ``--compare N`` runs both N times each, alternating, each in a
 fresh process, and prints the ratio of the medians.
@@ -41,6 +41,7 @@ def run_once(out: Path, images: str = "mnist-test", serial_gallery: bool = False
     from oipscope.engine import OipConfig
     from oipscope.imagesets import open_images
     from oipscope.models import describe
+    from oipscope.gallery_process import BackgroundGallery
     from oipscope.report import Gallery
     from oipscope.runs import class_layer, run_classes, run_zoo
 
@@ -63,8 +64,8 @@ def run_once(out: Path, images: str = "mnist-test", serial_gallery: bool = False
             stage_seconds[last[1]] += now - last[0]
         last[0], last[1] = now, "OIPs"
 
-    gallery = Gallery(out, (subject.name, describe(subject.model)), images=image_set,
-                      background=not serial_gallery)
+    gallery = (Gallery if serial_gallery else BackgroundGallery)(out, (subject.name, describe(subject.model)),
+                                                                 images=image_set)
     t = time.perf_counter()
     runs = run_zoo(subject, None, OipConfig(), out, images=image_set, on_layer=on_layer, on_progress=on_progress,
                    on_finished=None if serial_gallery else gallery.add)

@@ -295,50 +295,55 @@ def _files(out: Path) -> dict[str, bytes]:
     return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
 
 
-def test_a_gallery_drawn_layer_by_layer_in_the_background_is_the_same_files(tiny, tmp_path):
+def test_a_gallery_drawn_in_a_worker_process_is_the_same_files(tiny, tmp_path):
+    from oipscope.gallery_process import BackgroundGallery
     from oipscope.imagesets import array_images
 
     image_set = array_images(tiny["images"][..., None], (12, 12, 1), labels=tiny["labels"])
     summary = (tiny["model_name"], tiny["infos"])
     report.write_gallery(tmp_path / "at_once", summary, tiny["layers"], images=image_set)
-    gallery = report.Gallery(tmp_path / "streamed", summary, images=image_set, background=True)
-    for layer in tiny["layers"]:
-        gallery.add(layer)  # drawn in the worker thread while this thread goes on
-    gallery.finish()
-    at_once, streamed = _files(tmp_path / "at_once"), _files(tmp_path / "streamed")
-    assert len(at_once) > 20 and at_once == streamed
-
-
-def test_closing_a_background_gallery_drops_the_pages_not_begun(tiny, tmp_path, monkeypatch):
-    import threading
-
-    started, release = threading.Event(), threading.Event()
-    draw = report._render_layer
-
-    def slow_first(*args, **kwargs):
-        started.set()
-        release.wait(10)
-        return draw(*args, **kwargs)
-
-    monkeypatch.setattr(report, "_render_layer", slow_first)
-    gallery = report.Gallery(tmp_path / "g", (tiny["model_name"], tiny["infos"]), images=tiny["images"],
-                             background=True)
+    gallery = report.Gallery(tmp_path / "by_layer", summary, images=image_set)
+    background = BackgroundGallery(tmp_path / "worker", summary, images=image_set)
     for layer in tiny["layers"]:
         gallery.add(layer)
-    assert started.wait(10)
-    threading.Timer(0.2, release.set).start()
-    gallery.close()  # the page being drawn is finished, the next one never begun
-    pages = sorted(p.name for p in (tmp_path / "g" / "layers").glob("*.html"))
-    assert len(pages) == 1 and pages[0].startswith("c1")
+        background.add(layer)  # returns at once: the worker process draws it
+    gallery.finish()
+    assert background.finish() == tmp_path / "worker" / "index.html"
+    at_once = _files(tmp_path / "at_once")
+    assert len(at_once) > 20 and at_once == _files(tmp_path / "by_layer") == _files(tmp_path / "worker")
+
+
+def test_without_worker_processes_the_gallery_is_drawn_in_this_one(tiny, tmp_path, monkeypatch):
+    from oipscope import gallery_process
+    from oipscope.imagesets import array_images
+
+    def no_processes(*args, **kwargs):
+        raise OSError("no semaphores here")
+
+    monkeypatch.setattr(gallery_process, "ProcessPoolExecutor", no_processes)
+    image_set = array_images(tiny["images"][..., None], (12, 12, 1), labels=tiny["labels"])
+    summary = (tiny["model_name"], tiny["infos"])
+    report.write_gallery(tmp_path / "at_once", summary, tiny["layers"], images=image_set)
+    background = gallery_process.BackgroundGallery(tmp_path / "here", summary, images=image_set)
+    for layer in tiny["layers"]:
+        background.add(layer)
+    background.finish()
+    assert _files(tmp_path / "at_once") == _files(tmp_path / "here")
+
+
+def test_an_error_in_the_worker_process_surfaces_at_finish_and_close_stops_it(tiny, tmp_path):
+    from oipscope.gallery_process import BackgroundGallery
+
+    result, examples = tiny["layers"][0]
+    background = BackgroundGallery(tmp_path / "g", (tiny["model_name"], tiny["infos"]), images=tiny["images"])
+    background.add((dataclasses.replace(result, maps=()), examples))
+    with pytest.raises(ConfigError, match="holds no OIPs"):
+        background.finish()
     assert not (tmp_path / "g" / "index.html").exists()
-
-
-def test_an_error_while_drawing_in_the_background_surfaces_at_finish(tiny, tmp_path, monkeypatch):
-    def broken(*args, **kwargs):
-        raise ConfigError("drawing failed")
-
-    monkeypatch.setattr(report, "_render_layer", broken)
-    gallery = report.Gallery(tmp_path / "g", (tiny["model_name"], tiny["infos"]), background=True)
-    gallery.add(tiny["layers"][0])
-    with pytest.raises(ConfigError, match="drawing failed"):
-        gallery.finish()
+    closed = BackgroundGallery(tmp_path / "h", (tiny["model_name"], tiny["infos"]))
+    closed.add(tiny["layers"][0])
+    workers = list(closed._pool._processes.values())
+    closed.close(now=True)  # after Ctrl-C: the worker is stopped at once
+    assert workers and not any(worker.is_alive() for worker in workers)
+    with pytest.raises(RuntimeError, match="closed"):
+        closed.add(tiny["layers"][0])

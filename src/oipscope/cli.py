@@ -279,7 +279,7 @@ def zoo(
     from .config import Execution, OipConfig
     from .models import describe
     from .plan import plan_zoo
-    from .report import Gallery
+    from .gallery_process import BackgroundGallery
     from .runs import run_classes, run_zoo
 
     config = method_config(robust, steps, epsilon=epsilon, seed=seed, objective=objective)
@@ -299,9 +299,9 @@ def zoo(
         return
     started = time.perf_counter()
     begun: list[str] = []  # layers in the order they were started; all but the last are finished
-    with output_errors(out):  # each finished layer's pages are drawn while the next layer is searched
-        gallery = Gallery(out, (subject.name, describe(subject.model)), images=image_set, contrast=contrast,
-                          background=True)
+    with output_errors(out):  # each finished layer's pages are drawn in a worker process while the search goes on
+        gallery = BackgroundGallery(out, (subject.name, describe(subject.model)), images=image_set,
+                                    contrast=contrast)
     with backend_option(ray, workers, ray_cpus_per_task, ray_gpus_per_task, unsafe_load) as backend, \
             Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                      TimeElapsedColumn(), console=console) as progress, output_errors(out):
@@ -326,7 +326,7 @@ def zoo(
                 on_layer=on_layer, on_progress=lambda done, total: on_progress(class_layer, "class OIPs", done, total))
         except KeyboardInterrupt:
             progress.stop()
-            gallery.close()
+            gallery.close(now=True)
             finished = ", ".join(begun[:-1]) or "none"
             err_console.print(f"interrupted: finished layers ({finished}) are kept in {out}; "
                               "run the same command with --resume to continue", markup=False, soft_wrap=True)

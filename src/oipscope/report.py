@@ -468,17 +468,14 @@ def write_gallery(
 class Gallery:
     """A gallery written layer by layer: each layer's pages when :meth:`add` gets its result,
     the class page, index and data at :meth:`finish` (:func:`write_gallery` in one call).
-
-    With ``background=True`` the layer pages are drawn in a worker thread, so a zoo draws a
-    finished layer's cards while it searches the next layer's OIPs; :meth:`finish` waits for
-    them, :meth:`close` drops those not begun (after Ctrl-C). The arguments are
-    :func:`write_gallery`'s.
+    The arguments are :func:`write_gallery`'s. :class:`oipscope.gallery_process.BackgroundGallery`
+    runs one in a worker process, so a zoo draws a finished layer's cards while it searches on.
     """
 
     def __init__(self, out_dir: str | os.PathLike, model_summary, *, images=None, labels=None,
                  class_names: Sequence[str] | None = None, title: str | None = None, dpi: float = 80,
                  max_examples: int = 9, save_data: bool = True, cards: bool = True, contrast: str = "tile",
-                 names=None, examples_source: str | None = None, background: bool = False):
+                 names=None, examples_source: str | None = None):
         check_contrast(contrast)
         self._writer = _Writer(Path(out_dir))
         self._writer.root.mkdir(parents=True, exist_ok=True)
@@ -508,12 +505,6 @@ class Gallery:
         self._slugs: list[str] = []
         self._rendered: list[dict] = []
         self._painters: dict[tuple, MapCard] = {}  # cards laid out already, shared by the layers
-        self._pool = None
-        self._pending: list = []
-        if background:
-            from concurrent.futures import ThreadPoolExecutor
-
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="oipscope-gallery")
 
     def add(self, layer) -> None:
         """Write a layer's pages: an OipResult, a ``(result, examples)`` pair or a LayerRun."""
@@ -529,12 +520,6 @@ class Gallery:
         self._slugs.append(slug)
         self._pairs.append(pair)
         self._folders.append(folder)
-        if self._pool is None:
-            self._render(slug, pair)
-        else:
-            self._pending.append(self._pool.submit(self._render, slug, pair))
-
-    def _render(self, slug: str, pair) -> None:
         result, examples = pair
         if self._image_set is not None and examples is not None:
             for i in _shown_indices([pair]):
@@ -547,24 +532,9 @@ class Gallery:
             self._labels_lookup, self._class_names, self._dpi, self._max_examples, self._cards, self._contrast,
             self._names, self._painters))
 
-    def _wait(self) -> None:
-        for future in self._pending:
-            future.result()  # an error in the worker is raised here
-        self._pending = []
-
-    def close(self) -> None:
-        """Stop the worker: pages not begun are dropped, the one being drawn is finished."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
-
     def finish(self, classes=None) -> Path:
-        """Wait for the layer pages, write the class page (``classes``: a LayerRun or OipResult of
+        """Write the class page (``classes``: a LayerRun or OipResult of
         :func:`~oipscope.runs.run_classes`), the index and the data; returns ``index.html``."""
-        try:
-            self._wait()
-        finally:
-            self.close()
         if not self._pairs:
             raise ConfigError("no layers to show: give at least one (OipResult, DatasetExamples | None)")
         env, writer, common, rendered, pairs = self._env, self._writer, self._common, self._rendered, self._pairs
