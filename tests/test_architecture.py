@@ -97,6 +97,7 @@ def _images(result) -> np.ndarray:
     return np.stack([oip.image for oip in result.maps])
 
 
+@pytest.mark.slow
 def test_a_second_model_of_the_same_shape_runs_in_the_first_trace_with_its_own_weights(monkeypatch):
     """Keras-2-like RGB model (Rescaling, BN, residual add): a reweighted twin is not traced again,
     and its OIPs are bit for bit those of a trace of its own."""

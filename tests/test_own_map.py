@@ -237,6 +237,7 @@ def test_a_layer_without_activation_has_no_preactivation_through_the_head(mini_x
         ascend(submodel, np.zeros((1, 32, 32, 1), np.float32), [0], OipConfig(steps=2), preactivation=True)
 
 
+@pytest.mark.slow
 def test_the_rescue_climbs_through_the_head_without_a_loop_of_its_own(monkeypatch):
     """With the own-map head, the rescue's pre-activation stage runs in the layer's one compiled loop."""
     from oipscope.cnn import default_subject
