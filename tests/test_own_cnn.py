@@ -140,6 +140,16 @@ def _assert_inside(result: OipResult, low: np.ndarray, high: np.ndarray) -> None
             f"outside {low}..{high}")
 
 
+def _draw_cards_in_this_process(monkeypatch) -> None:
+    """The zoo's gallery is drawn where processes cannot be made: here (its fallback)."""
+    from oipscope import gallery_process
+
+    def no_processes(*args, **kwargs):
+        raise OSError("no worker processes in this test")
+
+    monkeypatch.setattr(gallery_process, "ProcessPoolExecutor", no_processes)
+
+
 # --- (1) the Keras-2 mini-Xception, a folder of faces with a corrupt file -----------
 
 
@@ -159,6 +169,7 @@ def test_zoo_of_legacy_h5_xception_on_a_folder_of_faces(xception, inputs, tmp_pa
         return titles[-1]
 
     monkeypatch.setattr(captions, "item_name", spy)
+    _draw_cards_in_this_process(monkeypatch)  # where the spy sees them
     result, why = _invoke("zoo", path, "--input-range", "-1,1", "--images", inputs["faces"],
                           "--layers", "activation_1,activation_4", "--maps", "0-3", *STEPS, "--out", out)
     assert result.exit_code == 0, why
