@@ -80,6 +80,14 @@ def test_sizes_that_do_not_fit_are_refused_clearly():
         image_input_shape(_any_size_base())
 
 
+def test_a_subject_keeps_a_size_only_where_it_changed_the_model():
+    import keras
+
+    fixed = keras.Sequential([keras.Input((12, 12, 3)), keras.layers.Conv2D(2, 3)])
+    assert Subject(fixed, input_size=(12, 12)).input_size is None  # runs keep their keys
+    assert Subject(_any_size_base(), input_size=(16, 12)).input_size == (16, 12)
+
+
 def test_the_size_decides_a_resumed_run():
     key = _run_key("block_out", (0, 1), OipConfig(), "abc", InputEncoding.standardize(), (32, 32))
     assert key["input_size"] == [32, 32]

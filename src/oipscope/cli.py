@@ -21,8 +21,8 @@ from rich.table import Table
 from .cli_inputs import (
     BgrOpt, DatasetOpt, ImagesOpt, InputSizeOpt, ObjectiveOpt, OptimizerOpt, ParametrizationOpt, PreprocessOpt,
     RobustOpt, TransformsOpt, WarmupOpt, default_layer_option, method_config, MeanOpt, ModelArg, RangeOpt,
-    RayCpusOpt, RayGpusOpt, RayOpt, StandardizeOpt, StdOpt, UnsafeOpt, WorkersOpt, backend_option, check_output, console, encoding_option, err_console, images_option,
-    kept_chunks, load_model_option, numbers_option, output_errors, skipped_note, start_tensorflow, state,
+    RayCpusOpt, RayGpusOpt, RayOpt, StandardizeOpt, StdOpt, UnsafeOpt, WorkersOpt, backend_option, check_output,
+    console, encoding_option, err_console, images_option, input_size_option, kept_chunks, load_model_option, numbers_option, output_errors, skipped_note, start_tensorflow, state,
     subject_option,
 )
 from .errors import ConfigError, DataError, OipscopeError, OutputError
@@ -85,7 +85,6 @@ def info(model: Optional[Path] = ModelArg, unsafe_load: bool = UnsafeOpt,
 
     Example: oipscope info cnn.keras
     """
-    from .cli_inputs import input_size_option
     from .models import describe, feature_layers, flattened, image_input_shape, with_input_size
 
     size = input_size_option(input_size)

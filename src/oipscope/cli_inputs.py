@@ -20,7 +20,8 @@ __all__ = [
     "console", "err_console", "state", "ModelArg", "UnsafeOpt", "RangeOpt", "MeanOpt", "StdOpt", "StandardizeOpt",
     "PreprocessOpt", "BgrOpt", "InputSizeOpt",
     "ImagesOpt", "DatasetOpt", "RayOpt", "WorkersOpt", "RayCpusOpt", "RayGpusOpt", "backend_option",
-    "start_tensorflow", "load_model_option", "subject_option", "input_size_option", "encoding_option", "images_option", "skipped_note",
+    "start_tensorflow", "load_model_option", "subject_option", "input_size_option", "encoding_option",
+    "images_option", "skipped_note",
     "numbers_option", "check_output", "output_errors", "kept_chunks", "ObjectiveOpt", "RobustOpt", "TransformsOpt",
     "ParametrizationOpt", "OptimizerOpt", "WarmupOpt", "method_config", "default_layer_option",
 ]
@@ -138,7 +139,8 @@ def input_size_option(text: Optional[str]) -> Optional[tuple[int, int]]:
     except ValueError:
         sides = []
     if len(sides) not in (1, 2) or min(sides) < 1:
-        raise ConfigError(f"--input-size takes a positive size H or H,W in pixels (e.g. 224 or 224,224), got {text!r}")
+        raise ConfigError(f"--input-size takes a positive size H or H,W in pixels (e.g. 224 or 224,224), "
+                          f"got {text!r}")
     return sides[0], sides[-1]
 
 

@@ -40,7 +40,8 @@ class Subject:
         encoding: how pixels become its input.
         path: the model file, if loaded from one (its sha256 goes into results).
         input_size: ``(height, width)`` for a model that takes images of any size
-            (:func:`~oipscope.models.with_input_size`); None keeps the model's own.
+            (:func:`~oipscope.models.with_input_size`); None keeps the model's own (and a
+            size a fixed-size model has already becomes None).
     """
 
     model: Any
@@ -52,8 +53,9 @@ class Subject:
         model = self.model
         if self.input_size is not None:
             size = tuple(int(side) for side in self.input_size)
-            object.__setattr__(self, "input_size", size)
             model = with_input_size(model, *size)
+            # the size is part of what decides a run only where it changed the model
+            object.__setattr__(self, "input_size", None if model is self.model else size)
         object.__setattr__(self, "model", flattened(model))  # nested models' layers become its own
         self.encoding.check_channels(self.input_shape[2])
 
