@@ -381,7 +381,7 @@ def _class_layer_option(subject, classes: Optional[bool]) -> Optional[str]:
 
 def _print_plan(subject, plan, config, image_set, execution, class_layer: Optional[str] = None) -> None:
     """``zoo --dry-run``: one line per layer with its maps, output size and estimated time."""
-    from .plan import LayerPlan, estimate_seconds
+    from .plan import LayerPlan, estimate_seconds, estimate_zoo_seconds
     from .runs import class_config
 
     n_images = len(image_set) if image_set is not None else 0
@@ -389,19 +389,20 @@ def _print_plan(subject, plan, config, image_set, execution, class_layer: Option
     console.print(f"plan for {subject.name}: {len(plan)} layer(s), input {subject.encoding.describe()}, "
                   f"{images_text}; nothing is written", markup=False)
     total = 0.0
-    for item in plan:
-        seconds = estimate_seconds(subject, item, config, n_images=n_images, execution=execution)
+    estimates = estimate_zoo_seconds(subject, plan, config, n_images=n_images, execution=execution)
+    for item, (seconds, probed) in zip(plan, estimates):
         total += seconds
         height, width, n_maps = item.output_shape
         console.print(f"  {item.layer_name:<28} {item.class_name:<20} {len(item.maps):>5} of {n_maps:<5} maps  "
-                      f"{height}x{width}  ~{_duration(seconds)}", markup=False)
+                      f"{height}x{width}  ~{_duration(seconds)}{'' if probed else ' (interpolated)'}", markup=False)
     if class_layer:
         n_classes = int(subject.model.get_layer(class_layer).output.shape[-1])
         item = LayerPlan(class_layer, "classes", tuple(range(n_classes)), (1, 1, n_classes))
         total += (seconds := estimate_seconds(subject, item, class_config(config), execution=execution))
         console.print(f"  class OIPs of {class_layer}: {n_classes} classes  ~{_duration(seconds)}", markup=False)
-    console.print(f"estimated time: ~{_duration(total)} on this machine (from a short timed probe per layer)",
-                  markup=False)
+    probed = sum(probed for _, probed in estimates)
+    console.print(f"estimated time: ~{_duration(total)} on this machine (from short timed probes of {probed} of "
+                  f"{len(plan)} layer(s), the others interpolated by depth)", markup=False)
 
 
 def _duration(seconds: float) -> str:
