@@ -123,6 +123,7 @@ def test_cli_finds_oips_of_an_any_size_caffe_model(tmp_path):
                                 "--input-size", "24", "--preprocess", "caffe", "--resume",
                                 "--out", str(tmp_path / "out")])
     assert isinstance(other.exception, ConfigError) and "other settings" in str(other.exception)
+    assert "None" not in other.output  # no empty "OIPs 0/None" bar before the error
 
 
 def test_info_names_an_any_size_input_and_shows_the_model_at_a_given_size(tmp_path):

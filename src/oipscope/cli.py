@@ -203,7 +203,7 @@ def find(
     with backend_option(ray, workers, ray_cpus_per_task, ray_gpus_per_task, unsafe_load) as backend, \
             Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                      TimeElapsedColumn(), console=console) as progress, output_errors(out):
-        oips = progress.add_task(f"{layer} OIPs", total=None)
+        oips = progress.add_task(f"{layer} OIPs", total=None, visible=False)  # shown once the search reports
         examples = (progress.add_task(f"{Path(image_set.name).name} examples", total=len(image_set), visible=False)
                     if image_set is not None else None)
 
@@ -213,7 +213,8 @@ def find(
         try:
             result = run_layer(
                 subject, layer, maps, config, out, resume=resume, chunk_maps=chunk_maps, images=image_set,
-                execution=execution, backend=backend, on_progress=lambda done, total: progress.update(oips, completed=done, total=total),
+                execution=execution, backend=backend,
+                on_progress=lambda done, total: progress.update(oips, completed=done, total=total, visible=True),
                 on_examples=on_examples,
             )
         except KeyboardInterrupt:
@@ -338,7 +339,7 @@ def zoo(
         index = gallery.finish(class_run)
     table = Table(title=f"oipscope zoo of {subject.name}")
     for column in ("layer", "maps", "converged", "silent", "median ratio", "pattern accuracy", "seconds"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")  # long layer names wrap, never cut to look alike
     for run in runs:
         summary = run.result.summary()
         ratio = summary.get("median_ratio")
