@@ -338,8 +338,10 @@ def zoo(
     with output_errors(out):
         index = gallery.finish(class_run)
     table = Table(title=f"oipscope zoo of {subject.name}")
-    for column in ("layer", "maps", "converged", "silent", "median ratio", "pattern accuracy", "seconds"):
-        table.add_column(column, overflow="fold")  # long layer names wrap, never cut to look alike
+    widest = max((len(run.result.layer_name) for run in runs), default=5)
+    table.add_column("layer", no_wrap=True, min_width=min(40, widest))  # names whole: cut ones look alike
+    for column in ("maps", "converged", "silent", "median ratio", "pattern accuracy", "seconds"):
+        table.add_column(column)
     for run in runs:
         summary = run.result.summary()
         ratio = summary.get("median_ratio")
