@@ -99,14 +99,15 @@ def estimate_chunk_size(submodel, n_snapshots: int, steps: int, budget_mb: float
 
 
 def _build_segment(submodel, jit: bool, encoding: InputEncoding, objective: Objective, warm: bool,
-                   own_maps: bool = True):
+                   own_maps: bool = True, phase_pools: bool = True):
     """The compiled segment: up to ``seg_len`` steps of every element still running.
 
     ``warm``: the segment of the warm-up steps: ReLUs redirected (:mod:`oipscope.warmup`) for
     elements below the warm-up step, the ordinary gradient (equal bit for bit) for the others.
     :func:`ascend` runs it only while an element warms up, and the plain segment after.
     ``own_maps``: compute only each element's own map of the target layer where
-    :func:`~oipscope.own_map.ascent_layer` allows it.
+    :func:`~oipscope.own_map.ascent_layer` allows it; ``phase_pools``: a first convolution and its
+    max pool per pooling phase (:mod:`oipscope.phase_pool`).
     """
     import tensorflow as tf
 
@@ -137,7 +138,7 @@ def _build_segment(submodel, jit: bool, encoding: InputEncoding, objective: Obje
         weight_specs(submodel),  # the weights of the model it runs for (one trace per architecture)
     ]
     centre = tf.constant(encoding.centre(c))
-    layer_output = ascent_layer(submodel, objective, own_maps)
+    layer_output = ascent_layer(submodel, objective, own_maps, phase_pools)
 
     def plain_gradient(x, maps, preactivation, warming=None):
         with tf.GradientTape(watch_accessed_variables=False) as tape:
@@ -227,10 +228,11 @@ def _build_segment(submodel, jit: bool, encoding: InputEncoding, objective: Obje
 
 
 def _get_segment(submodel, jit: bool, encoding: InputEncoding, objective: Objective, warm: bool,
-                 own_maps: bool = True):
+                 own_maps: bool = True, phase_pools: bool = True):
     """The compiled segment for the sub-model's architecture; call it with ``weights_of(submodel)`` last."""
-    key = ("segment", jit, encoding, objective, warm, own_maps)
-    return shared_function(submodel, key, lambda owner: _build_segment(owner, jit, encoding, objective, warm, own_maps))
+    key = ("segment", jit, encoding, objective, warm, own_maps, phase_pools)
+    return shared_function(submodel, key, lambda owner: _build_segment(owner, jit, encoding, objective, warm,
+                                                                       own_maps, phase_pools))
 
 
 def _build_forward(submodel, objective: Objective):
@@ -402,7 +404,7 @@ def ascend(
                        execution.batch_limit())
         warmup = config.warmup_steps if warmup_steps is None else int(warmup_steps)
         segments = [_get_segment(submodel, execution.jit_compile, encoding or InputEncoding.standardize(),
-                                 objective, warm, execution.own_maps) for warm in (False, True)[: 1 + (warmup > 0)]]
+                                 objective, warm, execution.own_maps, execution.phase_pools) for warm in (False, True)[: 1 + (warmup > 0)]]
         constants = [tf.constant(v, dtype) for v, dtype in (
             (steps, tf.int32), (config.epsilon, tf.float32),
             (config.conv_criterion, tf.float32), (config.conv_patience, tf.int32), (stop, tf.bool),
