@@ -184,3 +184,12 @@ def test_an_ascent_through_phases_follows_the_keras_one():
 def test_execution_checks_phase_pools():
     with pytest.raises(ConfigError, match="phase_pools"):
         Execution(phase_pools="yes")
+
+
+def test_a_model_for_any_image_size_is_left_alone():
+    import keras
+    from keras import layers as L
+
+    image = keras.Input(shape=(None, None, 3))
+    model = keras.Model(image, L.MaxPooling2D(2)(L.Conv2D(4, 3, activation="relu")(image)))
+    assert phase_pooled(model) is model

@@ -175,8 +175,8 @@ def _chains(model) -> dict[int, tuple[Any, list, Any, int]]:
             (follower,) = readers[id(current)]
             size = _tiling_pool(follower)
             if size is not None and calls.get(id(follower)) == 1:
-                height, width = (int(d) for d in conv.output.shape[1:3])
-                if height >= size and width >= size:
+                height, width = node.output_tensors[0].shape[1:3]
+                if height is not None and width is not None and min(height, width) >= size:  # fixed size only
                     chains[id(conv)] = (conv, chain, follower, size)
                 break
             if not is_per_channel(follower):
