@@ -178,3 +178,19 @@ def test_segments_report_every_stopped_element_once(sub):
     ascend(sub, _x(12), np.arange(12) % 6, OipConfig(steps=40), execution=Execution(segment_steps=5),
            on_stopped=stopped.append)
     assert sum(stopped) == 12 and len(stopped) >= 40 // 5
+
+
+@pytest.mark.slow
+def test_an_xla_compiled_search_finds_the_same_oips(tiny):
+    """``Execution(jit_compile=True)`` runs the whole pipeline (ascents without snapshots too)."""
+    from oipscope.config import Execution
+
+    cfg = OipConfig(steps=40, n_candidates=4, restarts=1, scales=(3, 6, 12))
+    plain = find_oips(tiny, "c2", "all", cfg)
+    compiled = find_oips(tiny, "c2", "all", cfg, execution=Execution(jit_compile=True))
+    assert [m.status for m in compiled.maps] == [m.status for m in plain.maps]
+    assert compiled.maps[5].status == "silent"
+    np.testing.assert_allclose([m.activation for m in compiled.maps], [m.activation for m in plain.maps],
+                               rtol=1e-3, atol=1e-5)
+    for a, b in zip(plain.maps, compiled.maps):
+        np.testing.assert_allclose(b.image, a.image, atol=1e-3)

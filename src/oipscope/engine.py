@@ -168,7 +168,8 @@ def _build_segment(submodel, jit: bool, encoding: InputEncoding, objective: Obje
         rows = tf.range(b)
         zeros_b = tf.zeros([b], tf.int32)
         hist = tf.zeros([seg_len, b], tf.float32)
-        snaps = tf.zeros(tf.concat([[snap_capacity], tf.shape(x)], 0), tf.float32)
+        # one slot at least: XLA refuses a scatter into an empty buffer, even in a branch never taken
+        snaps = tf.zeros(tf.concat([[tf.maximum(snap_capacity, 1)], tf.shape(x)], 0), tf.float32)
         taken = zeros_b
         active = step < total_steps
 
