@@ -192,6 +192,7 @@ def test_find_class_objective_defaults_to_output_layer(tiny_model_file, tmp_path
     assert saved.config.objective == "class" and saved.is_class_search
 
 
+@pytest.mark.slow
 def test_find_robust_saves_its_method(tiny_model_file, tmp_path):
     from oipscope.results import OipResult
 

@@ -31,6 +31,7 @@ def test_dream_raises_the_activation_at_the_images_own_size(tiny_model):
     assert not np.allclose(result.image, picture, atol=1.0)
 
 
+@pytest.mark.slow
 def test_dream_on_an_rgb_model_with_rescaling_stays_in_its_pixel_range():
     from real_models import build_rgb_rescaling
 

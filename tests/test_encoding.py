@@ -128,6 +128,7 @@ def test_rescaling_and_normalization_first_layers_mean_raw_pixels():
     assert resolve_encoding(rescaled, InputEncoding.value_range(0, 1)) == InputEncoding.value_range(0, 1)
 
 
+@pytest.mark.slow
 def test_ascent_in_a_range_stays_inside_it_and_raises_the_activation():
     import keras
 

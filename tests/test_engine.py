@@ -148,6 +148,7 @@ def test_rescue_wakes_a_map_that_no_random_start_triggers(tiny):
     assert without.status == "silent"
 
 
+@pytest.mark.slow
 def test_compacted_batches_give_the_same_oips_as_one_whole_batch(sub):
     """Stopped elements leave the batch between segments and waiting ones join; no OIP changes."""
     from oipscope.config import Execution

@@ -55,6 +55,7 @@ def test_the_copy_follows_further_training():
     np.testing.assert_allclose(flattened(model)(_pixels()), model(_pixels()), rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_oips_of_an_inner_layer_equal_those_of_the_base_itself():
     import keras
 

@@ -245,6 +245,7 @@ def test_find_on_rescaling_model_recognises_raw_pixels(inputs, tmp_path):
     _assert_png(out / "oips.png")
 
 
+@pytest.mark.slow
 def test_an_encoding_given_against_a_rescaling_layer_is_warned_about(inputs, tmp_path):
     result, why = _invoke("find", inputs["rgb"], "--layer", "stem_relu", "--input-range", "0,1",
                           "--maps", "0", "--steps", "3", "--out", tmp_path / "given")
@@ -391,6 +392,7 @@ def _assert_stayed_offline(env: dict[str, str]) -> None:
     assert not list(Path(env["HOME"]).rglob("datasets")), "something downloaded into HOME"
 
 
+@pytest.mark.slow
 def test_find_without_images_offline_writes_oips_and_grid(inputs, offline, tmp_path):
     out = tmp_path / "find"
     began = time.perf_counter()

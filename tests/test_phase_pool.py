@@ -165,6 +165,7 @@ def test_the_gradient_goes_to_the_first_maximum_as_max_pool_grad_routes_it():
         np.testing.assert_array_equal(back, pool_grad)
 
 
+@pytest.mark.slow
 def test_an_ascent_through_phases_follows_the_keras_one():
     from oipscope.cnn import default_subject
     from oipscope.engine import ascend

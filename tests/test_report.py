@@ -295,6 +295,7 @@ def _files(out: Path) -> dict[str, bytes]:
     return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow
 def test_a_gallery_drawn_in_a_worker_process_is_the_same_files(tiny, tmp_path):
     from oipscope.gallery_process import BackgroundGallery
     from oipscope.imagesets import array_images
@@ -313,6 +314,7 @@ def test_a_gallery_drawn_in_a_worker_process_is_the_same_files(tiny, tmp_path):
     assert len(at_once) > 20 and at_once == _files(tmp_path / "by_layer") == _files(tmp_path / "worker")
 
 
+@pytest.mark.slow
 def test_without_worker_processes_the_gallery_is_drawn_in_this_one(tiny, tmp_path, monkeypatch):
     from oipscope import gallery_process
     from oipscope.imagesets import array_images
@@ -331,6 +333,7 @@ def test_without_worker_processes_the_gallery_is_drawn_in_this_one(tiny, tmp_pat
     assert _files(tmp_path / "at_once") == _files(tmp_path / "here")
 
 
+@pytest.mark.slow
 def test_an_error_in_the_worker_process_surfaces_at_finish_and_close_stops_it(tiny, tmp_path):
     from oipscope.gallery_process import BackgroundGallery
 
