@@ -1,7 +1,7 @@
 """A first convolution and the max pool after it, computed one pooling phase at a time.
 
 The first convolution of a CNN reads 1 (grey) or 3 (RGB) channels: its matrix
-products are too thin for the CPU's vector units (oneDNN reached 6 GFLOP/s on the
+products are too thin for the CPU's vector units (TensorFlow reached 7 GFLOP/s on the
 embedded CNN's ``Conv2D_1``, a tenth of what its second convolution reaches), and
 the max pool after it adds its own gradient. When a pool of size ``s`` tiles the
 convolution's output (``pool_size == strides``, "valid"), every pooled value is the
@@ -195,20 +195,20 @@ def phase_pooled(model):
     inference, elementwise activations) and a ``MaxPooling2D`` whose windows tile its input.
     """
     try:
-        if model in _REWRITTEN:
-            return _REWRITTEN[model]
+        if model not in _REWRITTEN:
+            _REWRITTEN[model] = _rewrite(model)  # None: nothing to rewrite (a value must not hold its key)
     except TypeError:  # not weak-referenceable
-        return model
-    rewritten = _REWRITTEN[model] = _rewrite(model)
-    return rewritten
+        return _rewrite(model) or model
+    return _REWRITTEN[model] or model
 
 
 def _rewrite(model):
+    """The rewritten model, or None when there is nothing to rewrite."""
     if type(model).__name__ not in ("Functional", "Sequential") or len(model.inputs) != 1:
-        return model
+        return None
     chains = _chains(model)
     if not chains:
-        return model
+        return None
     fused = {id(conv): PhaseConvPool(conv, chain, size) for conv, chain, _, size in chains.values()}
     skipped = {id(layer) for _, chain, pool, _ in chains.values() for layer in (*chain, pool)}
 
