@@ -236,24 +236,28 @@ def _get_segment(submodel, jit: bool, encoding: InputEncoding, objective: Object
                                                                        own_maps, phase_pools))
 
 
-def _build_forward(submodel, objective: Objective):
+def _build_forward(submodel, objective: Objective, own_maps: bool = True, phase_pools: bool = True):
     import tensorflow as tf
+
+    from .own_map import ascent_layer
 
     h, w, c = (int(d) for d in submodel.inputs[0].shape[1:])
     spec = [tf.TensorSpec((None, h, w, c), tf.float32), tf.TensorSpec((None,), tf.int32), weight_specs(submodel)]
+    layer_output = ascent_layer(submodel, objective.primary, own_maps, phase_pools)  # as the ascent computes it
 
     @tf.function(input_signature=spec, reduce_retracing=True, autograph=False)
     def forward(x, maps, weights):
         with with_weights(submodel, weights):
-            return objective.measure(Context(submodel(x, training=False), x, maps))
+            features, own = layer_output(x, maps)
+            return objective.measure(Context(features, x, own))
 
     return forward
 
 
-def _forward(submodel, objective: Objective):
+def _forward(submodel, objective: Objective, own_maps: bool = True, phase_pools: bool = True):
     """The compiled measure for the sub-model's architecture; call it with ``weights_of(submodel)`` last."""
-    return shared_function(submodel, ("forward", objective.primary),
-                           lambda owner: _build_forward(owner, objective))
+    return shared_function(submodel, ("forward", objective.primary, own_maps, phase_pools),
+                           lambda owner: _build_forward(owner, objective, own_maps, phase_pools))
 
 
 def mean_activations(submodel, images: np.ndarray, map_indices: Sequence[int],
@@ -264,7 +268,8 @@ def mean_activations(submodel, images: np.ndarray, map_indices: Sequence[int],
         submodel: Keras model from the image input to the layer.
         images: (N, H, W, C) in the model's input encoding.
         map_indices: N map indices.
-        execution: its memory budget sets the batch size of the forward passes.
+        execution: its memory budget sets the batch size of the forward passes; the layer is
+            computed as the ascent computes it (own maps, pooling phases).
         objective: its primary term is measured (the OIP's reported activation).
     """
     import tensorflow as tf
@@ -273,7 +278,7 @@ def mean_activations(submodel, images: np.ndarray, map_indices: Sequence[int],
     maps = np.asarray(map_indices, np.int32).reshape(-1)
     if len(images) == 0:
         return np.zeros(0, np.float32)
-    forward = _forward(submodel, parse_objective(objective))
+    forward = _forward(submodel, parse_objective(objective), execution.own_maps, execution.phase_pools)
     weights = weights_of(submodel)
     batch = 4 * estimate_chunk_size(submodel, 0, 1, execution.memory_budget_mb)  # no gradient, no history
     return np.concatenate([
