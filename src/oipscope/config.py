@@ -301,9 +301,6 @@ class Execution:
             and activations after it), compute for each element only its own map
             of it (:mod:`oipscope.own_map`); equal to the whole layer up to float
             rounding. False: the whole layer, as the series' loop does.
-        phase_pools: compute a convolution of a few input channels and the max pool
-            after it one pooling phase at a time (:mod:`oipscope.phase_pool`, on a CPU);
-            equal up to float rounding. False: as Keras computes them.
     """
 
     memory_budget_mb: float = 512.0
@@ -311,7 +308,6 @@ class Execution:
     segment_steps: int | None = 20
     batch_size: int | None = None
     own_maps: bool = True
-    phase_pools: bool = True
 
     def __post_init__(self) -> None:
         _check(isinstance(self.memory_budget_mb, (int, float)) and not isinstance(self.memory_budget_mb, bool)
@@ -323,7 +319,6 @@ class Execution:
         _check(self.batch_size is None or (_is_int(self.batch_size) and self.batch_size >= 1),
                f"batch_size must be an integer >= 1 or None, got {self.batch_size!r}")
         _check(isinstance(self.own_maps, bool), f"own_maps must be True or False, got {self.own_maps!r}")
-        _check(isinstance(self.phase_pools, bool), f"phase_pools must be True or False, got {self.phase_pools!r}")
 
     def batch_limit(self) -> int:
         """The most OIPs per batch apart from memory: ``batch_size``, or 64 on a CPU."""

@@ -99,15 +99,14 @@ def estimate_chunk_size(submodel, n_snapshots: int, steps: int, budget_mb: float
 
 
 def _build_segment(submodel, jit: bool, encoding: InputEncoding, objective: Objective, warm: bool,
-                   own_maps: bool = True, phase_pools: bool = True):
+                   own_maps: bool = True):
     """The compiled segment: up to ``seg_len`` steps of every element still running.
 
     ``warm``: the segment of the warm-up steps: ReLUs redirected (:mod:`oipscope.warmup`) for
     elements below the warm-up step, the ordinary gradient (equal bit for bit) for the others.
     :func:`ascend` runs it only while an element warms up, and the plain segment after.
     ``own_maps``: compute only each element's own map of the target layer where
-    :func:`~oipscope.own_map.ascent_layer` allows it; ``phase_pools``: a first convolution and its
-    max pool per pooling phase (:mod:`oipscope.phase_pool`).
+    :func:`~oipscope.own_map.ascent_layer` allows it.
     """
     import tensorflow as tf
 
@@ -138,7 +137,7 @@ def _build_segment(submodel, jit: bool, encoding: InputEncoding, objective: Obje
         weight_specs(submodel),  # the weights of the model it runs for (one trace per architecture)
     ]
     centre = tf.constant(encoding.centre(c))
-    layer_output = ascent_layer(submodel, objective, own_maps, phase_pools)
+    layer_output = ascent_layer(submodel, objective, own_maps)
 
     def plain_gradient(x, maps, preactivation, warming=None):
         with tf.GradientTape(watch_accessed_variables=False) as tape:
@@ -229,21 +228,20 @@ def _build_segment(submodel, jit: bool, encoding: InputEncoding, objective: Obje
 
 
 def _get_segment(submodel, jit: bool, encoding: InputEncoding, objective: Objective, warm: bool,
-                 own_maps: bool = True, phase_pools: bool = True):
+                 own_maps: bool = True):
     """The compiled segment for the sub-model's architecture; call it with ``weights_of(submodel)`` last."""
-    key = ("segment", jit, encoding, objective, warm, own_maps, phase_pools)
-    return shared_function(submodel, key, lambda owner: _build_segment(owner, jit, encoding, objective, warm,
-                                                                       own_maps, phase_pools))
+    key = ("segment", jit, encoding, objective, warm, own_maps)
+    return shared_function(submodel, key, lambda owner: _build_segment(owner, jit, encoding, objective, warm, own_maps))
 
 
-def _build_forward(submodel, objective: Objective, own_maps: bool = True, phase_pools: bool = True):
+def _build_forward(submodel, objective: Objective, own_maps: bool = True):
     import tensorflow as tf
 
     from .own_map import ascent_layer
 
     h, w, c = (int(d) for d in submodel.inputs[0].shape[1:])
     spec = [tf.TensorSpec((None, h, w, c), tf.float32), tf.TensorSpec((None,), tf.int32), weight_specs(submodel)]
-    layer_output = ascent_layer(submodel, objective.primary, own_maps, phase_pools)  # as the ascent computes it
+    layer_output = ascent_layer(submodel, objective.primary, own_maps)  # as the ascent computes it
 
     @tf.function(input_signature=spec, reduce_retracing=True, autograph=False)
     def forward(x, maps, weights):
@@ -254,10 +252,10 @@ def _build_forward(submodel, objective: Objective, own_maps: bool = True, phase_
     return forward
 
 
-def _forward(submodel, objective: Objective, own_maps: bool = True, phase_pools: bool = True):
+def _forward(submodel, objective: Objective, own_maps: bool = True):
     """The compiled measure for the sub-model's architecture; call it with ``weights_of(submodel)`` last."""
-    return shared_function(submodel, ("forward", objective.primary, own_maps, phase_pools),
-                           lambda owner: _build_forward(owner, objective, own_maps, phase_pools))
+    return shared_function(submodel, ("forward", objective.primary, own_maps),
+                           lambda owner: _build_forward(owner, objective, own_maps))
 
 
 def mean_activations(submodel, images: np.ndarray, map_indices: Sequence[int],
@@ -269,7 +267,7 @@ def mean_activations(submodel, images: np.ndarray, map_indices: Sequence[int],
         images: (N, H, W, C) in the model's input encoding.
         map_indices: N map indices.
         execution: its memory budget sets the batch size of the forward passes; the layer is
-            computed as the ascent computes it (own maps, pooling phases).
+            computed as the ascent computes it (own maps).
         objective: its primary term is measured (the OIP's reported activation).
     """
     import tensorflow as tf
@@ -278,7 +276,7 @@ def mean_activations(submodel, images: np.ndarray, map_indices: Sequence[int],
     maps = np.asarray(map_indices, np.int32).reshape(-1)
     if len(images) == 0:
         return np.zeros(0, np.float32)
-    forward = _forward(submodel, parse_objective(objective), execution.own_maps, execution.phase_pools)
+    forward = _forward(submodel, parse_objective(objective), execution.own_maps)
     weights = weights_of(submodel)
     batch = 4 * estimate_chunk_size(submodel, 0, 1, execution.memory_budget_mb)  # no gradient, no history
     return np.concatenate([
@@ -410,7 +408,7 @@ def ascend(
                        execution.batch_limit())
         warmup = config.warmup_steps if warmup_steps is None else int(warmup_steps)
         segments = [_get_segment(submodel, execution.jit_compile, encoding or InputEncoding.standardize(),
-                                 objective, warm, execution.own_maps, execution.phase_pools) for warm in (False, True)[: 1 + (warmup > 0)]]
+                                 objective, warm, execution.own_maps) for warm in (False, True)[: 1 + (warmup > 0)]]
         constants = [tf.constant(v, dtype) for v, dtype in (
             (steps, tf.int32), (config.epsilon, tf.float32),
             (config.conv_criterion, tf.float32), (config.conv_patience, tf.int32), (stop, tf.bool),

@@ -24,18 +24,50 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .layer_kinds import activation_name, apply_per_channel, computes_in_float32, is_elementwise, is_per_channel
-
 __all__ = ["OwnMapHead", "ascent_layer", "own_map_head", "preactivation_through_head"]
+
+# activations that act on every value on its own (so on one map as on all of them)
+_ELEMENTWISE = frozenset({
+    "linear", "relu", "relu6", "elu", "selu", "gelu", "silu", "swish", "sigmoid", "hard_sigmoid",
+    "hard_silu", "hard_swish", "tanh", "softplus", "softsign", "exponential", "leaky_relu", "mish",
+    "log_sigmoid", "celu",
+})
+_ELEMENTWISE_LAYERS = ("ReLU", "LeakyReLU", "ELU")
+
+
+def _activation_name(function) -> str | None:
+    import keras
+
+    try:
+        name = keras.activations.serialize(function)
+    except (ValueError, TypeError):
+        return None
+    return name if isinstance(name, str) else None
+
+
+def _float32(layer) -> bool:
+    policy = getattr(layer, "dtype_policy", None)
+    return getattr(policy, "compute_dtype", "float32") == "float32" and not getattr(layer, "quantization_mode", None)
 
 
 def _is_own_map_conv(layer) -> bool:
     import keras
 
     return (type(layer) is keras.layers.Conv2D and layer.groups == 1 and layer.data_format == "channels_last"
-            and layer.padding in ("valid", "same") and is_elementwise(layer.activation)
+            and layer.padding in ("valid", "same") and _activation_name(layer.activation) in _ELEMENTWISE
             and len(set(layer.strides)) == 1 and len(set(layer.dilation_rate)) == 1  # as a depthwise conv needs
-            and computes_in_float32(layer))
+            and _float32(layer))
+
+
+def _is_per_channel(layer) -> bool:
+    import keras
+
+    kind = type(layer).__name__
+    if isinstance(layer, keras.layers.BatchNormalization):
+        return kind == "BatchNormalization" and layer.axis in (-1, 3) and _float32(layer)
+    if kind == "Activation":
+        return _activation_name(layer.activation) in _ELEMENTWISE
+    return kind in _ELEMENTWISE_LAYERS
 
 
 def _producer(tensor):
@@ -71,7 +103,7 @@ class OwnMapHead:
         """Whether the layer ends in a non-linear activation (which a pre-activation leaves out)."""
         if self.after:
             return not isinstance(self.after[-1], _batchnorm_class())
-        return activation_name(self.conv.activation) != "linear"
+        return _activation_name(self.conv.activation) != "linear"
 
     def __call__(self, images, map_indices, preactivation=None):
         """(B, h, w, 1) tensor: each element's own map of the target layer.
@@ -124,9 +156,17 @@ def _batchnorm_class():
 
 def _per_channel(layer, own, map_indices):
     """A per-channel layer applied to each element's own map (B, h, w)."""
+    import keras
     import tensorflow as tf
 
-    return apply_per_channel(layer, own, lambda weight: tf.gather(tf.convert_to_tensor(weight), map_indices)[:, None, None])
+    if not isinstance(layer, keras.layers.BatchNormalization):
+        return layer(own)  # elementwise: the same on one map as on all of them
+
+    def pick(weight, default):
+        return default if weight is None else tf.gather(tf.convert_to_tensor(weight), map_indices)[:, None, None]
+
+    scale = tf.math.rsqrt(pick(layer.moving_variance, None) + layer.epsilon) * pick(layer.gamma, 1.0)
+    return (own - pick(layer.moving_mean, None)) * scale + pick(layer.beta, 0.0)
 
 
 def own_map_head(submodel) -> OwnMapHead | None:
@@ -150,7 +190,7 @@ def own_map_head(submodel) -> OwnMapHead | None:
         layer, tensor = made
         if _is_own_map_conv(layer):
             break
-        if not is_per_channel(layer):
+        if not _is_per_channel(layer):
             return None
         after.append(layer)
     if any(d is None for d in tensor.shape[1:]):
@@ -163,7 +203,7 @@ def own_map_head(submodel) -> OwnMapHead | None:
                       conv_input_shape=tuple(int(d) for d in tensor.shape[1:]))
 
 
-def ascent_layer(submodel, objective, own_maps: bool = True, phase_pools: bool = True):
+def ascent_layer(submodel, objective, own_maps: bool = True):
     """What a compiled ascent computes of the layer: ``f(images, maps[, preactivation])``.
 
     ``f`` returns the features and each element's map in them.
@@ -173,25 +213,12 @@ def ascent_layer(submodel, objective, own_maps: bool = True, phase_pools: bool =
     sub-model allows it (the features are then (B, h, w, 1) and every element's map
     is 0); else the whole sub-model. Max pools that tile their input take the exact
     faster gradient of :func:`~oipscope.pooling.first_max_pooling`. ``preactivation``
-    (a scalar bool tensor) switches the head to the layer's pre-activation. With
-    ``phase_pools`` (on a CPU), a first convolution and the max pool after it run one
-    pooling phase at a time (:func:`~oipscope.phase_pool.phase_pooled`). Call ``f``
+    (a scalar bool tensor) switches the head to the layer's pre-activation. Call ``f``
     only while a ``tf.function`` traces (the pooling swap lasts for the call).
     """
-    import dataclasses
-
-    import tensorflow as tf
-
     from .pooling import first_max_pooling
 
     head = own_map_head(submodel) if own_maps and objective.own_map else None
-    if phase_pools and not tf.config.list_logical_devices("GPU"):
-        from .phase_pool import phase_pooled
-
-        if head is None:
-            submodel = phase_pooled(submodel)
-        elif head.body is not None:
-            head = dataclasses.replace(head, body=phase_pooled(head.body))
 
     def layer(images, map_indices, preactivation=None):
         import tensorflow as tf

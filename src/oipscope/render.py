@@ -38,7 +38,7 @@ def parametrization_of(config: OipConfig, shape: tuple[int, int, int], encoding:
 
 
 def _build_loop(submodel, param: Parametrization, objective: Objective, adam: bool, transformed: bool,
-                warm: bool, own_maps: bool = True, phase_pools: bool = True):
+                warm: bool, own_maps: bool = True):
     """The compiled loop and image function; ``warm``: every step with the ReLU warm-up
     (:func:`render` runs that loop for the warm-up steps and the plain one after)."""
     import tensorflow as tf
@@ -48,7 +48,7 @@ def _build_loop(submodel, param: Parametrization, objective: Objective, adam: bo
 
     h, w, c = param.shape
     encoding = param.encoding
-    layer_output = ascent_layer(submodel, objective, own_maps, phase_pools)
+    layer_output = ascent_layer(submodel, objective, own_maps)
     centre = tf.constant(encoding.centre(c))
     spread = tf.constant(encoding.spread(c))
     vector = tf.TensorSpec((None,), tf.int32)
@@ -194,9 +194,9 @@ def render(
     transforms = resolve_transforms(config.transforms, h, w)
     warmup = config.warmup_steps
     loops = [_get_loop(submodel, parametrization, objective, config.optimizer == "adam", bool(transforms), warm,
-                       execution.own_maps, execution.phase_pools)[0] for warm in (False, True)[: 1 + (warmup > 0)]]
+                       execution.own_maps)[0] for warm in (False, True)[: 1 + (warmup > 0)]]
     to_image = _get_loop(submodel, parametrization, objective, config.optimizer == "adam", bool(transforms), False,
-                         execution.own_maps, execution.phase_pools)[1]
+                         execution.own_maps)[1]
     size = config.learning_rate if config.optimizer == "adam" else config.epsilon
     n = len(params)
     images = np.zeros((n, h, w, c), np.float32)
