@@ -167,7 +167,7 @@ def _child(spec_file: str, out_file: str) -> None:
 
     if not tf.keras.__name__.startswith("tf_keras"):
         raise RuntimeError(f"tf.keras is {tf.keras.__name__}, not tf_keras: set TF_USE_LEGACY_KERAS=1")
-    from oipscope.encoding import InputEncoding
+    from oipscope.model.encoding import InputEncoding
 
     with np.load(spec_file) as spec:
         meta = json.loads(str(spec["meta"]))

@@ -2,7 +2,7 @@
 
 Finds the OIPs of the same maps of every convolution of the embedded CNN, then, in the
 same process, of a copy with other weights (another "checkpoint") in the compiled loops
-traced for the first model (:mod:`oipscope.architecture`), and of that copy loaded again
+traced for the first model (:mod:`oipscope.ascent.traces`), and of that copy loaded again
 and traced anew, as every model was before; prints the seconds and compiled loops of the two
 copies and their ratio.
 
@@ -26,12 +26,12 @@ def main() -> None:
 
     import numpy as np
 
-    from oipscope import architecture
-    from oipscope.cnn import default_model_path
+    from oipscope.ascent import traces as architecture
+    from oipscope.model.cnn import default_model_path
     from oipscope.config import OipConfig
-    from oipscope.layers import default_layers
-    from oipscope.models import load_model
-    from oipscope.search import find_oips
+    from oipscope.model.layers import default_layers
+    from oipscope.model.loading import load_model
+    from oipscope.search.pipeline import find_oips
 
     def checkpoint(seed: int):  # the embedded CNN with its weights moved a little
         model = load_model(default_model_path())

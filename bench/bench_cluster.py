@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 
 
 def _zoo(subject, config, maps, backend) -> tuple[float, list]:
-    from oipscope.runs import run_zoo
+    from oipscope.runs.jobs import run_zoo
 
     with tempfile.TemporaryDirectory() as out:
         began = time.perf_counter()
@@ -71,7 +71,7 @@ def main() -> None:
 
     if not args.skip_ray:
         import oipscope
-        from oipscope.cluster import RayBackend
+        from oipscope.runs.cluster import RayBackend
         from oipscope.config import OipConfig
 
         subject = oipscope.default_subject()

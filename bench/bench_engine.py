@@ -21,7 +21,7 @@ from _peers import seed_loop  # noqa: E402  (the series' loop, shared with bench
 
 def _default_model() -> str:
     try:
-        from oipscope.cnn import default_model_path
+        from oipscope.model.cnn import default_model_path
 
         path = str(default_model_path())
         if os.path.isfile(path):
@@ -70,11 +70,11 @@ def main() -> None:
     args = ap.parse_args()
 
     from oipscope.config import Execution
-    from oipscope.encoding import InputEncoding
-    from oipscope.engine import OipConfig, ascend
-    from oipscope.initial import scale_noise
-    from oipscope.models import feature_submodel, load_model
-    from oipscope.search import _Search, find_oips
+    from oipscope.model.encoding import InputEncoding
+    from oipscope.ascent.pixels import OipConfig, ascend
+    from oipscope.search.starts import scale_noise
+    from oipscope.model.loading import feature_submodel, load_model
+    from oipscope.search.pipeline import _Search, find_oips
 
     model = load_model(args.model)
     sub = feature_submodel(model, args.layer)

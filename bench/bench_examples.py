@@ -23,10 +23,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-from oipscope.cnn import default_subject  # noqa: E402
-from oipscope.examples import dataset_examples  # noqa: E402
-from oipscope.imagesets import embedded_examples, open_images  # noqa: E402
-from oipscope.subject import open_subject  # noqa: E402
+from oipscope.model.cnn import default_subject  # noqa: E402
+from oipscope.analysis.examples import dataset_examples  # noqa: E402
+from oipscope.data.imagesets import embedded_examples, open_images  # noqa: E402
+from oipscope.model.subject import open_subject  # noqa: E402
 
 
 def _rss_mb() -> float:

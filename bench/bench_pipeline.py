@@ -41,7 +41,7 @@ TARGETS = {"series loop": 100.0, "tf-keras-vis": 10.0}
 
 def example_set_name() -> str:
     """The full MNIST training set if its files are on disk, else the embedded test set."""
-    from oipscope.data import find_dataset_dir
+    from oipscope.data.datasets import find_dataset_dir
 
     return "mnist" if find_dataset_dir("mnist") is not None else "mnist-test"
 
@@ -72,7 +72,7 @@ def run_pipeline(subject, layer: str, maps: list[int], steps: int, examples) -> 
 
 def run_series_loop(sub, maps: list[int], steps: int, seed_maps: int) -> dict:
     from oipscope import OipConfig
-    from oipscope.initial import scale_noise
+    from oipscope.search.starts import scale_noise
 
     h, w, c = (int(d) for d in sub.inputs[0].shape[1:])
     config = OipConfig()
@@ -88,7 +88,7 @@ def run_series_loop(sub, maps: list[int], steps: int, seed_maps: int) -> dict:
 
 def run_tfkv(subject, layer: str, maps: list[int], steps: int, examples, route: str) -> dict:
     from oipscope import superstimulus_ratio
-    from oipscope.engine import mean_activations
+    from oipscope.ascent.pixels import mean_activations
 
     sub = subject.feature_submodel(layer)
     # Fairness: tf-keras-vis runs with all its defaults; only the score is ours. Sample b of one

@@ -11,7 +11,7 @@ On the same maps of one layer per model, three methods:
 
 Per method: median activation, maps with positive activation, median superstimulus ratio
 (the OIP's activation ÷ the best image of the data set, ``oipscope.superstimulus_ratio``),
-median jitter robustness and high-frequency share (``oipscope.quality``), and wall time
+median jitter robustness and high-frequency share (``oipscope.search.quality``), and wall time
 (after a short warm-up call that traces the compiled loops). NaN ratios and jitter values
 (a map silent on the data, an OIP that does not drive its map) are left out of the medians.
 
@@ -113,7 +113,7 @@ def _median(values: np.ndarray) -> float | None:
 
 def _example_set_name() -> str:
     """The full MNIST training set if its files are on disk, else the embedded test set."""
-    from oipscope.data import find_dataset_dir
+    from oipscope.data.datasets import find_dataset_dir
 
     return "mnist" if find_dataset_dir("mnist") is not None else "mnist-test"
 
@@ -121,7 +121,7 @@ def _example_set_name() -> str:
 def open_study(key: str, n_maps: int, cache: Path) -> Study:
     """Model ``key`` (trained or loaded from ``cache`` for the ResNets), its layer and example set."""
     import oipscope
-    from oipscope.imagesets import array_images
+    from oipscope.data.imagesets import array_images
 
     t = time.perf_counter()
     if key == "embedded":
@@ -194,8 +194,8 @@ def _tfkv_route(sub) -> str:
 def run_tfkv(study: Study, steps: int | None) -> Column:
     """tf-keras-vis with its defaults; its pixel images encoded and measured as oipscope's OIPs are."""
     from oipscope import superstimulus_ratio
-    from oipscope.engine import mean_activations
-    from oipscope.quality import hf_share, jitter_robustness
+    from oipscope.ascent.pixels import mean_activations
+    from oipscope.search.quality import hf_share, jitter_robustness
 
     method = "tf-keras-vis defaults"
     sub = study.subject.feature_submodel(study.layer)

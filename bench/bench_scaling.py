@@ -2,7 +2,7 @@
 
 Prints three markdown tables ready to paste into the README:
 
-(a) time per map-step of the bare ascent (``oipscope.engine.ascend``, no early stop) for
+(a) time per map-step of the bare ascent (``oipscope.ascent.pixels.ascend``, no early stop) for
     input sizes 28, 64, 128 and 224 pixels, on the first and the last convolution of a
     small VGG-like CNN of random weights (grey at 28 pixels, RGB above; 4 blocks of two
     3×3 convolutions of 16, 32, 64, 128 maps, 2×2 pooling between), and on the
@@ -63,9 +63,9 @@ def noise(n: int, shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
 def time_ascent(model, layer: str, n_maps: int, steps: int) -> dict:
     """Seconds per map-step of the bare ascent of ``n_maps`` maps of ``layer`` (the first that respond)."""
     from oipscope.config import Execution, OipConfig
-    from oipscope.engine import ascend, estimate_chunk_size, mean_activations
-    from oipscope.models import feature_submodel
-    from oipscope.status import Status
+    from oipscope.ascent.pixels import ascend, estimate_chunk_size, mean_activations
+    from oipscope.model.loading import feature_submodel
+    from oipscope.search.status import Status
 
     sub = feature_submodel(model, layer)
     shape = tuple(int(d) for d in sub.inputs[0].shape[1:])
@@ -91,7 +91,7 @@ def time_ascent(model, layer: str, n_maps: int, steps: int) -> dict:
 
 
 def scaling_rows(n_maps: int, steps: int) -> list[dict]:
-    from oipscope.cnn import default_model
+    from oipscope.model.cnn import default_model
 
     rows = []
     series = default_model()
@@ -118,9 +118,9 @@ def memory_child(budget: float, steps: int) -> None:
     import keras
 
     from oipscope.config import Execution, OipConfig
-    from oipscope.engine import estimate_chunk_size
-    from oipscope.models import feature_submodel
-    from oipscope.search import find_oips
+    from oipscope.ascent.pixels import estimate_chunk_size
+    from oipscope.model.loading import feature_submodel
+    from oipscope.search.pipeline import find_oips
 
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((32, 32, 3)),

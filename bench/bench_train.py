@@ -15,7 +15,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from oipscope.cnn import TrainConfig, train  # noqa: E402
+from oipscope.model.cnn import TrainConfig, train  # noqa: E402
 
 
 def main() -> None:

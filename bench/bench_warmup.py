@@ -39,7 +39,7 @@ import numpy as np
 
 
 def _silent(result) -> np.ndarray:
-    from oipscope.status import needs_retry
+    from oipscope.search.status import needs_retry
 
     return np.array([needs_retry(m.status, m.activation) for m in result.maps])
 
@@ -62,9 +62,9 @@ def _shifted_subject(subject, layer: str, seed: int, n_random: int):
     those images."""
     import keras
 
-    from oipscope.encoding import InputEncoding
-    from oipscope.initial import combine_grids, default_scales, draw_grids
-    from oipscope.subject import Subject
+    from oipscope.model.encoding import InputEncoding
+    from oipscope.search.starts import combine_grids, default_scales, draw_grids
+    from oipscope.model.subject import Subject
 
     h, w, ch = subject.input_shape
     rng = np.random.default_rng(seed)
@@ -105,7 +105,7 @@ def _run(subject, layer: str, config):
 def _then_warm(subject, layer: str, first, config):
     """(b)'s result, with the maps it leaves silent searched again with ``config``; keep the better."""
     import oipscope
-    from oipscope.status import is_better
+    from oipscope.search.status import is_better
 
     todo = [i for i, dead in enumerate(_silent(first)) if dead]
     maps = list(first.maps)
@@ -196,7 +196,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1, help="runs per method; the times are the fastest")
     args = ap.parse_args()
 
-    from oipscope.cnn import default_subject
+    from oipscope.model.cnn import default_subject
 
     warmups = [int(w) for w in args.warmup.split(",") if w]
     layers = [s for s in args.layers.split(",") if s]

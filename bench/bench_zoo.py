@@ -7,7 +7,7 @@ each phase's seconds and share, and the total as a fraction of the 30 s target.
 ``--images mnist`` streams the 60 000 training images instead (needs them on disk).
 
 As the command does, each layer's gallery pages are drawn in a worker process while the
-next layer is searched (``oipscope.gallery_process.BackgroundGallery``); the gallery phase is
+next layer is searched (``oipscope.gallery.worker.BackgroundGallery``); the gallery phase is
 what is left to draw after the class OIPs. ``--serial-gallery`` draws the whole gallery after
 the search instead, as before; ``--compare N`` runs both N times each, alternating, each in a
 fresh process, and prints the ratio of the medians.
@@ -37,13 +37,13 @@ def run_once(out: Path, images: str = "mnist-test", serial_gallery: bool = False
     phases: dict[str, float] = {}
     start = time.perf_counter()
     import oipscope  # noqa: F401 - the import and TensorFlow start-up are part of the job
-    from oipscope.cnn import default_subject
-    from oipscope.engine import OipConfig
-    from oipscope.imagesets import open_images
-    from oipscope.models import describe
-    from oipscope.gallery_process import BackgroundGallery
-    from oipscope.report import Gallery
-    from oipscope.runs import class_layer, run_classes, run_zoo
+    from oipscope.model.cnn import default_subject
+    from oipscope.ascent.pixels import OipConfig
+    from oipscope.data.imagesets import open_images
+    from oipscope.model.loading import describe
+    from oipscope.gallery.worker import BackgroundGallery
+    from oipscope.gallery.site import Gallery
+    from oipscope.runs.jobs import class_layer, run_classes, run_zoo
 
     subject = default_subject()
     image_set = open_images(images, subject.input_shape)

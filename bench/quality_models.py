@@ -10,7 +10,7 @@ its first layer, so oipscope recognises its encoding::
           → stage3 residual block, 64 maps, stride 2 (8×8) → ``deepest_relu``
           → GlobalAveragePooling → Dense softmax
 
-- **grey**: Fashion-MNIST (the IDX files of ``oipscope.data``) upscaled to 64×64 as
+- **grey**: Fashion-MNIST (the IDX files of ``oipscope.data.datasets``) upscaled to 64×64 as
   oipscope converts images (Lanczos), ``Rescaling(1/255)``, 10 classes.
 - **rgb**: synthetic 64×64 colour images (:func:`synthetic_rgb`: oriented gratings,
   discs, rings, crosses, checkerboards in random colours on smooth noisy
@@ -199,7 +199,7 @@ def synthetic_rgb(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 def _upscaled(images: np.ndarray) -> np.ndarray:
     """(N, 28, 28) uint8 → (N, 64, 64, 1) uint8, resized as oipscope resizes any image set."""
-    from oipscope.imagesets import array_images
+    from oipscope.data.imagesets import array_images
 
     if len(images) == 0:
         return np.zeros((0, SIZE, SIZE, 1), np.uint8)
@@ -221,7 +221,7 @@ def load_data(kind: str, n_train: int | None = None, n_test: int | None = None) 
         x_train, y_train = synthetic_rgb(n_train, seed=SEED)
         x_test, y_test = synthetic_rgb(n_test, seed=SEED + 1)
         return Data(x_train, y_train, x_test, y_test, RGB_CLASSES, f"synthetic (seeds {SEED}, {SEED + 1})")
-    from oipscope.data import load_dataset
+    from oipscope.data.datasets import load_dataset
 
     ds = load_dataset("fashion-mnist")
     pick = np.random.default_rng(SEED).permutation(len(ds.train.images))[:n_train]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from oipscope.data import read_idx
+from oipscope.data.datasets import read_idx
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_SOURCE = HERE.parents[1] / "shared" / "data" / "mnist"

@@ -22,8 +22,7 @@ the activation patterns (FCPs) of real digits (parts IV–VI), the original inpu
 that make a map fire most (parts VIII–IX), and how the OIPs compare with the training images
 that drive the same maps. Step counts are small so the notebook runs in a minute."""),
     ("code", """import oipscope
-from oipscope import plot
-
+from oipscope.figures import plot
 model = oipscope.default_model()          # the series' CNN, trained on MNIST (99.5 % test accuracy)
 [(layer.name, layer.n_maps) for layer in oipscope.feature_layers(model)]"""),
     ("markdown", """To train it yourself instead (20 epochs, about 6 minutes on 2 CPU cores):
@@ -37,7 +36,7 @@ model = oipscope.load_model(trained.path)
 
 The maps of `Conv2D_2` for four images of the digit 4 (parts IV and V of the series): each
 image's 64 maps in an 8×8 grid, the input beside them, one colour scale for all."""),
-    ("code", """from oipscope.activations import layer_activations, select_images
+    ("code", """from oipscope.analysis.activations import layer_activations, select_images
 
 data = oipscope.load_dataset("mnist")
 images, labels, indices = select_images(data.test, label=4, count=4)
@@ -73,7 +72,7 @@ The same pass over the training images gathered each map's mean activation per d
 profile) and how well the vector of map means alone tells the digits apart: a nearest-class-
 pattern classifier, centroids from the images with even index, accuracy on the odd ones
 (part VI of the series)."""),
-    ("code", """from oipscope.profiles import class_profiles
+    ("code", """from oipscope.figures.profiles import class_profiles
 
 print(f"pattern accuracy of Conv2D_3: {examples.pattern_accuracy:.1%}")
 class_profiles(examples, data.class_names)"""),
@@ -85,10 +84,10 @@ layer and per map; `oipscope zoo` does all of the above for every layer with one
 
 from IPython.display import FileLink
 
-import oipscope.models
-from oipscope.report import write_gallery
+import oipscope.model.loading
+from oipscope.gallery.site import write_gallery
 
-summary = (model.name, oipscope.models.describe(model))
+summary = (model.name, oipscope.model.loading.describe(model))
 index = write_gallery("tour-gallery", summary, [(result, examples)], images=data.train.images,
                       labels=data.train.labels, class_names=data.class_names)
 FileLink(index.relative_to(Path.cwd()))  # click to open it in the browser"""),

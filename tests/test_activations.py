@@ -15,14 +15,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from oipscope.activations import (  # noqa: E402
+from oipscope.analysis.activations import (  # noqa: E402
     as_image_batch,
     layer_activations,
     load_image_file,
     select_images,
     top_maps,
 )
-from oipscope.data import Split  # noqa: E402
+from oipscope.data.datasets import Split  # noqa: E402
 from oipscope.errors import ConfigError, DataError, LayerError  # noqa: E402
 
 
@@ -176,7 +176,7 @@ def test_top_maps_order_and_shapes():
 
 @pytest.fixture(scope="module")
 def cnn_file(tmp_path_factory) -> Path:
-    from oipscope.cnn import build_cnn
+    from oipscope.model.cnn import build_cnn
 
     path = tmp_path_factory.mktemp("cli") / "cnn.keras"
     build_cnn().save(path)

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 import oipscope
-from oipscope.cli import app
+from oipscope.cli.commands import app
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-# The command line has no Python API, and importing __main__ would run it.
-NO_ALL = {"cli", "__main__"}
-SUBMODULES = sorted(m.name for m in pkgutil.iter_modules(oipscope.__path__) if m.name not in NO_ALL)
+# Importing __main__ would run the command line.
+SUBMODULES = sorted(m.name.removeprefix("oipscope.") for m in pkgutil.walk_packages(oipscope.__path__, "oipscope.")
+                    if not m.name.endswith("__main__"))
 
 
 def _api_problems(module: types.ModuleType) -> list[str]:
@@ -75,18 +75,21 @@ def test_readme_python_examples_use_the_public_api():
     code = "\n".join(re.findall(r"```python\n(.*?)```", text, flags=re.S))
     imported = re.findall(r"^from oipscope import (.+)$", code, flags=re.M)
     assert {n.strip() for line in imported for n in line.split(",")} <= set(oipscope.__all__), imported
-    for module, line in re.findall(r"^from oipscope\.(\w+) import (.+)$", code, flags=re.M):
+    for module, line in re.findall(r"^from oipscope\.([\w.]+) import (.+)$", code, flags=re.M):
         for name in (n.strip() for n in line.split(",")):
             assert name in importlib.import_module(f"oipscope.{module}").__all__, (module, name)
     # `oipscope.x` in the examples and in the prose: a public name, or a module and one of its public names
     refs = set(re.findall(r"\boipscope\.([\w.]+)", code)) | set(re.findall(r"`oipscope\.([\w.]+)", text))
     assert "find_oips" in refs, "README.md's examples no longer found"
     for ref in sorted(refs):
-        first, _, rest = ref.partition(".")
-        if first in SUBMODULES:
-            assert not rest or rest.split(".")[0] in importlib.import_module(f"oipscope.{first}").__all__, ref
+        parts = ref.rstrip(".").split(".")
+        # the longest module path the reference starts with, then one of that module's public names
+        depth = max((n for n in range(1, len(parts) + 1) if ".".join(parts[:n]) in SUBMODULES), default=0)
+        if depth:
+            module = importlib.import_module("oipscope." + ".".join(parts[:depth]))
+            assert depth == len(parts) or parts[depth] in module.__all__, ref
         else:
-            assert first in {*oipscope.__all__, "__all__"}, ref
+            assert parts[0] in {*oipscope.__all__, "__all__"}, ref
 
 
 @pytest.mark.slow
@@ -102,3 +105,28 @@ def test_every_command_is_in_the_readme():
     for command in app.registered_commands:
         name = command.name or command.callback.__name__
         assert re.search(rf"`oipscope {name}\b", text), f"command {name!r} is not documented in README.md"
+
+
+def test_old_module_paths_warn_and_alias_the_moved_module():
+    import subprocess
+    import sys
+
+    # a fresh interpreter: the alias is made on first import of the old path
+    code = ("import warnings, importlib; warnings.simplefilter('error');\n"
+            "import oipscope.ascent.pixels as new\n"
+            "try:\n    importlib.import_module('oipscope.engine')\nexcept DeprecationWarning as w:\n"
+            "    print('warned:', w)\n"
+            "warnings.simplefilter('ignore'); old = importlib.import_module('oipscope.engine')\n"
+            "old.MARK = 1; print(old is new, getattr(new, 'MARK', None))\n"
+            "from oipscope.report import write_gallery; from oipscope.gallery.site import write_gallery as w2\n"
+            "print(write_gallery is w2)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "warned: oipscope.engine moved to oipscope.ascent.pixels" in out
+    assert "True 1" in out and out.strip().endswith("True")
+
+
+def test_every_old_module_path_still_imports():
+    from oipscope._compat import MOVED
+
+    for old, new in MOVED.items():
+        assert importlib.import_module(f"oipscope.{old}") is importlib.import_module(f"oipscope.{new}"), old

@@ -1,12 +1,12 @@
-"""Models of the same architecture share their compiled loops (oipscope.architecture)."""
+"""Models of the same architecture share their compiled loops (oipscope.ascent.traces)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from oipscope import architecture
-from oipscope.architecture import architecture_key, shared_function
+from oipscope.ascent import traces as architecture
+from oipscope.ascent.traces import architecture_key, shared_function
 from oipscope.config import OipConfig
 from real_models import build_rgb_rescaling, randomize_batchnorm
 
@@ -32,9 +32,9 @@ def _reweighted(model, seed: int):
 
 def _traces(model, layer: str, objective: str = "channel") -> int:
     """How often the ascent's compiled segment of this architecture was traced."""
-    from oipscope.engine import _get_segment
-    from oipscope.objective import parse_objective
-    from oipscope.subject import as_subject
+    from oipscope.ascent.pixels import _get_segment
+    from oipscope.ascent.objective import parse_objective
+    from oipscope.model.subject import as_subject
 
     subject = as_subject(model)
     sub = subject.target_submodel(layer, objective)
@@ -87,7 +87,7 @@ def test_the_cache_is_bounded(monkeypatch):
 
 
 def _search(model, layer, maps="0-5", **overrides):
-    from oipscope.search import find_oips
+    from oipscope.search.pipeline import find_oips
 
     config = OipConfig(steps=60, n_candidates=4, **overrides)
     return find_oips(model, layer, maps, config)
@@ -119,7 +119,7 @@ def test_a_second_model_of_the_same_shape_runs_in_the_first_trace_with_its_own_w
 
 @pytest.mark.slow
 def test_readable_ascents_share_too(monkeypatch):
-    from oipscope.search import find_oips
+    from oipscope.search.pipeline import find_oips
 
     monkeypatch.setattr(architecture, "_SHARED", type(architecture._SHARED)())
     first, twin = build_rgb_rescaling(), _reweighted(build_rgb_rescaling(), 3)

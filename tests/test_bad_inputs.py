@@ -74,9 +74,9 @@ class Workspace:
         from PIL import Image
 
         from oipscope.config import OipConfig
-        from oipscope.encoding import InputEncoding
-        from oipscope.runs import _run_key
-        from oipscope.search import file_sha256
+        from oipscope.model.encoding import InputEncoding
+        from oipscope.runs.jobs import _run_key
+        from oipscope.search.pipeline import file_sha256
 
         r = self.root
         tiny = build_tiny_model("tiny")
@@ -349,7 +349,7 @@ def test_unsafe_load_allows_lambda(outcomes):
 def test_result_from_another_format_is_refused_by_the_library(tmp_path):
     """OipResult.load (used by --resume and run_layer) names the format and what to do."""
     from oipscope.errors import ConfigError
-    from oipscope.results import OipResult
+    from oipscope.search.results import OipResult
 
     (tmp_path / "result.json").write_text(json.dumps({"format": 999}))
     with pytest.raises(ConfigError, match=r"format 999.*reads format 1.*re-create it"):

@@ -51,12 +51,12 @@ def gallery(mnist_dir, tmp_path_factory) -> Path:
     """A gallery of a tiny 28x28 CNN: both conv layers, MNIST examples from 2000 images."""
     import keras
 
-    from oipscope.data import load_dataset
-    from oipscope.engine import OipConfig
-    from oipscope.examples import assess_oips, dataset_examples
-    from oipscope.models import describe
-    from oipscope.report import write_gallery
-    from oipscope.search import find_oips
+    from oipscope.data.datasets import load_dataset
+    from oipscope.ascent.pixels import OipConfig
+    from oipscope.analysis.examples import assess_oips, dataset_examples
+    from oipscope.model.loading import describe
+    from oipscope.gallery.site import write_gallery
+    from oipscope.search.pipeline import find_oips
 
     keras.utils.set_random_seed(0)
     model = keras.Sequential([

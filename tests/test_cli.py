@@ -9,8 +9,8 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from oipscope.cli import app
-from oipscope.cnn import default_model_path
+from oipscope.cli.commands import app
+from oipscope.model.cnn import default_model_path
 from oipscope.errors import ConfigError, ModelError
 
 runner = CliRunner()
@@ -180,7 +180,7 @@ def test_debug_names_the_device_the_ascent_runs_on(tiny_model_file):
 @pytest.mark.slow
 def test_find_class_objective_defaults_to_output_layer(tiny_model_file, tmp_path):
     """``--objective class`` without ``--layer`` climbs the output layer's logits: one OIP per class."""
-    from oipscope.results import OipResult
+    from oipscope.search.results import OipResult
 
     out = tmp_path / "classes"
     result = runner.invoke(app, ["find", str(tiny_model_file), "--objective", "class", "--steps", "20",
@@ -194,7 +194,7 @@ def test_find_class_objective_defaults_to_output_layer(tiny_model_file, tmp_path
 
 @pytest.mark.slow
 def test_find_robust_saves_its_method(tiny_model_file, tmp_path):
-    from oipscope.results import OipResult
+    from oipscope.search.results import OipResult
 
     out = tmp_path / "robust"
     result = runner.invoke(app, ["find", str(tiny_model_file), "--layer", "c2", "--maps", "0-1", "--robust",

@@ -15,9 +15,9 @@ psutil = pytest.importorskip("psutil")
 
 from oipscope.config import OipConfig  # noqa: E402
 from oipscope.errors import ClusterError  # noqa: E402
-from oipscope.results import OipResult  # noqa: E402
-from oipscope.runs import run_layer, run_zoo  # noqa: E402
-from oipscope.subject import open_subject  # noqa: E402
+from oipscope.search.results import OipResult  # noqa: E402
+from oipscope.runs.jobs import run_layer, run_zoo  # noqa: E402
+from oipscope.model.subject import open_subject  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +26,7 @@ CONFIG = OipConfig(steps=60, n_candidates=4, restarts=1, scales=(3, 6, 12), resc
 
 @pytest.fixture(scope="module")
 def backend():
-    from oipscope.cluster import RayBackend
+    from oipscope.runs.cluster import RayBackend
 
     cluster = RayBackend("local", workers=2)
     yield cluster
@@ -67,7 +67,7 @@ def test_ray_run_gives_the_same_oips_as_a_local_run(backend, model_file, tmp_pat
 
 
 def test_zoo_on_ray_writes_the_same_layout(backend, model_file, tmp_path):
-    from oipscope.layout import zoo_layer_folder
+    from oipscope.runs.layout import zoo_layer_folder
 
     subject = open_subject(model_file)
     runs = run_zoo(subject, "c1,c2", CONFIG, tmp_path / "zoo", backend=backend)

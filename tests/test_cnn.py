@@ -1,12 +1,12 @@
-"""oipscope.cnn: the series' CNN, its training settings and a short training run."""
+"""oipscope.model.cnn: the series' CNN, its training settings and a short training run."""
 
 from __future__ import annotations
 
 import pytest
 
-from oipscope.cnn import TrainConfig, build_cnn, default_model_path, train
+from oipscope.model.cnn import TrainConfig, build_cnn, default_model_path, train
 from oipscope.errors import ConfigError
-from oipscope.models import load_model
+from oipscope.model.loading import load_model
 
 
 def test_build_cnn_layers_and_shapes():

@@ -1,4 +1,4 @@
-"""oipscope.data: IDX reading and validation, dataset lookup, standardization."""
+"""oipscope.data.datasets: IDX reading and validation, dataset lookup, standardization."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from oipscope import data
-from oipscope.data import (
+from oipscope.data import datasets as data
+from oipscope.data.datasets import (
     DATASETS,
     find_dataset_dir,
     load_dataset,

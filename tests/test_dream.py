@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from oipscope.cli import app
-from oipscope.dream import DreamConfig, dream
+from oipscope.cli.commands import app
+from oipscope.analysis.dream import DreamConfig, dream
 from oipscope.errors import ConfigError
 
 runner = CliRunner()
@@ -45,8 +45,8 @@ def test_dream_on_an_rgb_model_with_rescaling_stays_in_its_pixel_range():
 @pytest.fixture(scope="module")
 def embedded_digit():
     """The embedded CNN and the first embedded MNIST test digit (a 7), offline."""
-    from oipscope.cnn import default_subject
-    from oipscope.imagesets import embedded_examples
+    from oipscope.model.cnn import default_subject
+    from oipscope.data.imagesets import embedded_examples
 
     examples = embedded_examples()
     assert int(examples.labels[0]) == 7

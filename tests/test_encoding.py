@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from oipscope.encoding import InputEncoding, parse_encoding, preprocessing_layers, resolve_encoding
+from oipscope.model.encoding import InputEncoding, parse_encoding, preprocessing_layers, resolve_encoding
 from oipscope.errors import ConfigError
 
 IMAGENET = InputEncoding.value_range(0, 1, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
@@ -132,7 +132,7 @@ def test_rescaling_and_normalization_first_layers_mean_raw_pixels():
 def test_ascent_in_a_range_stays_inside_it_and_raises_the_activation():
     import keras
 
-    from oipscope.engine import OipConfig, ascend
+    from oipscope.ascent.pixels import OipConfig, ascend
 
     keras.utils.set_random_seed(3)
     inputs = keras.Input((10, 10, 3))
@@ -224,7 +224,7 @@ def test_a_bgr_model_sees_through_a_bgr_encoding_what_its_rgb_twin_sees():
     """A model trained on BGR input is an RGB model after a channel flip: both see the same from RGB pixels."""
     import keras
 
-    from oipscope.subject import Subject
+    from oipscope.model.subject import Subject
 
     rgb_input = keras.Input((8, 8, 3))
     rgb = keras.Model(rgb_input, keras.layers.Conv2D(4, 3, activation="relu")(rgb_input))
@@ -242,7 +242,7 @@ def test_a_bgr_model_sees_through_a_bgr_encoding_what_its_rgb_twin_sees():
 
 
 def test_decorrelated_colour_follows_the_channel_order():
-    from oipscope.parametrization import Parametrization
+    from oipscope.ascent.parametrization import Parametrization
 
     rng = np.random.default_rng(4)
     params = rng.standard_normal((2, 6, 6, 3)).astype(np.float32)

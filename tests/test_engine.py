@@ -5,12 +5,12 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from oipscope.engine import OipConfig, ascend  # noqa: E402
+from oipscope.ascent.pixels import OipConfig, ascend  # noqa: E402
 from oipscope.errors import ConfigError, LayerError  # noqa: E402
-from oipscope.initial import scale_noise  # noqa: E402
-from oipscope.models import feature_submodel  # noqa: E402
-from oipscope.results import OipResult  # noqa: E402
-from oipscope.search import find_oips  # noqa: E402
+from oipscope.search.starts import scale_noise  # noqa: E402
+from oipscope.model.loading import feature_submodel  # noqa: E402
+from oipscope.search.results import OipResult  # noqa: E402
+from oipscope.search.pipeline import find_oips  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 
-from oipscope import examples as examples_module  # noqa: E402
+from oipscope.analysis import examples as examples_module  # noqa: E402
 from oipscope.errors import ConfigError, DataError, LayerError  # noqa: E402
-from oipscope.examples import (  # noqa: E402
+from oipscope.analysis.examples import (  # noqa: E402
     DatasetExamples,
     _order_keys,
     dataset_examples,

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from oipscope import plot
-from oipscope.cli import app
-from oipscope.cnn import default_model_path
+from oipscope.figures import plot
+from oipscope.cli.commands import app
+from oipscope.model.cnn import default_model_path
 from oipscope.errors import ConfigError
 
 runner = CliRunner()

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import oipscope.data
-from oipscope import imagesets
-from oipscope.activations import load_image_file
-from oipscope.data import DATASETS, Dataset, Split, read_idx
+import oipscope.data.datasets
+from oipscope.data import imagesets
+from oipscope.analysis.activations import load_image_file
+from oipscope.data.datasets import DATASETS, Dataset, Split, read_idx
 from oipscope.errors import ConfigError, DataError
-from oipscope.imagesets import NAMED_SETS, embedded_examples, open_images
+from oipscope.data.imagesets import NAMED_SETS, embedded_examples, open_images
 
 
 def _png(path: Path, pixels: np.ndarray) -> None:
@@ -68,7 +68,7 @@ def test_named_set_of_other_shape_fails_before_loading_anything(monkeypatch, nam
     def forbidden(*args, **kwargs):
         raise AssertionError("a named set was loaded although it does not fit the model")
 
-    monkeypatch.setattr(oipscope.data, "load_dataset", forbidden)
+    monkeypatch.setattr(oipscope.data.datasets, "load_dataset", forbidden)
     monkeypatch.setattr(imagesets, "_load_cifar", forbidden)
     monkeypatch.setattr(imagesets.np, "load", forbidden)
     with pytest.raises(DataError) as caught:
@@ -89,7 +89,7 @@ def test_mnist_sets_come_from_load_dataset(monkeypatch, name, split):
         calls.append((dataset, path))
         return Dataset(dataset, splits["train"], splits["test"], DATASETS[dataset], "fake")
 
-    monkeypatch.setattr(oipscope.data, "load_dataset", fake_load)
+    monkeypatch.setattr(oipscope.data.datasets, "load_dataset", fake_load)
     images = open_images(name, (28, 28, 1), data_dir="/somewhere")
     source = name.removesuffix("-train").removesuffix("-test")
     assert calls == [(source, "/somewhere")]
@@ -294,5 +294,5 @@ def test_bad_arguments(class_folder):
 
 
 def test_import_does_not_load_tensorflow():
-    code = "import sys, oipscope.imagesets; assert not {'tensorflow', 'keras'} & set(sys.modules)"
+    code = "import sys, oipscope.data.imagesets; assert not {'tensorflow', 'keras'} & set(sys.modules)"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from oipscope.errors import ConfigError, LayerError
-from oipscope.initial import default_scales, fourier_noise, parse_maps, scale_noise
+from oipscope.search.starts import default_scales, fourier_noise, parse_maps, scale_noise
 
 
 def test_parse_maps_forms():

@@ -1,5 +1,5 @@
 """Models that take images of any size (``keras.applications`` bases without ``input_shape``) get one
-fixed size (oipscope.models.with_input_size, ``--input-size``); ``--preprocess caffe`` for BGR models."""
+fixed size (oipscope.model.loading.with_input_size, ``--input-size``); ``--preprocess caffe`` for BGR models."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from oipscope.cli import app
-from oipscope.encoding import InputEncoding
+from oipscope.cli.commands import app
+from oipscope.model.encoding import InputEncoding
 from oipscope.errors import ConfigError, ModelError
-from oipscope.models import image_input_shape, with_input_size
-from oipscope.runs import _run_key
+from oipscope.model.loading import image_input_shape, with_input_size
+from oipscope.runs.jobs import _run_key
 from oipscope.config import OipConfig
-from oipscope.subject import Subject
+from oipscope.model.subject import Subject
 from real_models import build_residual_base
 
 runner = CliRunner()

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from conftest import interrupt_when, start_cli
 
-from oipscope.engine import OipConfig
+from oipscope.ascent.pixels import OipConfig
 from oipscope.errors import ConfigError
-from oipscope.results import ARRAYS_NPZ, RESULT_JSON, MapOip, OipResult
+from oipscope.search.results import ARRAYS_NPZ, RESULT_JSON, MapOip, OipResult
 
 N_MAPS = 8
 
@@ -136,7 +136,7 @@ def test_interrupted_overwrite_never_mixes_old_and_new(tmp_path, monkeypatch):
     _result(2, value=1.0).save(folder)
     assert OipResult.load(folder).maps[0].activation == 1.0
 
-    import oipscope.results as results
+    import oipscope.search.results as results
 
     real_atomic_write = results.atomic_write
 

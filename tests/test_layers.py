@@ -8,8 +8,8 @@ from real_models import (build_mini_xception, build_rgb_imagenet, build_rgb_resc
                          imagenet_normalize)
 
 from oipscope.errors import LayerError
-from oipscope.layers import default_layers, select_layers
-from oipscope.models import feature_layers, load_model
+from oipscope.model.layers import default_layers, select_layers
+from oipscope.model.loading import feature_layers, load_model
 
 # Written by hand from the architecture: each conv's output after its BN and ReLU;
 # the shortcut BN (batch_normalization_3/6) and the block's last BN (_5/_8) feed
@@ -45,7 +45,7 @@ def _in_model_order(model, names: list[str]) -> bool:
 
 
 def test_default_layers_series_cnn():
-    from oipscope.cnn import default_model
+    from oipscope.model.cnn import default_model
 
     assert default_layers(default_model()) == ["Conv2D_1", "Conv2D_2", "Conv2D_3"]
 

@@ -21,10 +21,10 @@ import json, os, sys
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 import keras
 import numpy as np
-from oipscope import engine
+from oipscope.ascent import pixels as engine
 from oipscope.config import Execution, OipConfig
-from oipscope.engine import estimate_chunk_size
-from oipscope.search import find_oips
+from oipscope.ascent.pixels import estimate_chunk_size
+from oipscope.search.pipeline import find_oips
 
 calls = []
 real_get_segment = engine._get_segment

@@ -1,4 +1,4 @@
-"""oipscope.models: safe loading, layer lookup, feature sub-models."""
+"""oipscope.model.loading: safe loading, layer lookup, feature sub-models."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import keras
 
 from conftest import build_tiny_model
 from oipscope.errors import LayerError, ModelError
-from oipscope.models import (
+from oipscope.model.loading import (
     describe,
     feature_layers,
     feature_submodel,
@@ -281,7 +281,7 @@ def _oddly_named_model():
 
 
 def test_traceable_renames_only_refused_names_uniquely():
-    from oipscope.models import traceable
+    from oipscope.model.loading import traceable
 
     model = _oddly_named_model()
     clone, renamed = traceable(model)
@@ -330,7 +330,7 @@ def test_feature_submodel_is_reused(tiny_model):
 
 
 def test_preactivation_submodel_follows_new_weights():
-    from oipscope.models import preactivation_submodel
+    from oipscope.model.loading import preactivation_submodel
 
     model = build_tiny_model()
     layer = model.get_layer("c2")

@@ -1,4 +1,4 @@
-"""Models that nest models (transfer learning: a base inside a classifier) are inlined (oipscope.models.flattened)."""
+"""Models that nest models (transfer learning: a base inside a classifier) are inlined (oipscope.model.loading.flattened)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from oipscope.cli import app
+from oipscope.cli.commands import app
 from oipscope.config import OipConfig
 from oipscope.errors import ModelError
-from oipscope.models import flattened
-from oipscope.search import find_oips
-from oipscope.subject import as_subject
+from oipscope.model.loading import flattened
+from oipscope.search.pipeline import find_oips
+from oipscope.model.subject import as_subject
 from real_models import build_residual_base
 
 

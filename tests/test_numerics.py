@@ -64,8 +64,8 @@ def _model(mode: str) -> keras.Model:
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["nan", "inf", "nan-grad"])
 def test_nonfinite_map_is_flagged_and_others_are_unaffected(mode):
-    from oipscope.engine import OipConfig
-    from oipscope.search import find_oips
+    from oipscope.ascent.pixels import OipConfig
+    from oipscope.search.pipeline import find_oips
 
     model = _model(mode)
     config = OipConfig(steps=30, n_candidates=4, restarts=1, seed=5)
@@ -88,7 +88,7 @@ def test_nonfinite_map_is_flagged_and_others_are_unaffected(mode):
 
 @pytest.mark.slow
 def test_cli_summary_counts_nonfinite_maps(tmp_path):
-    from oipscope.cli import app
+    from oipscope.cli.commands import app
 
     path = tmp_path / "poison.keras"
     _model("nan").save(path)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from oipscope.errors import ConfigError
-from oipscope.objective import (
+from oipscope.ascent.objective import (
     Context,
     Objective,
     blur,
@@ -285,7 +285,7 @@ def test_checks_against_the_layer_shape():
     ("c2", "channel - 0.1*tv + neuron:0,9", "outside"),
 ])
 def test_find_oips_checks_the_objective_before_any_ascent(tiny_model, monkeypatch, layer, text, message):
-    from oipscope import search
+    from oipscope.search import pipeline as search
     from oipscope.config import OipConfig
 
     def never(*args, **kwargs):

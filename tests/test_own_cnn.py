@@ -5,7 +5,7 @@ mini-Xception on [-1, 1] grey input, an RGB model beginning with ``Rescaling``,
 an ImageNet-normalized RGB model), each fed images of another size than the
 model's, then ``zoo --dry-run``, a model without images offline, and the bad
 inputs of these options. Commands run in-process (typer's CliRunner over
-``oipscope.cli.app``; the bad-input rows through ``oipscope.cli.main`` itself,
+``oipscope.cli.commands.app``; the bad-input rows through ``oipscope.cli.commands.main`` itself,
 so the one-line ``error:`` and the exit code are the real ones), which keeps
 TensorFlow's start-up to once per session.
 """
@@ -32,12 +32,12 @@ from real_models import (
 )
 from typer.testing import CliRunner
 
-from oipscope.cli import app
-from oipscope.encoding import InputEncoding
-from oipscope.examples import DatasetExamples
-from oipscope.report import safe_filename
-from oipscope.results import OipResult
-from oipscope.runs import zoo_layer_folder
+from oipscope.cli.commands import app
+from oipscope.model.encoding import InputEncoding
+from oipscope.analysis.examples import DatasetExamples
+from oipscope.gallery.site import safe_filename
+from oipscope.search.results import OipResult
+from oipscope.runs.jobs import zoo_layer_folder
 
 runner = CliRunner()
 ENV = {"COLUMNS": "200"}
@@ -142,8 +142,7 @@ def _assert_inside(result: OipResult, low: np.ndarray, high: np.ndarray) -> None
 
 def _draw_cards_in_this_process(monkeypatch) -> None:
     """The zoo's gallery is drawn where processes cannot be made: here (its fallback)."""
-    from oipscope import gallery_process
-
+    from oipscope.gallery import worker as gallery_process
     def no_processes(*args, **kwargs):
         raise OSError("no worker processes in this test")
 
@@ -157,7 +156,7 @@ def _draw_cards_in_this_process(monkeypatch) -> None:
 def test_zoo_of_legacy_h5_xception_on_a_folder_of_faces(xception, inputs, tmp_path, monkeypatch):
     from PIL import Image
 
-    import oipscope.captions as captions
+    import oipscope.figures.captions as captions
 
     path, _ = xception
     out = tmp_path / "zoo"
@@ -370,14 +369,14 @@ def offline(tmp_path, monkeypatch) -> dict[str, str]:
     """An environment where any attempt to read or download MNIST fails loudly; the env for the CLI."""
     import keras
 
-    import oipscope.data
-    import oipscope.imagesets
+    import oipscope.data.datasets
+    import oipscope.data.imagesets
 
     def refuse(*args, **kwargs):
         raise AssertionError(f"tried to load a dataset: {args} {kwargs}")
 
-    monkeypatch.setattr(oipscope.imagesets, "_open_named", refuse)
-    monkeypatch.setattr(oipscope.data, "load_dataset", refuse)
+    monkeypatch.setattr(oipscope.data.imagesets, "_open_named", refuse)
+    monkeypatch.setattr(oipscope.data.datasets, "load_dataset", refuse)
     monkeypatch.setattr(keras.datasets.mnist, "load_data", refuse)
     monkeypatch.setattr(keras.utils, "get_file", refuse)
     (tmp_path / "empty-home").mkdir()
@@ -466,7 +465,7 @@ BAD = [
 
 def _main(argv: list, monkeypatch, capsys) -> tuple[int, str, str]:
     """``oipscope ARGV`` through the console script's own entry point: (exit code, stdout, stderr)."""
-    from oipscope.cli import main
+    from oipscope.cli.commands import main
 
     monkeypatch.setattr(sys, "argv", ["oipscope", *(str(a) for a in argv)])
     monkeypatch.setenv("COLUMNS", "250")
@@ -481,15 +480,15 @@ def _main(argv: list, monkeypatch, capsys) -> tuple[int, str, str]:
 @pytest.fixture
 def no_oip_work(monkeypatch):
     """Starting an OIP search or a download fails the test: these faults must be found before the long part."""
-    import oipscope.imagesets
-    import oipscope.runs
+    import oipscope.data.imagesets
+    import oipscope.runs.jobs
 
     def refuse(*args, **kwargs):
         raise AssertionError("the long part started before the bad input was noticed")
 
-    monkeypatch.setattr(oipscope.runs, "run_layer", refuse)
-    monkeypatch.setattr(oipscope.runs, "run_zoo", refuse)
-    monkeypatch.setattr(oipscope.imagesets, "_load_cifar", refuse)
+    monkeypatch.setattr(oipscope.runs.jobs, "run_layer", refuse)
+    monkeypatch.setattr(oipscope.runs.jobs, "run_zoo", refuse)
+    monkeypatch.setattr(oipscope.data.imagesets, "_load_cifar", refuse)
 
 
 @pytest.mark.parametrize("case_id,build,code,fragments", BAD, ids=[case[0] for case in BAD])

@@ -1,4 +1,4 @@
-"""The own-map head (oipscope.own_map) and the exact fast max-pool gradient (oipscope.pooling)."""
+"""The own-map head (oipscope.ascent.own_map) and the exact fast max-pool gradient (oipscope.ascent.pooling)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from oipscope.config import Execution, OipConfig
-from oipscope.objective import parse_objective
-from oipscope.own_map import ascent_layer, own_map_head
-from oipscope.pooling import first_max_pooling, tiled_max_pool
+from oipscope.ascent.objective import parse_objective
+from oipscope.ascent.own_map import ascent_layer, own_map_head
+from oipscope.ascent.pooling import first_max_pooling, tiled_max_pool
 from real_models import build_mini_xception, randomize_batchnorm
 
 
@@ -40,7 +40,7 @@ def _assert_head_matches(submodel, seed=0):
 
 @pytest.mark.parametrize("layer", ["Conv2D_1", "Conv2D_2", "Conv2D_3"])
 def test_head_equals_the_embedded_cnns_layer(layer):
-    from oipscope.cnn import default_subject
+    from oipscope.model.cnn import default_subject
 
     submodel = default_subject().feature_submodel(layer)
     head = own_map_head(submodel)
@@ -60,7 +60,7 @@ def mini_xception():
     ("conv2d_4", []),  # 3x3 "same" with bias, after residual adds
 ])
 def test_head_follows_batchnorm_and_activations_of_a_keras2_style_model(mini_xception, layer, after):
-    from oipscope.models import feature_submodel
+    from oipscope.model.loading import feature_submodel
 
     submodel = feature_submodel(mini_xception, layer)
     assert [lay.name for lay in own_map_head(submodel).after] == after
@@ -86,7 +86,7 @@ def test_head_handles_strides_dilation_padding_and_activation_layers():
 def test_head_refuses_what_is_not_a_plain_convolution(mini_xception):
     import keras
 
-    from oipscope.models import feature_submodel
+    from oipscope.model.loading import feature_submodel
 
     for layer in ("activation_3", "add_1", "global_average_pooling2d_1"):  # separable conv, residual add, 2-D
         assert own_map_head(feature_submodel(mini_xception, layer)) is None, layer
@@ -102,7 +102,7 @@ def test_head_refuses_what_is_not_a_plain_convolution(mini_xception):
 def test_ascent_layer_reads_own_maps_only_when_the_objective_allows():
     import tensorflow as tf
 
-    from oipscope.cnn import default_subject
+    from oipscope.model.cnn import default_subject
 
     submodel = default_subject().feature_submodel("Conv2D_2")
     x = tf.zeros((3, 28, 28, 1))
@@ -120,8 +120,8 @@ def test_ascent_layer_reads_own_maps_only_when_the_objective_allows():
 @pytest.mark.slow
 def test_own_map_oips_equal_the_whole_layers_within_rounding():
     """Same starts; the ascents differ by summation order only, which the README states as a tolerance."""
-    from oipscope.cnn import default_subject
-    from oipscope.search import find_oips
+    from oipscope.model.cnn import default_subject
+    from oipscope.search.pipeline import find_oips
 
     subject = default_subject()
     config = OipConfig(steps=120, restarts=0, rescue_steps=0)
@@ -196,8 +196,8 @@ def test_head_preactivation_is_the_layer_before_its_last_activation(mini_xceptio
     import keras
     import tensorflow as tf
 
-    from oipscope.cnn import default_subject
-    from oipscope.models import feature_submodel, preactivation_submodel
+    from oipscope.model.cnn import default_subject
+    from oipscope.model.loading import feature_submodel, preactivation_submodel
 
     if layer == "Conv2D_2":  # a convolution with its own ReLU
         model = default_subject().model
@@ -226,10 +226,10 @@ def test_head_preactivation_is_the_layer_before_its_last_activation(mini_xceptio
 
 
 def test_a_layer_without_activation_has_no_preactivation_through_the_head(mini_xception):
-    from oipscope.engine import ascend
+    from oipscope.ascent.pixels import ascend
     from oipscope.errors import ConfigError
-    from oipscope.models import feature_submodel
-    from oipscope.own_map import preactivation_through_head
+    from oipscope.model.loading import feature_submodel
+    from oipscope.ascent.own_map import preactivation_through_head
 
     submodel = feature_submodel(mini_xception, "batch_normalization_3")  # conv → BN: nothing to leave out
     assert not preactivation_through_head(submodel, parse_objective("channel"))
@@ -240,9 +240,9 @@ def test_a_layer_without_activation_has_no_preactivation_through_the_head(mini_x
 @pytest.mark.slow
 def test_the_rescue_climbs_through_the_head_without_a_loop_of_its_own(monkeypatch):
     """With the own-map head, the rescue's pre-activation stage runs in the layer's one compiled loop."""
-    from oipscope.cnn import default_subject
-    from oipscope import engine
-    from oipscope.search import find_oips
+    from oipscope.model.cnn import default_subject
+    from oipscope.ascent import pixels as engine
+    from oipscope.search.pipeline import find_oips
 
     subject = default_subject()
     calls = []
@@ -252,7 +252,7 @@ def test_the_rescue_climbs_through_the_head_without_a_loop_of_its_own(monkeypatc
         calls.append((submodel.name, kwargs.get("preactivation", False)))
         return real(submodel, images, maps, config, **kwargs)
 
-    monkeypatch.setattr("oipscope.search.ascend", recording)
+    monkeypatch.setattr("oipscope.search.pipeline.ascend", recording)
     config = OipConfig(steps=30, n_candidates=2, restarts=1, rescue_steps=5, precursor=False)
     find_oips(subject, "Conv2D_2", range(64), config)
     assert ("oip_Conv2D_2", True) in calls  # the rescue ran through the head...

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from oipscope.encoding import InputEncoding
-from oipscope.parametrization import COLOR_SQRT, Parametrization, fourier_scale
+from oipscope.model.encoding import InputEncoding
+from oipscope.ascent.parametrization import COLOR_SQRT, Parametrization, fourier_scale
 
 tf = pytest.importorskip("tensorflow")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from oipscope.examples import (
+from oipscope.analysis.examples import (
     DatasetExamples,
     dataset_examples,
     nearest_centroid_accuracy,
@@ -42,8 +42,8 @@ def test_selectivity_of_known_profiles():
 
 
 def test_class_profiles_and_pattern_accuracy_from_the_stream():
-    from oipscope.encoding import InputEncoding
-    from oipscope.subject import Subject
+    from oipscope.model.encoding import InputEncoding
+    from oipscope.model.subject import Subject
 
     rng = np.random.default_rng(0)
     images = rng.uniform(0, 255, (N_IMAGES, 4, 4, 3)).astype(np.float32)
@@ -88,8 +88,8 @@ def test_profiles_round_trip_and_old_files_load(tmp_path):
 
 @pytest.mark.slow
 def test_embedded_cnn_pattern_accuracy_rises_with_depth():
-    from oipscope.cnn import default_subject
-    from oipscope.imagesets import embedded_examples
+    from oipscope.model.cnn import default_subject
+    from oipscope.data.imagesets import embedded_examples
 
     subject, images = default_subject(), embedded_examples()
     accuracy = [dataset_examples(subject, layer, images).pattern_accuracy for layer in ("Conv2D_1", "Conv2D_3")]
@@ -98,13 +98,13 @@ def test_embedded_cnn_pattern_accuracy_rises_with_depth():
 
 @pytest.mark.slow
 def test_gallery_shows_profiles_selectivity_and_the_accuracy_curve(tmp_path):
-    from oipscope.cnn import default_subject
-    from oipscope.engine import OipConfig
-    from oipscope.imagesets import embedded_examples
-    from oipscope.models import describe
-    from oipscope.report import write_gallery
-    from oipscope.runs import examine_layer
-    from oipscope.search import find_oips
+    from oipscope.model.cnn import default_subject
+    from oipscope.ascent.pixels import OipConfig
+    from oipscope.data.imagesets import embedded_examples
+    from oipscope.model.loading import describe
+    from oipscope.gallery.site import write_gallery
+    from oipscope.runs.jobs import examine_layer
+    from oipscope.search.pipeline import find_oips
 
     subject, images = default_subject(), embedded_examples()
     pairs = []
@@ -132,7 +132,7 @@ def test_zoo_table_says_no_labels_for_unlabelled_images(tmp_path):
     from conftest import save_mnist_sized_model
     from typer.testing import CliRunner
 
-    from oipscope.cli import app
+    from oipscope.cli.commands import app
 
     model = save_mnist_sized_model(tmp_path / "tiny.keras")
     pixels = np.random.default_rng(3).integers(0, 256, (30, 28, 28), np.uint8)

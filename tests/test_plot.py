@@ -1,4 +1,4 @@
-"""Figures of oipscope.plot on a small real OIP result (tiny CNN, 20 ascent steps)."""
+"""Figures of oipscope.figures.plot on a small real OIP result (tiny CNN, 20 ascent steps)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from conftest import build_tiny_model
 
-from oipscope import plot
-from oipscope.card import MapCard, card_layout
+from oipscope.figures import plot
+from oipscope.figures.card import MapCard, card_layout
 from oipscope.errors import ConfigError
-from oipscope.pil_text import tick_strings
-from oipscope.tiles import tile_images
+from oipscope.figures.text import tick_strings
+from oipscope.figures.tiles import tile_images
 
 SILENT_MAP = 2
 
@@ -33,9 +33,9 @@ def _tiny_cnn():
 @pytest.fixture(scope="module")
 def setup():
     """A tiny model, its OIPs for c1 (one map silent) and c2, assessed on random data."""
-    from oipscope.engine import OipConfig
-    from oipscope.examples import assess_oips, dataset_examples
-    from oipscope.search import find_oips
+    from oipscope.ascent.pixels import OipConfig
+    from oipscope.analysis.examples import assess_oips, dataset_examples
+    from oipscope.search.pipeline import find_oips
 
     model = _tiny_cnn()
     config = OipConfig(steps=20, n_candidates=4, restarts=1, seed=3)
@@ -114,7 +114,7 @@ def test_activation_curves_legend_by_map(setup):
 
 
 def test_activation_grid_rows_and_columns(setup):
-    from oipscope.activations import layer_activations
+    from oipscope.analysis.activations import layer_activations
 
     images = setup["images"][:3]
     acts = layer_activations(setup["model"], "c2", images)
@@ -322,7 +322,7 @@ def test_fast_card_of_a_silent_map(setup):
 
 def test_quality_caption(setup):
     """The quality numbers in short: two decimals, n/a where undefined (NaN), a None number left out."""
-    from oipscope.captions import quality_text
+    from oipscope.figures.captions import quality_text
 
     oip = setup["c2"].maps[0]
     assert quality_text(dataclasses.replace(oip, jitter_robustness=0.6312, hf_share=0.3419)) == \
@@ -382,7 +382,7 @@ def test_colorize_is_matplotlibs_colormap():
     import matplotlib
     from matplotlib.colors import Normalize
 
-    from oipscope.tiles import CMAP, colorize, to_uint8
+    from oipscope.figures.tiles import CMAP, colorize, to_uint8
 
     rng = np.random.default_rng(1)
     image = (rng.normal(size=(30, 40)) * 3).astype(np.float32)

@@ -16,10 +16,10 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from oipscope import initial
-from oipscope.data import standardize
+from oipscope.search import starts as initial
+from oipscope.data.datasets import standardize
 from oipscope.errors import ConfigError, LayerError
-from oipscope.initial import parse_maps, scale_noise
+from oipscope.search.starts import parse_maps, scale_noise
 
 SETTINGS = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

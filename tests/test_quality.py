@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from oipscope.quality import SHIFTS, hf_share, jitter_robustness
+from oipscope.search.quality import SHIFTS, hf_share, jitter_robustness
 
 
 def _stack(*images):
@@ -37,7 +37,7 @@ def test_the_eight_shifts():
 @pytest.fixture(scope="module")
 def models():
     keras = pytest.importorskip("keras")
-    from oipscope.models import feature_submodel
+    from oipscope.model.loading import feature_submodel
 
     keras.utils.set_random_seed(0)
     inputs = keras.Input((28, 28, 1))
@@ -68,8 +68,8 @@ def test_no_ratio_where_the_map_does_not_fire(models):
 
 def test_find_oips_measures_saves_and_summarizes_quality(tiny_model, tmp_path):
     from oipscope.config import OipConfig
-    from oipscope.results import OipResult
-    from oipscope.search import find_oips
+    from oipscope.search.results import OipResult
+    from oipscope.search.pipeline import find_oips
 
     result = find_oips(tiny_model, "c2", [0, 1, 2], OipConfig(steps=30, n_candidates=2, restarts=0,
                                                               scales=(3, 6, 12), rescue_steps=0))

@@ -9,9 +9,9 @@ import pytest
 from matplotlib.figure import Figure
 from PIL import Image
 
-from oipscope.pil_text import PilText, figure_pixels, glyph_font
-from oipscope.pngs import BackgroundPngs, encode_png
-from oipscope.raster import blend_box, blend_mask, frame, paste, pixel_box, snap, snap_box
+from oipscope.figures.text import PilText, figure_pixels, glyph_font
+from oipscope.figures.png import BackgroundPngs, encode_png
+from oipscope.figures.paint import blend_box, blend_mask, frame, paste, pixel_box, snap, snap_box
 
 
 def _agg_pixels(fig: Figure) -> np.ndarray:

@@ -12,11 +12,11 @@ from conftest import build_tiny_model  # noqa: E402
 
 from oipscope.config import Execution, OipConfig  # noqa: E402
 from oipscope.errors import ConfigError  # noqa: E402
-from oipscope.models import feature_submodel  # noqa: E402
-from oipscope.objective import map_means  # noqa: E402
-from oipscope.render import _batches  # noqa: E402
-from oipscope.search import find_oips  # noqa: E402
-from oipscope.warmup import redirected_relu  # noqa: E402
+from oipscope.model.loading import feature_submodel  # noqa: E402
+from oipscope.ascent.objective import map_means  # noqa: E402
+from oipscope.ascent.parameters import _batches  # noqa: E402
+from oipscope.search.pipeline import find_oips  # noqa: E402
+from oipscope.ascent.warmup import redirected_relu  # noqa: E402
 
 ROBUST = OipConfig.robust(steps=30, restarts=0)
 

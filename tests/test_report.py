@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import build_tiny_model
 
-from oipscope import report
+from oipscope.gallery import site as report
 from oipscope.errors import ConfigError
 
 # Keras refuses "/" in layer names, so the hostile names get in through the
@@ -30,10 +30,10 @@ def _hostile_model():
 @pytest.fixture(scope="module")
 def tiny():
     """Assessed OIP results and dataset examples of both conv layers of a tiny model."""
-    from oipscope.engine import OipConfig
-    from oipscope.examples import assess_oips, dataset_examples
-    from oipscope.models import describe
-    from oipscope.search import find_oips
+    from oipscope.ascent.pixels import OipConfig
+    from oipscope.analysis.examples import assess_oips, dataset_examples
+    from oipscope.model.loading import describe
+    from oipscope.search.pipeline import find_oips
 
     model = _hostile_model()
     config = OipConfig(steps=20, n_candidates=4, restarts=0, seed=1)
@@ -231,7 +231,7 @@ def test_map_pages_show_and_layer_pages_sort_by_the_quality_numbers(tiny, tmp_pa
 def class_oips(tmp_path_factory):
     """The class OIPs of the tiny softmax model's output layer, classified by the model."""
     from oipscope.config import OipConfig
-    from oipscope.runs import run_classes
+    from oipscope.runs.jobs import run_classes
 
     config = OipConfig(steps=20, n_candidates=4, restarts=0, seed=1)
     return run_classes(_hostile_model(), config, tmp_path_factory.mktemp("classes")).result
@@ -240,7 +240,7 @@ def class_oips(tmp_path_factory):
 def test_class_layer_is_a_classifiers_2d_output():
     import keras
 
-    from oipscope.runs import class_layer
+    from oipscope.runs.jobs import class_layer
 
     model = build_tiny_model(output_activation="softmax")
     assert class_layer(model) == "out"
@@ -297,8 +297,8 @@ def _files(out: Path) -> dict[str, bytes]:
 
 @pytest.mark.slow
 def test_a_gallery_drawn_in_a_worker_process_is_the_same_files(tiny, tmp_path):
-    from oipscope.gallery_process import BackgroundGallery
-    from oipscope.imagesets import array_images
+    from oipscope.gallery.worker import BackgroundGallery
+    from oipscope.data.imagesets import array_images
 
     image_set = array_images(tiny["images"][..., None], (12, 12, 1), labels=tiny["labels"])
     summary = (tiny["model_name"], tiny["infos"])
@@ -316,8 +316,8 @@ def test_a_gallery_drawn_in_a_worker_process_is_the_same_files(tiny, tmp_path):
 
 @pytest.mark.slow
 def test_without_worker_processes_the_gallery_is_drawn_in_this_one(tiny, tmp_path, monkeypatch):
-    from oipscope import gallery_process
-    from oipscope.imagesets import array_images
+    from oipscope.gallery import worker as gallery_process
+    from oipscope.data.imagesets import array_images
 
     def no_processes(*args, **kwargs):
         raise OSError("no semaphores here")
@@ -335,7 +335,7 @@ def test_without_worker_processes_the_gallery_is_drawn_in_this_one(tiny, tmp_pat
 
 @pytest.mark.slow
 def test_an_error_in_the_worker_process_surfaces_at_finish_and_close_stops_it(tiny, tmp_path):
-    from oipscope.gallery_process import BackgroundGallery
+    from oipscope.gallery.worker import BackgroundGallery
 
     result, examples = tiny["layers"][0]
     background = BackgroundGallery(tmp_path / "g", (tiny["model_name"], tiny["infos"]), images=tiny["images"])

@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pytest
 
-from oipscope.data import Dataset, Split
-from oipscope.engine import OipConfig
+from oipscope.data.datasets import Dataset, Split
+from oipscope.ascent.pixels import OipConfig
 from oipscope.errors import ConfigError, LayerError
-from oipscope.results import OipResult
-from oipscope.runs import RUN_JSON, run_layer, run_zoo, zoo_layer_folder
+from oipscope.search.results import OipResult
+from oipscope.runs.jobs import RUN_JSON, run_layer, run_zoo, zoo_layer_folder
 
 CONFIG = OipConfig(steps=20, n_candidates=2, restarts=0, scales=(3, 6, 12), rescue_steps=0)
 
@@ -141,9 +141,9 @@ def _block_images(n: int, seed: int = 0) -> np.ndarray:
 
 @pytest.mark.slow
 def test_wake_from_data_gives_silent_maps_an_oip_when_data_drive_them():
-    from oipscope.examples import dataset_examples
-    from oipscope.runs import wake_from_data
-    from oipscope.search import find_oips
+    from oipscope.analysis.examples import dataset_examples
+    from oipscope.runs.jobs import wake_from_data
+    from oipscope.search.pipeline import find_oips
 
     model = _block_detector()
     result = find_oips(model, "pool", config=OipConfig(steps=30, n_candidates=8, restarts=1, seed=0))
@@ -168,7 +168,7 @@ def test_wake_from_data_gives_silent_maps_an_oip_when_data_drive_them():
 
 @pytest.mark.slow
 def test_retry_from_checks_its_arguments(tiny_model):
-    from oipscope.search import find_oips, retry_from
+    from oipscope.search.pipeline import find_oips, retry_from
 
     result = find_oips(tiny_model, "c2", "0-1", CONFIG)
     with pytest.raises(ConfigError, match="one start image and one label per position"):
@@ -181,8 +181,8 @@ def test_zoo_estimate_counts_the_compiles_a_short_run_is_made_of(tiny_model, mon
     (measured by the probe's first run), which do not shrink with --steps."""
     from types import SimpleNamespace
 
-    from oipscope import plan as plan_module
-    from oipscope.plan import estimate_seconds, plan_zoo
+    from oipscope.runs import plan as plan_module
+    from oipscope.runs.plan import estimate_seconds, plan_zoo
 
     clock = iter([0.0, 3.0, 3.032])  # the compiling run takes 3 s, the probe 32 map-steps of 1 ms
     monkeypatch.setattr(plan_module, "time", SimpleNamespace(perf_counter=lambda: next(clock)))
@@ -198,8 +198,8 @@ def test_a_zoo_of_many_layers_probes_a_few_and_interpolates_the_others_by_depth(
     interpolated by their depth in the model."""
     import keras
 
-    from oipscope import plan as plan_module
-    from oipscope.plan import Probe, estimate_zoo_seconds, plan_zoo
+    from oipscope.runs import plan as plan_module
+    from oipscope.runs.plan import Probe, estimate_zoo_seconds, plan_zoo
 
     image = keras.Input((8, 8, 1))
     x = image

@@ -7,7 +7,7 @@ import pytest
 
 from oipscope.config import OipConfig
 from oipscope.errors import ConfigError
-from oipscope.transforms import (
+from oipscope.ascent.transforms import (
     Transform,
     draw_matrices,
     parse_transforms,

@@ -12,11 +12,11 @@ import pytest
 from conftest import interrupt_when, save_mnist_sized_model, start_cli
 from typer.testing import CliRunner
 
-from oipscope.cli import app
-from oipscope.examples import DatasetExamples
-from oipscope.report import safe_filename
-from oipscope.results import RESULT_JSON, OipResult
-from oipscope.runs import zoo_layer_folder
+from oipscope.cli.commands import app
+from oipscope.analysis.examples import DatasetExamples
+from oipscope.gallery.site import safe_filename
+from oipscope.search.results import RESULT_JSON, OipResult
+from oipscope.runs.jobs import zoo_layer_folder
 
 runner = CliRunner()
 LAYERS = ("c1", "pool", "c2")

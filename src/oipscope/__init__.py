@@ -13,6 +13,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
+from ._compat import install_aliases
 from .errors import ConfigError, DataError, LayerError, ModelError, OipscopeError, OutputError
 
 __version__ = "0.1.0"
@@ -20,43 +21,43 @@ __version__ = "0.1.0"
 _LAZY = {
     "OipConfig": "config",
     "Execution": "config",
-    "Status": "status",
-    "ascend": "engine",
-    "find_oips": "search",
-    "run_layer": "runs",
-    "MapOip": "results",
-    "OipResult": "results",
-    "load_dataset": "data",
-    "standardize": "data",
-    "build_cnn": "cnn",
-    "train": "cnn",
-    "TrainConfig": "cnn",
-    "default_model": "cnn",
-    "default_subject": "cnn",
-    "InputEncoding": "encoding",
-    "Subject": "subject",
-    "as_subject": "subject",
-    "open_subject": "subject",
-    "ImageSet": "imagesets",
-    "open_images": "imagesets",
-    "embedded_examples": "imagesets",
-    "default_layers": "layers",
-    "select_layers": "layers",
-    "plan_zoo": "plan",
-    "run_zoo": "runs",
-    "run_classes": "runs",
-    "write_gallery": "report",
-    "load_model": "models",
-    "feature_layers": "models",
-    "feature_submodel": "models",
-    "layer_activations": "activations",
-    "load_image_file": "activations",
-    "DatasetExamples": "examples",
-    "dataset_examples": "examples",
-    "assess_oips": "examples",
-    "superstimulus_ratio": "examples",
-    "evoked_classes": "examples",
-    "pattern_accuracy": "examples",
+    "Status": "search.status",
+    "ascend": "ascent.pixels",
+    "find_oips": "search.pipeline",
+    "run_layer": "runs.jobs",
+    "MapOip": "search.results",
+    "OipResult": "search.results",
+    "load_dataset": "data.datasets",
+    "standardize": "data.datasets",
+    "build_cnn": "model.cnn",
+    "train": "model.cnn",
+    "TrainConfig": "model.cnn",
+    "default_model": "model.cnn",
+    "default_subject": "model.cnn",
+    "InputEncoding": "model.encoding",
+    "Subject": "model.subject",
+    "as_subject": "model.subject",
+    "open_subject": "model.subject",
+    "ImageSet": "data.imagesets",
+    "open_images": "data.imagesets",
+    "embedded_examples": "data.imagesets",
+    "default_layers": "model.layers",
+    "select_layers": "model.layers",
+    "plan_zoo": "runs.plan",
+    "run_zoo": "runs.jobs",
+    "run_classes": "runs.jobs",
+    "write_gallery": "gallery.site",
+    "load_model": "model.loading",
+    "feature_layers": "model.loading",
+    "feature_submodel": "model.loading",
+    "layer_activations": "analysis.activations",
+    "load_image_file": "analysis.activations",
+    "DatasetExamples": "analysis.examples",
+    "dataset_examples": "analysis.examples",
+    "assess_oips": "analysis.examples",
+    "superstimulus_ratio": "analysis.examples",
+    "evoked_classes": "analysis.examples",
+    "pattern_accuracy": "analysis.examples",
 }
 
 __all__ = [
@@ -107,6 +108,8 @@ __all__ = [
     "evoked_classes",
     "pattern_accuracy",
 ]
+
+install_aliases(__name__)
 
 
 def __getattr__(name: str) -> Any:

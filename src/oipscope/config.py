@@ -72,14 +72,14 @@ class OipConfig:
         seed: RNG seed; the same seed gives identical results.
         snapshot_steps: steps after which the image is recorded; None = log-spaced.
         objective: what each OIP maximizes, in the grammar of
-            :func:`oipscope.objective.parse_objective` (default the series' channel mean).
+            :func:`oipscope.ascent.objective.parse_objective` (default the series' channel mean).
         parametrization: how the image is described while it climbs: ``"pixels"``
             (the series) or ``"fourier"`` (a spectrum scaled by 1/f).
         decorrelate: for RGB models, climb in decorrelated colour channels.
         bounded: map the image onto the encoding's range through a sigmoid.
         transforms: random transforms before each forward pass (``"pad:N"``,
             ``"jitter:N"``, ``"scale:LO,HI"``, ``"rotate:DEG"``, or ``"standard"``,
-            the robust set sized to the image); see :mod:`oipscope.transforms`.
+            the robust set sized to the image); see :mod:`oipscope.ascent.transforms`.
         optimizer: ``"normalized"`` (the series' RMS-normalized step of size
             ``epsilon``) or ``"adam"`` (with ``learning_rate``).
         learning_rate: Adam's step size, in parameter units.
@@ -172,8 +172,8 @@ class OipConfig:
         self._check_method()
 
     def _check_method(self) -> None:
-        from .objective import parse_objective
-        from .transforms import parse_transforms
+        from .ascent.objective import parse_objective
+        from .ascent.transforms import parse_transforms
 
         object.__setattr__(self, "objective", parse_objective(self.objective).text())  # canonical: the resume key
         parse_transforms(self.transforms)
@@ -213,8 +213,8 @@ class OipConfig:
     @property
     def uses_series_loop(self) -> bool:
         """Whether the series' compiled loop runs the ascent: pixels, no transforms, the normalized
-        step, no sigmoid and no coupling of replicates (else :mod:`oipscope.render` does)."""
-        from .objective import parse_objective
+        step, no sigmoid and no coupling of replicates (else :mod:`oipscope.ascent.parameters` does)."""
+        from .ascent.objective import parse_objective
 
         return (self.parametrization == "pixels" and not self.bounded and not self.decorrelate
                 and not self.transforms and self.optimizer == "normalized"
@@ -227,7 +227,7 @@ class OipConfig:
 
     def resolved_scales(self, height: int) -> tuple[int, ...]:
         """The length scales for an image of this height."""
-        from .initial import default_scales
+        from .search.starts import default_scales
 
         return self.scales if self.scales is not None else default_scales(height)
 
@@ -299,7 +299,7 @@ class Execution:
             the memory budget on a GPU.
         own_maps: when the target layer is a convolution (with BatchNormalization
             and activations after it), compute for each element only its own map
-            of it (:mod:`oipscope.own_map`); equal to the whole layer up to float
+            of it (:mod:`oipscope.ascent.own_map`); equal to the whole layer up to float
             rounding. False: the whole layer, as the series' loop does.
     """
 

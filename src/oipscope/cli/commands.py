@@ -1,0 +1,627 @@
+"""The ``oipscope`` command line: a thin layer over the library API.
+
+Each command is one function whose docstring is its help text. Errors of
+oipscope are printed as one line and exit with the error's code (see README);
+``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .options import (
+    BgrOpt, DatasetOpt, ImagesOpt, InputSizeOpt, ObjectiveOpt, OptimizerOpt, ParametrizationOpt, PreprocessOpt,
+    RobustOpt, TransformsOpt, WarmupOpt, default_layer_option, method_config, MeanOpt, ModelArg, RangeOpt,
+    RayCpusOpt, RayGpusOpt, RayOpt, StandardizeOpt, StdOpt, UnsafeOpt, WorkersOpt, backend_option, check_output,
+    console, encoding_option, err_console, images_option, input_size_option, kept_chunks, load_model_option, numbers_option, output_errors, skipped_note, start_tensorflow, state,
+    subject_option,
+)
+from ..errors import ConfigError, DataError, OipscopeError, OutputError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    help="See what the feature maps of a Keras CNN respond to.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+@app.callback()
+def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors.")) -> None:
+    state["debug"] = debug
+
+
+@app.command()
+def train(
+    dataset: str = typer.Option("mnist", help="mnist or fashion-mnist."),
+    epochs: int = typer.Option(20, help="Training epochs."),
+    batch_size: int = typer.Option(64, help="Mini-batch size."),
+    learning_rate: float = typer.Option(0.05, help="Initial SGD learning rate."),
+    lr_decay: float = typer.Option(0.85, help="Learning-rate factor per epoch (exponential schedule)."),
+    output_activation: str = typer.Option("softmax", help="softmax, or sigmoid as in the series."),
+    seed: int = typer.Option(42, help="Random seed."),
+    train_limit: Optional[int] = typer.Option(None, help="Use only the first N training images."),
+    data_dir: Optional[Path] = typer.Option(None, help="Folder with the four IDX .gz files."),
+    out: Path = typer.Option(Path("cnn.keras"), help="Model file to write (.keras)."),
+    h5: bool = typer.Option(False, "--h5", help="Also write a legacy .h5 copy."),
+) -> None:
+    """Train the series' CNN and save the best model.
+
+    Example: oipscope train --dataset fashion-mnist --epochs 10 --out fashion.keras
+    """
+    from ..model.cnn import TrainConfig
+    from ..model.cnn import train as run_training
+
+    config = TrainConfig(
+        dataset=dataset, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+        lr_decay=lr_decay, output_activation=output_activation, seed=seed,
+        train_limit=train_limit, data_dir=str(data_dir) if data_dir else None,
+    )
+    start_tensorflow()
+    with Progress(TextColumn("epoch {task.completed}/{task.total}"), BarColumn(),
+                  TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as progress:
+        task = progress.add_task("", total=epochs)
+
+        def on_epoch_end(epoch: int, logs: dict) -> None:
+            progress.update(task, completed=epoch + 1, description=(
+                f"loss {logs.get('loss', 0):.4f}  val_accuracy {logs.get('val_accuracy', 0):.4f}"))
+
+        result = run_training(config, out, save_h5=h5, on_epoch_end=on_epoch_end)
+    console.print(f"test accuracy {result.test_accuracy:.4f} in {result.seconds:.0f} s; wrote {result.path}")
+
+
+@app.command()
+def info(model: Optional[Path] = ModelArg, unsafe_load: bool = UnsafeOpt,
+         input_size: Optional[str] = InputSizeOpt) -> None:
+    """Show a model's input shape, its layers and which layers have feature maps.
+
+    Example: oipscope info cnn.keras
+    """
+    from ..model.loading import describe, feature_layers, flattened, image_input_shape, with_input_size
+
+    size = input_size_option(input_size)
+    keras_model = load_model_option(model, unsafe_load)
+    keras_model = flattened(with_input_size(keras_model, *size) if size else keras_model)  # as find and zoo see it
+    table = Table(title=f"{keras_model.name}  (input {keras_model.inputs[0].shape})")
+    for column in ("layer", "type", "output shape", "maps", "params"):
+        table.add_column(column)
+    for layer in describe(keras_model):
+        table.add_row(layer.name, layer.class_name, str(layer.output_shape),
+                      str(layer.n_maps or ""), f"{layer.n_params:,}")
+    console.print(table, markup=False)
+    shape = tuple(keras_model.inputs[0].shape) if len(keras_model.inputs) == 1 else ()
+    try:
+        height, width, channels = image_input_shape(keras_model)
+        console.print(f"image input: {height}x{width}, {channels} channel(s)")
+    except OipscopeError as exc:
+        if len(shape) == 4 and shape[3] is not None and None in shape[1:3]:
+            console.print(f"image input of any size, {shape[3]} channel(s): give --input-size H,W (e.g. 224) "
+                          "to info, find, zoo and activations", markup=False)
+        else:
+            console.print(f"no image input: {exc}", markup=False)
+    maps = feature_layers(keras_model)
+    listing = ", ".join(f"{layer.name} ({layer.n_maps})" for layer in maps) or "none"
+    console.print(f"layers with feature maps: {listing}", markup=False)
+    if maps:
+        from ..model.layers import default_layers
+
+        console.print(f"zoo's default layers (one per convolution): {', '.join(default_layers(keras_model))}",
+                      markup=False)
+    encoding = encoding_option(keras_model, model)
+    if encoding.source == "assumed":
+        console.print("input encoding: not recorded in the model; give --input-range LO,HI (with --mean/--std), "
+                      "--preprocess caffe|tf|torch (keras.applications models) or --standardize to find, zoo "
+                      "and activations (default: --standardize)", markup=False)
+    else:
+        console.print(f"input encoding: {encoding.describe()} ({encoding.source})", markup=False)
+
+
+@app.command()
+def find(
+    model: Optional[Path] = ModelArg,
+    layer: Optional[str] = typer.Option(
+        None, help="Layer whose maps to visualize (default: the last convolution's; with --objective class, "
+                   "the output layer)."),
+    maps: str = typer.Option("all", help='Maps: "all", or indices and ranges like "0-15,40".'),
+    objective: str = ObjectiveOpt,
+    robust: bool = RobustOpt,
+    transforms: Optional[str] = TransformsOpt,
+    parametrization: Optional[str] = ParametrizationOpt,
+    optimizer: Optional[str] = OptimizerOpt,
+    warmup_steps: Optional[int] = WarmupOpt,
+    strategy: int = typer.Option(0, help="0: one ascent from mixed scales; 1: coarse-to-fine."),
+    steps: Optional[int] = typer.Option(None, help="Maximum ascent steps (default 600; 512 with --robust)."),
+    epsilon: float = typer.Option(0.01, help="Step size of the normalized gradient."),
+    start: str = typer.Option("scales", help="Initial image: scales (the series' noise) or fourier."),
+    precursor: bool = typer.Option(True, "--precursor/--no-precursor", help="Pick the best of many starts per map."),
+    restarts: int = typer.Option(3, help="Extra rounds with other starts for maps that stay silent."),
+    n_per_map: int = typer.Option(1, help="OIPs per map, from different seeds."),
+    seed: int = typer.Option(0, help="Random seed; the same seed gives the same OIPs."),
+    memory_budget_mb: float = typer.Option(
+        512.0, help="Memory budget in MB: maps are ascended in batches that fit it (smaller = less RAM, slower)."),
+    scales: Optional[str] = typer.Option(
+        None, help="Length scales of the initial noise, comma-separated, e.g. 3,7,14,28 (default: relative to the image)."),
+    factors: Optional[str] = typer.Option(
+        None, help="One amplitude >= 0 per scale, comma-separated, e.g. 0.5,0.5,0.5,0.5 (default 0.5 each)."),
+    chunk_maps: Optional[int] = typer.Option(
+        None, help="Maps per saved chunk, what --resume can skip (default: as many as one batch holds)."),
+    images: Optional[str] = ImagesOpt,
+    assess: bool = typer.Option(True, "--assess/--no-assess", help="Compare the OIPs with the images' best ones."),
+    input_range: Optional[str] = RangeOpt,
+    mean: Optional[str] = MeanOpt,
+    std: Optional[str] = StdOpt,
+    standardize: bool = StandardizeOpt,
+    preprocess: Optional[str] = PreprocessOpt,
+    bgr: bool = BgrOpt,
+    input_size: Optional[str] = InputSizeOpt,
+    out: Path = typer.Option(Path("oipscope-out"), help="Folder for the result and the PNG grid."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in --out."),
+    unsafe_load: bool = UnsafeOpt,
+    dataset: Optional[str] = DatasetOpt,
+    ray: Optional[str] = RayOpt,
+    workers: Optional[int] = WorkersOpt,
+    ray_cpus_per_task: float = RayCpusOpt,
+    ray_gpus_per_task: float = RayGpusOpt,
+) -> None:
+    """Create OIPs for the maps of a layer; write the result and a PNG grid.
+
+    Maps are done in chunks (--chunk-maps) and each finished chunk is saved at once: after
+    Ctrl-C, the same command with --resume computes only what is missing (also with another
+    --memory-budget-mb).
+
+    With images (--images, or the embedded MNIST test split for the embedded model) each OIP gets
+    its superstimulus ratio (OIP activation / the best image's) and the class it evokes.
+
+    Example: oipscope find my_cnn.h5 --layer activation_6 --input-range -1,1 --images faces/ --out oips
+    """
+    from ..config import Execution, OipConfig
+    from ..runs.jobs import run_layer
+
+    execution = Execution(memory_budget_mb=memory_budget_mb)
+    config = method_config(
+        robust, steps, epsilon=epsilon, strategy=strategy, start=start,
+        precursor=None if robust and precursor else precursor,
+        restarts=restarts, n_per_map=n_per_map, seed=seed, objective=objective, transforms=transforms,
+        parametrization=parametrization, optimizer=optimizer, warmup_steps=warmup_steps,
+        scales=numbers_option(scales, int, "--scales", "3,7,14,28"),
+        factors=numbers_option(factors, float, "--factors", "0.5,0.5,0.5,0.5"),
+    )
+    if chunk_maps is not None and chunk_maps < 1:
+        raise ConfigError(f"--chunk-maps must be >= 1, got {chunk_maps}")
+    check_output(out)
+    subject = subject_option(model, unsafe_load, input_range, mean, std, standardize, preprocess, bgr, input_size)
+    layer = default_layer_option(layer, subject.model, config.objective)
+    image_set = images_option(images, subject, model, dataset=dataset) if assess else None  # before the long part
+    with backend_option(ray, workers, ray_cpus_per_task, ray_gpus_per_task, unsafe_load) as backend, \
+            Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                     TimeElapsedColumn(), console=console) as progress, output_errors(out):
+        oips = progress.add_task(f"{layer} OIPs", total=None, visible=False)  # shown once the search reports
+        examples = (progress.add_task(f"{Path(image_set.name).name} examples", total=len(image_set), visible=False)
+                    if image_set is not None else None)
+
+        def on_examples(done: int, total: int) -> None:
+            progress.update(examples, completed=done, total=total, visible=True)
+
+        try:
+            result = run_layer(
+                subject, layer, maps, config, out, resume=resume, chunk_maps=chunk_maps, images=image_set,
+                execution=execution, backend=backend,
+                on_progress=lambda done, total: progress.update(oips, completed=done, total=total, visible=True),
+                on_examples=on_examples,
+            )
+        except KeyboardInterrupt:
+            progress.stop()
+            n_chunks, n_oips = kept_chunks(out)
+            kept = (f"{n_chunks} finished chunk(s) with {n_oips} OIP(s) kept in {out / 'parts'}"
+                    if n_chunks else f"no chunk finished yet, nothing kept in {out}")
+            err_console.print(f"interrupted: {kept}; run the same command with --resume to continue",
+                              markup=False, soft_wrap=True)
+            raise typer.Exit(130) from None
+    skipped_note(image_set)
+    with output_errors(out):
+        folder = out
+        grid = _save_oip_grid(result, folder / "oips.png")
+    _print_summary(result)
+    console.print(f"wrote {folder} (result) and {grid}", markup=False)
+
+
+@app.command()
+def zoo(
+    model: Optional[Path] = ModelArg,
+    layers: Optional[str] = typer.Option(
+        None, help="Layers: names, shell globs (activation_*, block*_relu) or all, comma-separated "
+                   "(default: one layer per convolution, after its normalization and activation)."),
+    maps: str = typer.Option("all", help='Maps of every layer: "all", or indices and ranges like "0-15".'),
+    objective: str = ObjectiveOpt,
+    robust: bool = RobustOpt,
+    steps: Optional[int] = typer.Option(None, help="Maximum ascent steps (default 600; 512 with --robust)."),
+    epsilon: float = typer.Option(0.01, help="Step size of the normalized gradient."),
+    seed: int = typer.Option(0, help="Random seed."),
+    images: Optional[str] = ImagesOpt,
+    assess: bool = typer.Option(True, "--assess/--no-assess", help="Dataset examples and superstimulus ratios."),
+    input_range: Optional[str] = RangeOpt,
+    mean: Optional[str] = MeanOpt,
+    std: Optional[str] = StdOpt,
+    standardize: bool = StandardizeOpt,
+    preprocess: Optional[str] = PreprocessOpt,
+    bgr: bool = BgrOpt,
+    input_size: Optional[str] = InputSizeOpt,
+    contrast: str = typer.Option("tile", help="tile: each OIP its own robust colour scale; shared: one per layer."),
+    classes: Optional[bool] = typer.Option(None, "--classes/--no-classes", help="Also the class OIPs of the "
+                                           "output layer, on classes.html (default: for up to 100 classes)."),
+    memory_budget_mb: float = typer.Option(512.0, help="Split big layers into chunks within this budget."),
+    out: Path = typer.Option(Path("oipscope-zoo"), help="Folder for the gallery and its data."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted zoo in --out."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and an estimated time; write nothing."),
+    unsafe_load: bool = UnsafeOpt,
+    dataset: Optional[str] = DatasetOpt,
+    ray: Optional[str] = RayOpt,
+    workers: Optional[int] = WorkersOpt,
+    ray_cpus_per_task: float = RayCpusOpt,
+    ray_gpus_per_task: float = RayGpusOpt,
+) -> None:
+    """OIPs for the maps of the chosen layers, dataset examples, and a browsable HTML gallery.
+
+    A classifier also gets its class OIPs: what each output class wants to see (--no-classes: not).
+    Ctrl-C keeps every finished layer (and chunk); the same command with --resume continues.
+    With --ray the chunks of all layers run on a Ray cluster at once; the results land here the same.
+
+    Example: oipscope zoo my_cnn.h5 --input-range -1,1 --images faces/ --layers 'activation_*' --maps 0-15
+    """
+    from ..config import Execution, OipConfig
+    from ..model.loading import describe
+    from ..runs.plan import plan_zoo
+    from ..gallery.worker import BackgroundGallery
+    from ..runs.jobs import run_classes, run_zoo
+
+    config = method_config(robust, steps, epsilon=epsilon, seed=seed, objective=objective)
+    execution = Execution(memory_budget_mb=memory_budget_mb)
+    from ..figures.plot import CONTRASTS
+
+    if contrast not in CONTRASTS:
+        raise ConfigError(f"--contrast must be one of {', '.join(CONTRASTS)}, got {contrast!r}")
+    if not dry_run:
+        check_output(out)
+    subject = subject_option(model, unsafe_load, input_range, mean, std, standardize, preprocess, bgr, input_size)
+    plan = plan_zoo(subject, layers, maps)  # every layer and map checked before the first minute is spent
+    image_set = images_option(images, subject, model, dataset=dataset) if assess else None
+    class_layer = _class_layer_option(subject, classes)
+    if dry_run:
+        _print_plan(subject, plan, config, image_set, execution, class_layer)
+        return
+    started = time.perf_counter()
+    begun: list[str] = []  # layers in the order they were started; all but the last are finished
+    with output_errors(out):  # each finished layer's pages are drawn in a worker process while the search goes on
+        gallery = BackgroundGallery(out, (subject.name, describe(subject.model)), images=image_set,
+                                    contrast=contrast)
+    with backend_option(ray, workers, ray_cpus_per_task, ray_gpus_per_task, unsafe_load) as backend, \
+            Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                     TimeElapsedColumn(), console=console) as progress, output_errors(out):
+        tasks: dict[tuple[str, str], int] = {}
+        order = [item.layer_name for item in plan]
+
+        def on_layer(name: str, index: int, total: int) -> None:
+            begun.append(name)
+
+        def on_progress(name: str, stage: str, done: int, total: int) -> None:
+            if (name, stage) not in tasks:
+                label = f"{name} ({order.index(name) + 1}/{len(order)}) {stage}" if name in order else f"{name} {stage}"
+                tasks[name, stage] = progress.add_task(label, total=total)
+            progress.update(tasks[name, stage], completed=done, total=total)
+
+        try:
+            runs = run_zoo(subject, [p.layer_name for p in plan], config, out, images=image_set, maps=maps,
+                           resume=resume, execution=execution, backend=backend, on_layer=on_layer,
+                           on_progress=on_progress, on_finished=gallery.add)
+            class_run = class_layer and run_classes(
+                subject, config, out, layer_name=class_layer, resume=resume, execution=execution, backend=backend,
+                on_layer=on_layer, on_progress=lambda done, total: on_progress(class_layer, "class OIPs", done, total))
+        except KeyboardInterrupt:
+            progress.stop()
+            gallery.close(now=True)
+            finished = ", ".join(begun[:-1]) or "none"
+            err_console.print(f"interrupted: finished layers ({finished}) are kept in {out}; "
+                              "run the same command with --resume to continue", markup=False, soft_wrap=True)
+            raise typer.Exit(130) from None
+        except BaseException:
+            gallery.close()
+            raise
+    skipped_note(image_set)
+    with output_errors(out):
+        index = gallery.finish(class_run)
+    table = Table(title=f"oipscope zoo of {subject.name}")
+    widest = max((len(run.result.layer_name) for run in runs), default=5)
+    table.add_column("layer", no_wrap=True, min_width=min(40, widest))  # names whole: cut ones look alike
+    for column in ("maps", "converged", "silent", "median ratio", "pattern accuracy", "seconds"):
+        table.add_column(column)
+    for run in runs:
+        summary = run.result.summary()
+        ratio = summary.get("median_ratio")
+        table.add_row(run.result.layer_name, str(summary["maps"]), str(summary["converged"]),
+                      str(summary["silent"]), "-" if ratio is None or ratio != ratio else f"{ratio:.2f}",
+                      _pattern_accuracy_text(run.examples), f"{summary['seconds']:.1f}")
+    console.print(table, markup=False)
+    if class_run:
+        own, n = class_run.result.summary().get("own_class", 0), len(class_run.result.maps)
+        console.print(f"class OIPs of {class_layer}: the model sees {own} of {n} as their own class "
+                      f"({class_run.result.seconds:.1f} s)", markup=False)
+    console.print(f"gallery: {index}  ({time.perf_counter() - started:.0f} s)", markup=False)
+
+
+def _pattern_accuracy_text(examples) -> str:
+    """The zoo table's pattern accuracy: a percentage, "no labels", or "-" without images."""
+    if examples is None:
+        return "-"
+    if examples.class_means is None:
+        return "no labels"
+    accuracy = examples.pattern_accuracy
+    return f"{100 * accuracy:.1f} %" if accuracy == accuracy else "n/a"
+
+
+def _class_layer_option(subject, classes: Optional[bool]) -> Optional[str]:
+    """The layer whose class OIPs the zoo finds: with --classes any classifier's output, by default one's of
+    at most CLASS_LIMIT classes (one line says so when a larger one is left out), none with --no-classes."""
+    from ..runs.jobs import CLASS_LIMIT, class_layer
+
+    name = None if classes is False else class_layer(subject, None if classes else CLASS_LIMIT)
+    if classes and name is None:
+        console.print(f"note: no class OIPs: the last layer of {subject.name} does not output (N, classes)",
+                      markup=False)
+    if classes is None and name is None and (many := class_layer(subject, None)) is not None:
+        n_classes = int(subject.model.get_layer(many).output.shape[-1])
+        console.print(f"note: no class OIPs for the {n_classes} classes of {many} (more than {CLASS_LIMIT}: "
+                      "long); --classes makes them", markup=False)
+    return name
+
+
+def _print_plan(subject, plan, config, image_set, execution, class_layer: Optional[str] = None) -> None:
+    """``zoo --dry-run``: one line per layer with its maps, output size and estimated time."""
+    from ..runs.plan import LayerPlan, estimate_seconds, estimate_zoo_seconds
+    from ..runs.jobs import class_config
+
+    n_images = len(image_set) if image_set is not None else 0
+    images_text = f"{n_images} images of {image_set.name}" if image_set is not None else "no images"
+    console.print(f"plan for {subject.name}: {len(plan)} layer(s), input {subject.encoding.describe()}, "
+                  f"{images_text}; nothing is written", markup=False)
+    total = 0.0
+    estimates = estimate_zoo_seconds(subject, plan, config, n_images=n_images, execution=execution)
+    for item, (seconds, probed) in zip(plan, estimates):
+        total += seconds
+        height, width, n_maps = item.output_shape
+        console.print(f"  {item.layer_name:<28} {item.class_name:<20} {len(item.maps):>5} of {n_maps:<5} maps  "
+                      f"{height}x{width}  ~{_duration(seconds)}{'' if probed else ' (interpolated)'}", markup=False)
+    if class_layer:
+        n_classes = int(subject.model.get_layer(class_layer).output.shape[-1])
+        item = LayerPlan(class_layer, "classes", tuple(range(n_classes)), (1, 1, n_classes))
+        total += (seconds := estimate_seconds(subject, item, class_config(config), execution=execution))
+        console.print(f"  class OIPs of {class_layer}: {n_classes} classes  ~{_duration(seconds)}", markup=False)
+    probed = sum(probed for _, probed in estimates)
+    console.print(f"estimated time: ~{_duration(total)} on this machine (from short timed probes of {probed} of "
+                  f"{len(plan)} layer(s), the others interpolated by depth)", markup=False)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+@app.command()
+def report(
+    results_dir: Path = typer.Argument(..., help="A gallery folder written by `oipscope zoo`."),
+    out: Optional[Path] = typer.Option(None, help="Where to write the pages (default: RESULTS_DIR)."),
+) -> None:
+    """Rebuild the HTML gallery from saved results, without recomputing anything.
+
+    Example: oipscope report oipscope-zoo --out zoo-pages
+    """
+    from ..gallery.site import rebuild_gallery
+
+    console.print(f"gallery: {rebuild_gallery(results_dir, out)}", markup=False)
+
+
+def _save_oip_grid(result, path: Path) -> Path:
+    from ..figures.plot import oip_grid
+
+    figure = oip_grid(result)
+    figure.savefig(path, dpi=100)
+    return path
+
+
+def _print_summary(result) -> None:
+    summary = result.summary()
+    console.print(
+        f"{result.layer_name}: {summary['maps']} OIPs, {summary['converged']} converged, "
+        f"{summary['step_limit']} at the step limit, {summary['silent']} silent"
+        + (f", {summary['nonfinite']} non-finite" if summary.get("nonfinite") else "")
+        + f", {summary['seconds']:.1f} s",
+        markup=False,
+    )
+    if "own_class" in summary:
+        console.print(f"class OIPs: the model sees {summary['own_class']}/{summary['maps']} as the class they climbed",
+                      markup=False)
+    elif summary.get("maps_live_on_data"):
+        common = summary.get("common_evoked_class")  # None for a model without a classifier output
+        console.print(
+            f"superstimulus ratio: median {summary['median_ratio']:.2f}, "
+            f"{summary['ratio_at_least_1']}/{summary['maps_live_on_data']} maps that fire on the data "
+            f"beat every one of its images" + ("" if common is None else f"; most common evoked class: {common}"),
+            markup=False,
+        )
+    if "median_jitter_robustness" in summary:
+        console.print(
+            f"quality: median jitter robustness {summary['median_jitter_robustness']:.2f} (activation kept when "
+            f"shifted by 4 px), median high-frequency share {summary['median_hf_share']:.2f}",
+            markup=False, soft_wrap=True,
+        )
+
+
+@app.command()
+def activations(
+    model: Optional[Path] = ModelArg,
+    layer: str = typer.Option(..., "--layer", help="Layer name, e.g. Conv2D_2 or Dense_1 (see `oipscope info`)."),
+    index: Optional[list[int]] = typer.Option(None, "--index", help="Image index in --images (repeatable)."),
+    digit: Optional[int] = typer.Option(None, "--digit", help="Class label: show the first --count images of it."),
+    count: int = typer.Option(6, help="Images for --digit (or random images when nothing is chosen)."),
+    image: Optional[Path] = typer.Option(None, "--image", help="A PNG/JPEG file instead of a set of images."),
+    invert: bool = typer.Option(False, "--invert", help="Invert --image (for dark digits on light paper)."),
+    images: Optional[str] = ImagesOpt,
+    input_range: Optional[str] = RangeOpt,
+    mean: Optional[str] = MeanOpt,
+    std: Optional[str] = StdOpt,
+    standardize: bool = StandardizeOpt,
+    preprocess: Optional[str] = PreprocessOpt,
+    bgr: bool = BgrOpt,
+    input_size: Optional[str] = InputSizeOpt,
+    top: int = typer.Option(8, help="Top maps listed per image."),
+    out: Path = typer.Option(Path("activations.png"),
+                             help="Figure of the maps to write (.png, .pdf, .svg, ...; no suffix: .png)."),
+    unsafe_load: bool = UnsafeOpt,
+    dataset: Optional[str] = typer.Option(None, hidden=True, help="Old name: mnist or fashion-mnist."),
+    split: str = typer.Option("test", hidden=True, help="Old option: the split of --dataset (test or train)."),
+) -> None:
+    """Show a layer's activations for real images: top maps per image and a PNG grid of the maps.
+
+    Images come from --images (default: the embedded MNIST test split for the embedded model), or --image FILE.
+
+    Example: oipscope activations --layer Conv2D_2 --digit 4 --count 6 --out four.png
+    """
+    from ..analysis.activations import layer_activations, load_image_file, select_images, top_maps
+    from ..figures.plot import activation_grid
+
+    chosen = [name for name, value in (("--index", index), ("--digit", digit), ("--image", image))
+              if value not in (None, [])]
+    if len(chosen) > 1:
+        raise ConfigError(f"give only one of --index, --digit, --image (got {', '.join(chosen)})")
+    if split not in ("test", "train"):
+        raise ConfigError(f"--split must be 'test' or 'train', got {split!r}")
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if out.is_dir():
+        raise OutputError(f"cannot write output {out}: it is a folder; give a file name such as {out / 'act.png'}")
+    if not out.suffix:
+        out = out.with_name(out.name + ".png")  # what matplotlib would write, and what we then print
+    elif out.suffix[1:].lower() not in formats:
+        raise ConfigError(f"--out {out}: unknown image format {out.suffix!r}; use one of "
+                          f"{', '.join('.' + f for f in sorted(formats))} (no suffix: .png)")
+    check_output(out)
+    subject = subject_option(model, unsafe_load, input_range, mean, std, standardize, preprocess, bgr, input_size)
+    if image is not None:
+        pixels = load_image_file(image, subject.input_shape, invert=invert)[None]
+        row_titles, labels = [image.name], ["-"]
+    else:
+        if images is None and dataset is not None:
+            images = dataset if split == "train" else f"{dataset}-test"
+        image_set = images_option(images, subject, model)
+        if image_set is None:
+            raise ConfigError("no images to show: give --images FOLDER (or a .npz file, or a set name) or --image FILE")
+        pixels, label_values, indices = select_images(image_set, indices=index or None, label=digit, count=count)
+        names = image_set.class_names
+        labels = [("-" if int(v) < 0 else names[int(v)] if names is not None and int(v) < len(names) else str(int(v)))
+                  for v in label_values]
+        row_titles = [image_set.item_name(int(i)) for i in indices]
+    values = layer_activations(subject, layer, pixels)
+    table = Table(title=f"{layer}: top maps by mean activation  {tuple(values.shape[1:])}")
+    for column in ("image", "label", "top maps (map: mean activation)"):
+        table.add_column(column)
+    for row_title, label, activation in zip(row_titles, labels, values):
+        table.add_row(row_title, label, "  ".join(f"{i}: {v:.3g}" for i, v in top_maps(activation, top)))
+    console.print(table, markup=False)
+    figure = activation_grid(values, pixels, [f"{t} {lab}" for t, lab in zip(row_titles, labels)],
+                             title=f"{layer} activations ({subject.name})")
+    with output_errors(out):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(out, dpi=100)
+    console.print(f"wrote {out}", markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def dream(
+    image: Path = typer.Argument(..., help="A PNG/JPEG to dream on, at its own size."),
+    model: Optional[Path] = typer.Option(None, "--model", help="A .keras or .h5 model file (default: the embedded CNN)."),
+    layer: str = typer.Option(..., "--layer", help="The layer whose activation to amplify (see `oipscope info`)."),
+    maps: str = typer.Option("all", help='Maps to amplify: "all", or indices and ranges like "0-3,7".'),
+    octaves: int = typer.Option(4, help="Image sizes the dream climbs at, smallest first."),
+    octave_scale: float = typer.Option(1.4, help="Size ratio between neighbouring octaves."),
+    steps: int = typer.Option(50, help="Ascent steps per octave."),
+    epsilon: float = typer.Option(0.01, help="Step size of the normalized gradient."),
+    input_range: Optional[str] = RangeOpt,
+    mean: Optional[str] = MeanOpt,
+    std: Optional[str] = StdOpt,
+    standardize: bool = StandardizeOpt,
+    preprocess: Optional[str] = PreprocessOpt,
+    bgr: bool = BgrOpt,
+    out: Path = typer.Option(Path("oipscope-dream"), help="Folder for dream.png and evolution.png."),
+    unsafe_load: bool = UnsafeOpt,
+) -> None:
+    """Deep Dream: amplify what a layer (or some of its maps) sees in an image, octave by octave.
+
+    Writes OUT/dream.png (the dreamed image, at the input image's size) and OUT/evolution.png
+    (the input, then the image after each octave). A model that takes any size dreams at the image's.
+
+    Example: oipscope dream photo.jpg --model my_cnn.h5 --layer activation_4 --octaves 4 --out dream
+    """
+    from PIL import Image
+
+    from ..analysis.activations import load_image_file
+    from ..analysis.dream import DreamConfig, dream as dream_image
+    from ..figures.tiles import tile_images
+
+    config = DreamConfig(octaves=octaves, octave_scale=octave_scale, steps=steps, epsilon=epsilon)
+    check_output(out)
+    try:
+        with Image.open(image) as opened:
+            width, height = opened.size
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read image {image}: {exc}; give a PNG or JPEG file") from None
+    subject = subject_option(model, unsafe_load, input_range, mean, std, standardize, preprocess, bgr,
+                             any_size=(height, width))  # the dream runs at the image's size anyway
+    pixels = load_image_file(image, (height, width, subject.input_shape[2]))
+    with console.status(f"dreaming on {image.name} with {layer} ({octaves} octaves x {steps} steps)"):
+        result = dream_image(subject, pixels, layer, maps, config)
+    with output_errors(out):
+        out.mkdir(parents=True, exist_ok=True)
+        frames = [pixels, *result.frames]
+        strip = tile_images([frame.astype(np.float32) for frame in frames], ncols=len(frames), gap=4, fill=255.0)
+        _save_pixels(result.image, out / "dream.png")
+        _save_pixels(strip, out / "evolution.png")
+    console.print(f"{layer}: mean activation {result.start_activation:.3g} in the image, "
+                  f"{result.activations[-1]:.3g} in the dream; wrote {out / 'dream.png'} and "
+                  f"{out / 'evolution.png'}", markup=False, soft_wrap=True)
+
+
+def _save_pixels(pixels: np.ndarray, path: Path) -> None:
+    from PIL import Image
+
+    array = np.clip(np.round(pixels), 0, 255).astype(np.uint8)
+    Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).save(path)
+
+
+def main() -> None:
+    """Entry point of the console script: run the app, turning errors into one line."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter
+    try:
+        app()  # standalone: usage errors print their message and exit 2
+    except OipscopeError as exc:
+        if state["debug"]:
+            raise
+        err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        if state["debug"]:
+            raise
+        err_console.print("interrupted", markup=False)
+        sys.exit(130)
