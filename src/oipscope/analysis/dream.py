@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import ConfigError, LayerError
 from ..search.starts import parse_maps
+from ..ascent.step import normalized, rms, value_and_gradient
 from ..model.subject import as_subject
 
 __all__ = ["DreamConfig", "Dream", "dream"]
@@ -126,12 +127,9 @@ def dream(model, image: np.ndarray, layer_name: str, maps: str | int | Iterable[
                  reduce_retracing=True)
     def climb(x, steps):
         for _ in tf.range(steps):
-            with tf.GradientTape(watch_accessed_variables=False) as tape:
-                tape.watch(x)
-                value = objective(x)
-            grad = encoding.free_gradient(x, tape.gradient(value, x))
-            rms = tf.sqrt(tf.reduce_mean(tf.square(grad)))
-            x = encoding.project(x + config.epsilon * spread * grad / (rms + 1e-7))
+            _, grad = value_and_gradient(objective, x)
+            grad = encoding.free_gradient(x, grad)
+            x = encoding.project(x + config.epsilon * spread * normalized(grad, rms(grad)))
         return x
 
     def size(k: int) -> tuple[int, int]:

@@ -25,6 +25,8 @@ from ..errors import ConfigError
 from .objective import Context, Objective, parse_objective
 from .parametrization import Parametrization
 from ..search.status import Status
+from .step import normalized, value_and_gradient
+from .step import rms as step_rms
 from .transforms import draw_matrices, resolve_transforms, warp
 
 __all__ = ["render", "parametrization_of"]
@@ -63,9 +65,8 @@ def _build_loop(submodel, param: Parametrization, objective: Objective, adam: bo
         weight_specs(submodel),  # the weights of the model it runs for (one trace per architecture)
     ]
 
-    def value_and_gradient(params, maps, groups, matrices, warming=None):
-        with tf.GradientTape(watch_accessed_variables=False) as tape:
-            tape.watch(params)
+    def objective_and_gradient(params, maps, groups, matrices, warming=None):
+        def value_of(params):
             image = param.image(params)
             seen = warp(image - centre, matrices) + centre if transformed else image
             if warming is not None:
@@ -73,10 +74,9 @@ def _build_loop(submodel, param: Parametrization, objective: Objective, adam: bo
                     features, own = layer_output(seen, maps)
             else:
                 features, own = layer_output(seen, maps)
-            ctx = Context(features, image, own, groups, centre, spread)
-            value = objective.value(ctx)
-            total = tf.reduce_sum(value)
-        return value, tape.gradient(total, params)
+            return objective.value(Context(features, image, own, groups, centre, spread))
+
+        return value_and_gradient(value_of, params)
 
     @tf.function(input_signature=spec, reduce_retracing=True, autograph=False)
     def loop(params, m, v, maps, groups, matrices, done, n, size, weights):
@@ -95,18 +95,18 @@ def _build_loop(submodel, param: Parametrization, objective: Objective, adam: bo
         def body(i, params, m, v, history, finite, rms, value):
             step = done + i
             # a warm loop runs the warm-up steps only (render() ends a segment where the warm-up ends)
-            value, grad = value_and_gradient(params, maps, groups, matrices[:, i], tf.fill([b], True) if warm else None)
+            value, grad = objective_and_gradient(params, maps, groups, matrices[:, i], tf.fill([b], True) if warm else None)
             ok = tf.logical_and(tf.math.is_finite(value), tf.reduce_all(tf.math.is_finite(grad), axis=axes))
             finite = tf.logical_and(finite, ok)
             grad = tf.where(tf.reshape(finite, shape_b), grad, tf.zeros_like(grad))
-            rms = tf.sqrt(tf.reduce_mean(tf.square(grad), axis=axes))
+            rms = step_rms(grad)
             if adam:
                 t = tf.cast(step + 1, tf.float32)
                 m = _BETA1 * m + (1 - _BETA1) * grad
                 v = _BETA2 * v + (1 - _BETA2) * tf.square(grad)
                 update = (m / (1 - _BETA1**t)) / (tf.sqrt(v / (1 - _BETA2**t)) + 1e-8)
             else:
-                update = grad / tf.reshape(rms + 1e-7, shape_b)
+                update = normalized(grad, rms)
             params = params + size * update
             history = history.write(i, value)
             return i + 1, params, m, v, history, finite, rms, value

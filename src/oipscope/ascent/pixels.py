@@ -36,6 +36,8 @@ from ..model.encoding import InputEncoding
 from ..errors import ConfigError
 from .objective import Context, Objective, parse_objective
 from .own_map import preactivation_through_head
+from .step import normalized, value_and_gradient
+from .step import rms as step_rms
 from ..search.status import Status
 
 __all__ = [
@@ -140,16 +142,15 @@ def _build_segment(submodel, jit: bool, encoding: InputEncoding, objective: Obje
     layer_output = ascent_layer(submodel, objective, own_maps)
 
     def plain_gradient(x, maps, preactivation, warming=None):
-        with tf.GradientTape(watch_accessed_variables=False) as tape:
-            tape.watch(x)
+        def value_of(x):
             if warming is not None:
                 with redirected_relu(warming):
                     features, own = layer_output(x, maps, preactivation)
             else:
                 features, own = layer_output(x, maps, preactivation)
-            activation = objective.value(Context(features, x, own, centre=centre, spread=spread))
-            total = tf.reduce_sum(activation)
-        return activation, tape.gradient(total, x)
+            return objective.value(Context(features, x, own, centre=centre, spread=spread))
+
+        return value_and_gradient(value_of, x)
 
     def activation_and_gradient(x, maps, preactivation, warming):
         return plain_gradient(x, maps, preactivation, warming if warm else None)
@@ -181,7 +182,7 @@ def _build_segment(submodel, jit: bool, encoding: InputEncoding, objective: Obje
                 tf.math.is_finite(activation), tf.reduce_all(tf.math.is_finite(grad), axis=[1, 2, 3])
             )
             grad = encoding.free_gradient(x, grad)
-            rms = tf.sqrt(tf.reduce_mean(tf.square(grad), axis=[1, 2, 3]))
+            rms = step_rms(grad)
             silent = objective.silent(activation, rms)
             rel = objective.change(activation, prev)
             hit = tf.logical_and(tf.logical_and(step > 10, step >= warmup), rel < crit)
@@ -199,7 +200,7 @@ def _build_segment(submodel, jit: bool, encoding: InputEncoding, objective: Obje
             status = tf.where(tf.logical_and(newly_conv, tf.logical_not(sil)), Status.CONVERGED.code, status)
             stop_now = tf.logical_and(newly_conv, stop)
             update = tf.logical_and(active, tf.logical_not(tf.logical_or(tf.logical_or(bad, sil), stop_now)))
-            g = grad / (rms[:, None, None, None] + 1e-7)
+            g = normalized(grad, rms)
             g = tf.where(finite[:, None, None, None], g, tf.zeros_like(g))
             x_new = encoding.project(x + eps * spread * g)
             x = tf.where(update[:, None, None, None], x_new, x)
