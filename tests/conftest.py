@@ -53,10 +53,38 @@ SLOW_MODULES = frozenset({
 })
 
 
+# The tests of the reproducibility contract (oipscope.backend): `.ci/run` runs them once more with
+# oneDNN on and once with it off, so both backends stay green whatever the machine's default.
+REPRODUCIBILITY_TESTS = frozenset({
+    "test_same_seed_identical", "test_compacted_batches_give_the_same_oips_as_one_whole_batch",
+    "test_robust_oips_are_reproducible_and_independent_of_the_batch",
+    "test_the_warm_up_wakes_a_dead_map_in_the_series_loop", "test_interrupted_run_resumes_to_the_same_result",
+    "test_resume_takes_other_execution_settings_and_chunks", "test_batches_bounded_and_batching_invariant",
+    "test_a_second_model_of_the_same_shape_runs_in_the_first_trace_with_its_own_weights",
+    "test_the_contract_names_the_backend_this_process_runs",
+})
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.path.name in SLOW_MODULES:
             item.add_marker(pytest.mark.slow)
+        if item.originalname in REPRODUCIBILITY_TESTS:
+            item.add_marker(pytest.mark.reproducibility)
+
+
+def assert_reproduced(actual, expected) -> None:
+    """OIPs computed in other batches or runs agree as the backend promises (:mod:`oipscope.backend`):
+    bit for bit on TensorFlow's own float32 CPU kernels, within its tolerance under oneDNN or on a GPU."""
+    import numpy as np
+
+    from oipscope.backend import reproducibility
+
+    contract = reproducibility()
+    if contract.exact:
+        np.testing.assert_array_equal(actual, expected)
+    else:
+        np.testing.assert_allclose(actual, expected, rtol=contract.rtol, atol=contract.atol)
 
 
 # --- data -------------------------------------------------------------------
