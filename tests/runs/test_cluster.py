@@ -37,7 +37,7 @@ def backend():
 def model_file(tmp_path_factory):
     import sys
 
-    sys.path.insert(0, os.path.dirname(__file__))
+    sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))  # the tests folder: conftest
     from conftest import build_tiny_model
 
     path = tmp_path_factory.mktemp("cluster") / "tiny.keras"
