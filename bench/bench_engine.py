@@ -46,7 +46,7 @@ def peak_gflops() -> float:
     """fp32 peak of this machine: cores x clock x SIMD lanes x 2 (FMA) x 2 FMA units.
 
     The lanes come from the CPU flags: 16 with AVX-512, 8 with AVX2 (the shared machines
-    change between sessions: one had AVX-512 and AMX, another only AVX2).
+    change from day to day: one had AVX-512 and AMX, another only AVX2).
     """
     mhz, flags = 2300.0, set()
     try:

@@ -7,7 +7,7 @@ model's, then ``zoo --dry-run``, a model without images offline, and the bad
 inputs of these options. Commands run in-process (typer's CliRunner over
 ``oipscope.cli.commands.app``; the bad-input rows through ``oipscope.cli.commands.main`` itself,
 so the one-line ``error:`` and the exit code are the real ones), which keeps
-TensorFlow's start-up to once per session.
+TensorFlow's start-up to once per test run.
 """
 
 from __future__ import annotations

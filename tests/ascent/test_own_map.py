@@ -119,7 +119,7 @@ def test_ascent_layer_reads_own_maps_only_when_the_objective_allows():
 
 @pytest.mark.slow
 def test_own_map_oips_equal_the_whole_layers_within_rounding():
-    """Same starts; the ascents differ by summation order only, which the README states as a tolerance."""
+    """Same starts; the ascents differ by summation order only, which docs/oips.md states as a tolerance."""
     from oipscope.model.cnn import default_subject
     from oipscope.search.pipeline import find_oips
 

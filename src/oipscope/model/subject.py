@@ -1,6 +1,6 @@
 """The subject of a study: a model, how it expects its pixels, and where it came from.
 
-A :class:`Subject` is built once per command (or notebook session) and handed
+A :class:`Subject` is built once per command (or per notebook) and handed
 down to every stage (OIP search, dataset examples, activations, the gallery).
 It resolves the model's :class:`~oipscope.model.encoding.InputEncoding` once, and its
 sub-models are cached by :mod:`oipscope.model.loading`, so compiled loops are reused.
