@@ -1,6 +1,6 @@
 """Image files decoded within a pixel limit: a decompression bomb is refused before it is decoded.
 
-A PNG of 100 000 x 100 000 single-colour pixels is a few hundred KB on disk and 10 GB in memory.
+A PNG of 100 000 x 100 000 single-colour pixels is about 10 MB on disk and 10 GB in memory.
 Every image file oipscope reads is opened here: the header is read first, and an image of more
 than :func:`max_image_pixels` pixels (50 megapixels, or ``$OIPSCOPE_MAX_IMAGE_PIXELS``) is refused
 with a :class:`~oipscope.errors.DataError` that names the file, its size and the limit. A JPEG
