@@ -49,7 +49,7 @@ def _find_data(name: str, extra: tuple[Path, ...] = ()) -> tuple[Path | None, li
 # carry `@pytest.mark.slow` themselves, so every module keeps quick tests in the fast run.
 SLOW_MODULES = frozenset({
     "test_bad_inputs.py", "test_browser.py", "test_interrupt.py", "test_memory_budget.py",
-    "test_tour.py", "test_zoo_cli.py",
+    "test_tour.py", "test_zoo_cli.py", "test_hostile_inputs.py",
 })
 
 
@@ -205,3 +205,38 @@ def interrupt_when(proc: "subprocess.Popen", ready, what: str, timeout: float = 
     assert proc.returncode == 130, stdout + stderr
     assert "Traceback" not in stdout + stderr
     return stdout, stderr
+
+
+# --- hostile files, small on disk ---------------------------------------------------
+
+
+def write_png_header(path: Path, width: int, height: int) -> Path:
+    """A 74-byte PNG whose header claims ``width`` x ``height`` grey pixels (its pixel data is cut
+    short): what a decompression bomb shows before it is decoded."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(bytes(1000)))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+def write_zip_bomb_keras(path: Path, model_file: Path, mib: int) -> Path:
+    """``model_file`` (a .keras) with its config.json padded by ``mib`` MiB of spaces (still valid JSON),
+    written in 1 MiB blocks: a few hundred KB on disk."""
+    import zipfile
+
+    with zipfile.ZipFile(model_file) as source, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for info in source.infolist():
+            if info.filename != "config.json":
+                archive.writestr(info, source.read(info))
+        with archive.open("config.json", "w", force_zip64=True) as handle:
+            handle.write(source.read("config.json"))
+            block = b" " * (1 << 20)
+            for _ in range(mib):
+                handle.write(block)
+    return path

@@ -312,7 +312,7 @@ class Execution:
     def __post_init__(self) -> None:
         _check(isinstance(self.memory_budget_mb, (int, float)) and not isinstance(self.memory_budget_mb, bool)
                and math.isfinite(self.memory_budget_mb) and self.memory_budget_mb > 0,
-               f"memory_budget_mb must be > 0, got {self.memory_budget_mb!r}")
+               f"memory_budget_mb must be > 0, a finite number of MB (e.g. 512), got {self.memory_budget_mb!r}")
         _check(isinstance(self.jit_compile, bool), f"jit_compile must be True or False, got {self.jit_compile!r}")
         _check(self.segment_steps is None or (_is_int(self.segment_steps) and self.segment_steps >= 1),
                f"segment_steps must be an integer >= 1 or None, got {self.segment_steps!r}")

@@ -157,6 +157,33 @@ def test_load_image_file_errors_name_the_file(tmp_path):
         load_image_file(tmp_path / "missing.png", (28, 28, 1))
 
 
+def test_load_image_file_refuses_a_decompression_bomb_in_one_line(tmp_path):
+    from conftest import write_png_header
+
+    bomb = write_png_header(tmp_path / "bomb.png", 100_000, 100_000)
+    with pytest.raises(DataError) as exc_info:
+        load_image_file(bomb, (28, 28, 1))
+    message = str(exc_info.value)
+    assert "bomb.png has 10,000,000,000 pixels, over the limit of 50,000,000 pixels" in message
+    assert "OIPSCOPE_MAX_IMAGE_PIXELS" in message and len(message.splitlines()) == 1
+
+
+def test_pixel_limit_reads_a_large_jpeg_at_reduced_scale(tmp_path, monkeypatch):
+    """Over the limit, a JPEG is decoded at 1/8 scale for an 8x8 input; a PNG cannot be and is refused."""
+    pixels = np.random.default_rng(4).integers(0, 256, (64, 64), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "photo.jpg", quality=95)
+    Image.fromarray(pixels).save(tmp_path / "photo.png")
+    full = load_image_file(tmp_path / "photo.jpg", (8, 8, 1))
+    monkeypatch.setenv("OIPSCOPE_MAX_IMAGE_PIXELS", "1000")
+    reduced = load_image_file(tmp_path / "photo.jpg", (8, 8, 1))
+    assert reduced.shape == (8, 8, 1) and np.abs(reduced - full).mean() < 12
+    with pytest.raises(DataError, match=r"photo.png has 4,096 pixels \(64 x 64\), over the limit of 1,000 pixels"):
+        load_image_file(tmp_path / "photo.png", (8, 8, 1))
+    monkeypatch.setenv("OIPSCOPE_MAX_IMAGE_PIXELS", "lots")
+    with pytest.raises(ConfigError, match="OIPSCOPE_MAX_IMAGE_PIXELS must be a whole number of pixels >= 1"):
+        load_image_file(tmp_path / "photo.png", (8, 8, 1))
+
+
 def test_top_maps_order_and_shapes():
     acts = np.zeros((2, 2, 4))
     acts[..., 1] = 3.0

@@ -109,7 +109,7 @@ def test_dream_command_on_a_file_that_is_no_image(tiny_model_file, tmp_path):
     from oipscope.errors import DataError
 
     assert isinstance(result.exception, DataError) and result.exception.exit_code == 3  # main() exits with it
-    assert "give a PNG or JPEG file" in str(result.exception)
+    assert "notes.png is not an image file Pillow can read (PNG, JPEG, ...)" in str(result.exception)
     assert not (tmp_path / "o").exists()
 
 

@@ -89,6 +89,26 @@ def test_top_k_is_known_answer(pixel_model, synthetic):
     assert result.n_images == N_IMAGES and result.k == 4
 
 
+@pytest.mark.parametrize("as_set", [False, True])
+def test_images_with_nan_are_left_out(pixel_model, synthetic, as_set):
+    """A NaN or inf image counts in neither n_images nor the fire fractions, as an array or an image set."""
+    from oipscope.data.imagesets import array_images
+
+    images, labels, n_lit, _ = synthetic
+    spoiled = images.astype(np.float32)
+    best = int(np.argmax(n_lit))
+    spoiled[best, 0, 0, 0], spoiled[0, 1, 1, 0] = np.nan, np.inf
+    given = array_images(spoiled, (8, 8, 1), labels=labels) if as_set else spoiled
+    result = dataset_examples(pixel_model, "pix", given, None if as_set else labels, k=3, batch_size=8)
+    clean = dataset_examples(pixel_model, "pix", np.delete(images, [0, best], axis=0), k=3, batch_size=8)
+    assert result.n_images == N_IMAGES - 2 and best not in result.top_indices[0]
+    np.testing.assert_allclose(result.top_values, clean.top_values, rtol=1e-6)
+    np.testing.assert_allclose(result.mean_activation, clean.mean_activation, rtol=1e-5)
+    assert result.fire_fraction.tolist() == clean.fire_fraction.tolist()
+    if as_set:
+        assert given.skipped == (f"#{min(0, best)}", f"#{max(0, best)}")
+
+
 def test_silent_map_and_superstimulus_ratio(pixel_model, synthetic):
     images, labels, _, _ = synthetic
     result = dataset_examples(pixel_model, "pix", images, labels, k=3)

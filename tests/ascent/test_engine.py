@@ -181,6 +181,14 @@ def test_segments_report_every_stopped_element_once(sub):
     assert sum(stopped) == 12 and len(stopped) >= 40 // 5
 
 
+@pytest.mark.parametrize("budget", [0.0, -1.0, float("inf"), float("nan")])
+def test_memory_budget_must_be_a_finite_positive_number(budget):
+    from oipscope.config import Execution
+
+    with pytest.raises(ConfigError, match=r"memory_budget_mb must be > 0, a finite number of MB \(e.g. 512\)"):
+        Execution(memory_budget_mb=budget)
+
+
 @pytest.mark.slow
 def test_an_xla_compiled_search_finds_the_same_oips(tiny):
     """``Execution(jit_compile=True)`` runs the whole pipeline (ascents without snapshots too)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 from PIL import Image
 
 import oipscope.data.datasets
+from conftest import write_png_header
 from oipscope.data import imagesets
 from oipscope.analysis.activations import load_image_file
 from oipscope.data.datasets import DATASETS, Dataset, Split, read_idx
@@ -203,7 +205,46 @@ def test_folder_of_only_unreadable_files_fails_after_a_pass(tmp_path):
     assert images.skipped == ("a.png", "b.jpg")
 
 
+def test_folder_skips_decompression_bombs_silently_beside_good_images(tmp_path):
+    _png(tmp_path / "a.png", _grey(10))
+    write_png_header(tmp_path / "bomb.png", 100_000, 100_000)  # over twice Pillow's own limit: it raises
+    write_png_header(tmp_path / "big.png", 12_000, 12_000)  # over Pillow's limit: it warns, then decodes 144 MB
+    _png(tmp_path / "c.png", _grey(30))
+    images = open_images(tmp_path, (28, 28, 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Pillow's DecompressionBombWarning would fail here
+        indices, pixels = _stream(images, 2)
+    assert indices.tolist() == [0, 3] and pixels[:, 0, 0, 0].tolist() == [10.0, 30.0]
+    assert images.skipped == ("big.png", "bomb.png")
+    with pytest.raises(DataError, match=r"big.png has 144,000,000 pixels \(12000 x 12000\), over the limit"):
+        images[1]
+
+
 # --- array files ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".npy"])
+def test_arrays_skip_and_count_images_with_nan_or_inf(tmp_path, suffix):
+    x = np.random.default_rng(3).uniform(0, 255, (5, 6, 6, 1)).astype(np.float32)
+    x[1, 2, 3, 0], x[3, 0, 0, 0] = np.nan, -np.inf
+    path = tmp_path / f"set{suffix}"
+    np.savez(path, x=x) if suffix == ".npz" else np.save(path, x)
+    images = open_images(path, (6, 6, 1))
+    indices, pixels = _stream(images, 2)
+    assert indices.tolist() == [0, 2, 4] and np.array_equal(pixels, x[[0, 2, 4]])
+    assert images.skipped == ("#1", "#3") and len(images) == 5
+    with pytest.raises(DataError, match="image #3 of .* holds NaN or infinite values"):
+        images[3]
+
+
+def test_arrays_of_only_nan_images_fail_after_a_pass(tmp_path):
+    images = imagesets.array_images(np.full((3, 4, 4), np.nan, np.float32), (4, 4, 1), name="nans")
+    with pytest.raises(DataError, match="all 3 images of nans hold NaN or infinite values"):
+        list(images.batches(2))
+    assert images.skipped == ("#0", "#1", "#2")
+
+
+# --- array files (shapes, keys, scales) -----------------------------------------------------
 
 
 def test_npz_with_x_and_y(tmp_path):
@@ -242,7 +283,7 @@ def test_npy_floats_in_unit_range_are_scaled_to_pixels(tmp_path):
     x[0, 0, 0] = np.nan
     np.save(tmp_path / "unit.npy", x)
     images = open_images(tmp_path / "unit.npy", (6, 6, 1))
-    assert images.labels is None and images[1][-1, -1, 0] == 255.0 and images[0][0, 0, 0] == 0.0
+    assert images.labels is None and images[1][-1, -1, 0] == 255.0  # the NaN does not hide the 0..1 range
     assert np.allclose(images[1][..., 0], x[1] * 255)
     np.save(tmp_path / "pixels.npy", x * 200 + 1)  # not within [0, 1]: taken as 0..255 as they are
     assert np.allclose(open_images(tmp_path / "pixels.npy", (6, 6, 1))[1][..., 0], x[1] * 200 + 1)

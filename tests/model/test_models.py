@@ -7,9 +7,10 @@ import pytest
 
 import keras
 
-from conftest import build_tiny_model
+from conftest import build_tiny_model, write_zip_bomb_keras
 from oipscope.errors import LayerError, ModelError
 from oipscope.model.loading import (
+    check_model_file,
     describe,
     feature_layers,
     feature_submodel,
@@ -53,8 +54,40 @@ def test_load_missing_file(tmp_path):
 
 
 def test_load_directory_is_not_a_file(tmp_path):
-    with pytest.raises(ModelError, match="not found"):
+    with pytest.raises(ModelError, match=r"is a directory, not a model file; give the \.keras or \.h5 file"):
         load_model(tmp_path)
+
+
+def test_zip_bomb_description_is_refused_unread(tiny_model_file, tmp_path):
+    import time
+
+    bomb = write_zip_bomb_keras(tmp_path / "bomb.keras", tiny_model_file, 33)  # the cap is 32 MiB
+    assert bomb.stat().st_size < 1 << 20
+    started = time.perf_counter()
+    with pytest.raises(ModelError, match=r"bomb.keras: its config.json unpacks to 33 MiB, over the cap of 32 MiB"):
+        check_model_file(bomb)
+    assert time.perf_counter() - started < 0.5
+
+
+def test_keras_error_is_condensed_to_its_cause(tiny_model_file, tmp_path):
+    """Keras nests a bad layer config in 11 lines of configs; the error keeps the line that says what is wrong."""
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(tiny_model_file) as source:
+        parts = {name: source.read(name) for name in source.namelist()}
+    config = json.loads(parts["config.json"])
+    config["config"]["layers"][1]["config"]["foo"] = 1  # c1 gets a keyword Conv2D does not take
+    path = tmp_path / "kwarg.keras"
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in {**parts, "config.json": json.dumps(config).encode()}.items():
+            archive.writestr(name, data)
+    with pytest.raises(ModelError) as exc_info:
+        load_model(path)
+    message = str(exc_info.value)
+    assert len(message.splitlines()) == 1 and len(message) < 400, message
+    assert "Unrecognized keyword arguments passed to Conv2D: {'foo': 1}" in message
+    assert "--debug" in message and "config=" in str(exc_info.value.__cause__)
 
 
 @pytest.mark.parametrize("name", ["model.pt", "model.txt", "model"])

@@ -9,13 +9,13 @@ series: the maps of one digit, several digits side by side, dense layers).
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from ..data.datasets import Split
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError
+from ..data.imagefiles import open_image_file
 from ..model.loading import output_submodel
 from ..model.subject import as_subject
 
@@ -181,23 +181,18 @@ def load_image_file(
         float32 array (H, W, C) with values in 0..255 (pixels, not encoded).
 
     Raises:
-        DataError: the file is missing or not an image Pillow can read.
+        DataError: the file is missing, not an image Pillow can read, or has more pixels than
+            :func:`oipscope.data.imagefiles.max_image_pixels` (a JPEG is first decoded at a reduced scale).
         ConfigError: ``input_shape`` has other than 1 or 3 channels.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     height, width, channels = (int(v) for v in input_shape)
     if channels not in (1, 3):
         raise ConfigError(f"input_shape {tuple(input_shape)} has {channels} channels; 1 or 3 are supported")
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"image file not found: {path}")
-    try:
-        with Image.open(path) as image:
-            image.load()
-            converted = image.convert("L" if channels == 1 else "RGB")
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise DataError(f"{path} is not an image file Pillow can read (PNG, JPEG, ...): {exc}") from exc
+    with open_image_file(path, needed=(width, height)) as image:
+        image.load()
+        converted = image.convert("L" if channels == 1 else "RGB")
     if converted.size != (width, height):
         converted = converted.resize((width, height), Image.Resampling.LANCZOS)
     pixels = np.clip(np.asarray(converted, dtype=np.float32), 0.0, 255.0).reshape(height, width, channels)

@@ -22,6 +22,7 @@ from .activations import as_image_batch
 from ..model.encoding import InputEncoding
 from ..errors import ConfigError, DataError, LayerError
 from ..files import atomic_write
+from ..data.imagesets import finite_images
 from ..model.loading import get_layer
 from ..model.subject import as_subject
 
@@ -211,13 +212,14 @@ def _merge_top(keys: np.ndarray, extra: list[np.ndarray], size: int):
 
 
 def _pixel_batches(images, batch_size: int):
-    """(indices, float32 pixels) batches of an image set, or of an array of images."""
+    """(indices, float32 pixels) batches of an image set, or of an array of images (finite ones only)."""
     if hasattr(images, "batches"):
         yield from images.batches(batch_size)
         return
     for start in range(0, len(images), batch_size):
-        batch = images[start:start + batch_size].astype(np.float32)
-        yield np.arange(start, start + len(batch), dtype=np.int64), batch
+        batch = images[start:start + batch_size]
+        finite = finite_images(batch)  # an image with NaN or inf pixels is left out, as image sets do
+        yield np.arange(start, start + len(batch), dtype=np.int64)[finite], batch[finite].astype(np.float32)
 
 
 def dataset_examples(

@@ -25,7 +25,7 @@ from .options import (
     console, encoding_option, err_console, images_option, input_size_option, kept_chunks, load_model_option, numbers_option, output_errors, skipped_note, start_tensorflow, state,
     subject_option,
 )
-from ..errors import ConfigError, DataError, OipscopeError, OutputError
+from ..errors import ConfigError, OipscopeError, OutputError
 
 __all__ = ["app", "main"]
 
@@ -574,19 +574,14 @@ def dream(
 
     Example: oipscope dream photo.jpg --model my_cnn.h5 --layer activation_4 --octaves 4 --out dream
     """
-    from PIL import Image
-
     from ..analysis.activations import load_image_file
     from ..analysis.dream import DreamConfig, dream as dream_image
+    from ..data.imagefiles import image_size
     from ..figures.tiles import tile_images
 
     config = DreamConfig(octaves=octaves, octave_scale=octave_scale, steps=steps, epsilon=epsilon)
     check_output(out)
-    try:
-        with Image.open(image) as opened:
-            width, height = opened.size
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read image {image}: {exc}; give a PNG or JPEG file") from None
+    width, height = image_size(image)  # a file over the pixel limit fails here, before TensorFlow starts
     subject = subject_option(model, unsafe_load, input_range, mean, std, standardize, preprocess, bgr,
                              any_size=(height, width))  # the dream runs at the image's size anyway
     pixels = load_image_file(image, (height, width, subject.input_shape[2]))

@@ -212,12 +212,12 @@ def images_option(spec: Optional[str], subject, model_path: Optional[Path], *, d
 
 
 def skipped_note(images) -> None:
-    """One line naming the unreadable files an image set skipped, if any."""
+    """One line naming the images an image set skipped (unreadable files, NaN or infinite arrays), if any."""
     skipped = images.skipped if images is not None else ()
     if skipped:
         shown = ", ".join(skipped[:3]) + (", ..." if len(skipped) > 3 else "")
-        console.print(f"note: skipped {len(skipped)} unreadable image file(s) in {images.name}: {shown}",
-                      markup=False)
+        what = "unreadable image file(s)" if hasattr(images, "files") else "image(s) with NaN or infinite values"
+        console.print(f"note: skipped {len(skipped)} {what} in {images.name}: {shown}", markup=False)
 
 
 def numbers_option(text: Optional[str], convert, option: str, example: str) -> Optional[tuple]:

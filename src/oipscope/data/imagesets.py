@@ -17,7 +17,7 @@ import os
 import zipfile
 from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -29,7 +29,8 @@ from . import datasets as _data
 from ..analysis.activations import _check_batch_size, load_image_file
 from ..errors import ConfigError, DataError
 
-__all__ = ["ImageSet", "NAMED_SETS", "IMAGE_SUFFIXES", "open_images", "embedded_examples", "array_images"]
+__all__ = ["ImageSet", "NAMED_SETS", "IMAGE_SUFFIXES", "open_images", "embedded_examples", "array_images",
+           "finite_images"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 """File name endings of the images searched in a folder (case-insensitive)."""
@@ -76,7 +77,7 @@ class ImageSet(ABC):
 
     @abstractmethod
     def __len__(self) -> int:
-        """Number of entries N (unreadable files included)."""
+        """Number of entries N (unreadable files and NaN images included)."""
 
     @abstractmethod
     def item_name(self, i: int) -> str:
@@ -84,7 +85,7 @@ class ImageSet(ABC):
 
     @abstractmethod
     def __getitem__(self, i: int) -> np.ndarray:
-        """Entry ``i`` as float32 (H, W, C) pixels in 0..255 (DataError for an unreadable file)."""
+        """Entry ``i`` as float32 (H, W, C) pixels in 0..255 (DataError for an unreadable file or NaN image)."""
 
     @abstractmethod
     def batches(self, batch_size: int = 256) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -92,7 +93,7 @@ class ImageSet(ABC):
 
     @property
     def skipped(self) -> tuple[str, ...]:
-        """Names of the unreadable files found so far."""
+        """Names of the images skipped so far: unreadable files, arrays' NaN or infinite images."""
         return ()
 
     def _index(self, i: int) -> int:
@@ -118,26 +119,53 @@ class _ArrayImages(ImageSet):
     class_names: tuple[str, ...] | None = None
     scale: float = 1.0  # 255 for float images in 0..1
 
+    _skipped: dict[int, str] = field(default_factory=dict, init=False, compare=False)  # NaN/inf images seen
+
     def __len__(self) -> int:
         return len(self.images)
 
     def item_name(self, i: int) -> str:
         return f"#{self._index(i)}"
 
+    @property
+    def skipped(self) -> tuple[str, ...]:
+        return tuple(self._skipped[i] for i in sorted(self._skipped))
+
     def __getitem__(self, i: int) -> np.ndarray:
         i = self._index(i)
-        return self._convert(self.images[i:i + 1])[0]
+        raw = np.asarray(self.images[i:i + 1])
+        if not finite_images(raw)[0]:
+            self._skipped[i] = self.item_name(i)
+            raise DataError(f"image {self.item_name(i)} of {self.name} holds NaN or infinite values; "
+                            "choose another image or repair the array")
+        return self._convert(raw)[0]
 
     def batches(self, batch_size: int = 256) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         _check_batch_size(batch_size)
+        readable = False
         for start in range(0, len(self), batch_size):
             stop = min(start + batch_size, len(self))
-            yield np.arange(start, stop, dtype=np.int64), self._convert(self.images[start:stop])
+            raw = np.asarray(self.images[start:stop])
+            finite = finite_images(raw)
+            indices = np.arange(start, stop, dtype=np.int64)
+            self._skipped.update((int(i), f"#{i}") for i in indices[~finite])
+            if finite.any():
+                readable = True
+                yield indices[finite], self._convert(raw[finite])
+        if not readable:
+            raise DataError(f"all {len(self)} images of {self.name} hold NaN or infinite values; "
+                            "give images with finite pixel values")
 
     def _convert(self, raw: np.ndarray) -> np.ndarray:
-        pixels = np.nan_to_num(np.asarray(raw, dtype=np.float32) * np.float32(self.scale),
-                               nan=0.0, posinf=255.0, neginf=0.0)
+        pixels = np.asarray(raw, dtype=np.float32) * np.float32(self.scale)
         return np.ascontiguousarray(np.clip(_fit_pixels(pixels, self.input_shape), 0.0, 255.0))
+
+
+def finite_images(images: np.ndarray) -> np.ndarray:
+    """Bool (N,): which images of a batch (N, ...) hold only finite values (integer images always do)."""
+    if images.dtype.kind != "f":
+        return np.ones(len(images), dtype=bool)
+    return np.isfinite(images.reshape(len(images), -1)).all(axis=1)
 
 
 def _fit_pixels(pixels: np.ndarray, input_shape: tuple[int, int, int]) -> np.ndarray:
@@ -236,7 +264,8 @@ def open_images(spec: str | os.PathLike, input_shape: tuple[int, int, int], *,
 
     Array files: uint8 (and other integer) values are pixels 0..255; float arrays whose finite
     values all lie in [0, 1] are read as 0..1 and scaled by 255, other floats are taken as 0..255.
-    Labels, if any, are whole numbers >= 0, one per image.
+    Labels, if any, are whole numbers >= 0, one per image. Images holding NaN or infinite values
+    are skipped (see :attr:`ImageSet.skipped`).
     Images of another size or channel count are converted like image files (Lanczos resize,
     grey to RGB by repeating, RGB to grey with ITU-R 601 luma weights).
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # keras (TensorFlow) is imported on use: a bad path fails in 
 
 __all__ = [
     "LayerInfo",
+    "MAX_DESCRIPTION_BYTES",
     "load_model",
     "check_model_file",
     "get_layer",
@@ -58,25 +59,67 @@ class LayerInfo:
 
 
 _DAMAGED = "the file is damaged, truncated or not a Keras model: re-save or re-download it"
+MAX_DESCRIPTION_BYTES = 32 << 20
+"""Largest ``config.json`` / ``metadata.json`` a ``.keras`` archive may unpack to (32 MiB; a large
+CNN's is under 1 MiB): a bigger one is a zip bomb, refused from the archive's directory unread."""
+_DESCRIPTIONS = ("config.json", "metadata.json")
 
 
 def check_model_file(path: str | os.PathLike) -> Path:
     """Fail fast, before TensorFlow starts, on a path that cannot be a Keras model file.
 
     Raises:
-        ModelError: the file is missing, has another suffix, or a ``.keras`` file is no zip archive.
+        ModelError: the path is missing or a folder, has another suffix, a ``.keras`` file is no zip
+            archive, or its description unpacks to more than :data:`MAX_DESCRIPTION_BYTES`.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ModelError(f"{path} is a directory, not a model file; give the .keras or .h5 file itself "
+                         "(a SavedModel directory: load it in Keras and save it with model.save('model.keras'))")
     if not path.is_file():
         raise ModelError(f"model file not found: {path}; check the path (a .keras or .h5 file)")
     suffix = path.suffix.lower()
     if suffix not in (".keras", ".h5", ".hdf5"):
         raise ModelError(f"{path} is not a Keras model file: expected a .keras or .h5 file "
                          "(save one with model.save('model.keras'))")
-    if suffix == ".keras" and not zipfile.is_zipfile(path):
-        raise ModelError(f"{path} is not a valid .keras file (not a zip archive: truncated or wrong format); "
-                         "re-save or re-download the model")
+    if suffix == ".keras":
+        _check_keras_archive(path)
     return path
+
+
+def _check_keras_archive(path: Path) -> None:
+    """Refuse a ``.keras`` file that is no zip archive or whose description would unpack too large."""
+    not_zip = (f"{path} is not a valid .keras file (not a zip archive: truncated or wrong format); "
+               "re-save or re-download the model")
+    if not zipfile.is_zipfile(path):
+        raise ModelError(not_zip)
+    try:
+        with zipfile.ZipFile(path) as archive:  # reads the directory only
+            sizes = {info.filename: info.file_size for info in archive.infolist() if info.filename in _DESCRIPTIONS}
+    except (zipfile.BadZipFile, OSError, ValueError):
+        raise ModelError(not_zip) from None
+    for name, size in sizes.items():
+        if size > MAX_DESCRIPTION_BYTES:
+            raise ModelError(f"{path}: its {name} unpacks to {size / (1 << 20):,.0f} MiB, over the cap of "
+                             f"{MAX_DESCRIPTION_BYTES >> 20} MiB for a model description (a zip bomb?); "
+                             "refused unread: use a model file from a source you trust, or re-save it")
+
+
+def _condensed(message: str, limit: int = 300) -> tuple[str, bool]:
+    """The line of a Keras error that says what is wrong, and whether anything was left out.
+
+    Keras nests deserialization errors ("... could not be deserialized properly ... config={...}
+    Exception encountered: ..."), the innermost cause last; its first line otherwise.
+    """
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    causes = [line for line in lines if line.startswith("Exception encountered:")]
+    line = causes[-1].removeprefix("Exception encountered:").strip() if causes else (lines[0] if lines else "")
+    for marker in (" Full object config:", " config={", "config={"):
+        if marker in line:
+            line = line[:line.index(marker)].rstrip(" .:,") + " ..."
+    if len(line) > limit:
+        line = line[:limit].rstrip() + " ..."
+    return line, line != message.strip()
 
 
 _LEGACY_KEYS = ("groups", "kernel_initializer", "kernel_regularizer", "kernel_constraint")
@@ -118,7 +161,8 @@ def load_model(path: str | os.PathLike, *, safe_mode: bool = True) -> keras.Mode
     a ``Lambda`` layer (arbitrary code) is then refused.
 
     Raises:
-        ModelError: the file is missing, not a Keras model, truncated, or unsafe.
+        ModelError: the file is missing, not a Keras model, truncated, or unsafe (one line: the
+            meaningful line of Keras' message; the exception's cause holds all of it).
     """
     path = check_model_file(path)
     import keras
@@ -132,12 +176,19 @@ def load_model(path: str | os.PathLike, *, safe_mode: bool = True) -> keras.Mode
                 f"{path} contains code (e.g. a Lambda layer) and was refused in safe mode; "
                 "load it only if you trust its source, with --unsafe-load (safe_mode=False)"
             ) from exc
-        raise ModelError(f"cannot load model {path}: {exc}") from exc
+        raise ModelError(_load_error(path, str(exc))) from exc
     except Exception as exc:  # h5py/zip/deserialization errors come in many types
-        raise ModelError(f"cannot load model {path}: {type(exc).__name__}: {exc}; {_DAMAGED}") from exc
+        raise ModelError(_load_error(path, str(exc), type(exc).__name__, _DAMAGED)) from exc
     if not isinstance(model, keras.Model):
         raise ModelError(f"{path} holds a {type(model).__name__}, not a Keras model")
     return model
+
+
+def _load_error(path: Path, message: str, kind: str = "", advice: str = "") -> str:
+    """One line for a Keras load error: its meaningful line, the advice, and where the rest is."""
+    line, cut = _condensed(message)
+    text = f"cannot load model {path}: {kind + ': ' if kind else ''}{line}{'; ' + advice if advice else ''}"
+    return text + ("; oipscope --debug ... shows Keras' full message" if cut else "")
 
 
 def image_input_shape(model: keras.Model) -> tuple[int, int, int]:
