@@ -271,7 +271,7 @@ def zoo(
     """OIPs for the maps of the chosen layers, dataset examples, and a browsable HTML gallery.
 
     A classifier also gets its class OIPs: what each output class wants to see (--no-classes: not).
-    Ctrl-C keeps every finished layer (and chunk); the same command with --resume continues.
+    Ctrl-C (or SIGTERM) keeps every finished layer (and chunk); the same command with --resume continues.
     With --ray the chunks of all layers run on a Ray cluster at once; the results land here the same.
 
     Example: oipscope zoo my_cnn.h5 --input-range -1,1 --images faces/ --layers 'activation_*' --maps 0-15
