@@ -53,7 +53,7 @@ def test_a_line_comes_while_nothing_is_done_then_an_estimate_then_done():
     lines = buffer.getvalue().splitlines()
     assert any(line.startswith("progress: c2 (1/2) OIPs 2/8, ") and "left in this phase" in line
                for line in lines), lines
-    assert sum(line.startswith("c2 (1/2) OIPs: 8/8 done in ") for line in lines) == 1, lines
+    assert sum(line.startswith("c2 (1/2) OIPs 8/8 done in ") for line in lines) == 1, lines
     assert not any("examples" in line for line in lines), lines
     count = len(lines)
     time.sleep(0.15)

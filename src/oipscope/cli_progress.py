@@ -110,7 +110,7 @@ class PlainProgress:
             line = None
             if task.visible and task.finished and not task.done_reported:
                 task.done_reported = True
-                line = (f"{task.description}: {_count(task.completed)}/{_count(task.total)} done in "
+                line = (f"{task.description} {_count(task.completed)}/{_count(task.total)} done in "
                         f"{duration_text(time.monotonic() - task.began)}")
         if line:
             self._print(line)
