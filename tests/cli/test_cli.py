@@ -227,3 +227,72 @@ def test_find_bad_objective_exit_code(tmp_path):
     proc = run_module("find", "--objective", "channel +", "--out", str(tmp_path / "bad"))
     assert proc.returncode == 2, proc.stderr
     assert "objective" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# --- output in a log: whole lines, true summaries, SIGTERM as Ctrl-C --------------------
+
+
+def test_info_table_rows_stay_whole_without_a_terminal(tmp_path):
+    """Piped or redirected, rich used to cut every line at 80 columns: a table row became two."""
+    import keras
+
+    long_name = "a_convolution_with_a_rather_long_descriptive_layer_name_0123456789"
+    model = keras.Sequential([keras.Input((12, 12, 1)), keras.layers.Conv2D(4, 3, name=long_name),
+                              keras.layers.Conv2D(6, 3, name="c2")], name="long_names")
+    path = tmp_path / "long.keras"
+    model.save(path)
+    result = runner.invoke(app, ["info", str(path)])
+    assert result.exit_code == 0, result.output
+    row = [line for line in result.output.splitlines() if long_name in line and "Conv2D" in line]
+    assert len(row) == 1 and "(None, 10, 10, 4)" in row[0] and "40" in row[0], result.output
+    listing = [line for line in result.output.splitlines() if line.startswith("layers with feature maps:")]
+    assert listing == [f"layers with feature maps: {long_name} (4), c2 (6)"], result.output
+
+
+def _assessed_result(evoked: list[int]):
+    """An OipResult of len(evoked) assessed OIPs, OIP i seen by the model as class evoked[i]."""
+    import numpy as np
+
+    from oipscope.config import OipConfig
+    from oipscope.search.results import MapOip, OipResult
+
+    maps = tuple(MapOip(map_index=i, image=np.zeros((4, 4, 1), np.float32), activation=1.0, status="converged",
+                        converged_step=3, snapshots=np.zeros((0, 4, 4, 1), np.float32), snapshot_steps=(),
+                        activation_history=np.ones(3, np.float32), start="scales", superstimulus_ratio=1.5,
+                        evoked_probabilities=np.eye(10, dtype=np.float32)[label])
+                 for i, label in enumerate(evoked))
+    return OipResult(layer_name="c2", model_name="m", model_hash=None, config=OipConfig(), maps=maps,
+                     versions={}, seconds=1.0)
+
+
+@pytest.mark.parametrize("evoked, text", [
+    ([3, 1, 7, 0], "evoked classes: all 4 different"),
+    ([2, 5, 5, 0], "most common evoked class: 5 (2 of 4)"),
+    ([4, 4, 1, 1], "most common evoked classes: 1, 4 (2 of 4 each)"),
+])
+def test_summary_says_what_is_true_of_the_evoked_classes(evoked, text):
+    from oipscope.cli.commands import _print_summary
+    from oipscope.cli.options import console
+
+    with console.capture() as captured:
+        _print_summary(_assessed_result(evoked))
+    output = captured.get()
+    assert f"beat every one of its images; {text}\n" in output, output
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_sigterm_interrupts_like_ctrl_c():
+    """`kill` of a command must reach the same Ctrl-C handling (finished work named, exit 130)."""
+    import signal
+
+    from oipscope.cli.commands import _interrupt_on_sigterm
+
+    saved = signal.getsignal(signal.SIGTERM)
+    try:
+        _interrupt_on_sigterm()
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(1000):  # the handler runs at the next bytecode boundary
+                pass
+    finally:
+        signal.signal(signal.SIGTERM, saved)

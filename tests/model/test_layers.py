@@ -162,6 +162,30 @@ def test_select_exact_name_with_glob_characters_and_bad_items():
         select_layers(model, ["c1", 3])
 
 
+def test_names_with_spaces_around_them_are_kept_exactly():
+    """A zoo hands the plan's names back to select_layers: " conv b " must not become "conv b"."""
+    import keras
+    from keras import layers as L
+
+    from oipscope.files import safe_filename
+    from oipscope.runs.plan import plan_zoo
+
+    inputs = keras.Input((12, 12, 1))
+    x = L.Conv2D(2, 3, name="conv a")(inputs)
+    x = L.Conv2D(2, 3, name=" conv b ")(x)
+    x = L.Conv2D(2, 3, name="conv b")(x)
+    model = keras.Model(inputs, L.Conv2D(2, 3, name="conv c ")(x))
+    names = ["conv a", " conv b ", "conv b", "conv c "]
+    assert default_layers(model) == names
+    assert select_layers(model, names) == names  # the names a plan holds select the same layers again
+    assert [plan.layer_name for plan in plan_zoo(model, names)] == names
+    assert select_layers(model, " conv b ,conv a") == ["conv a", " conv b "]  # typed exactly: that layer
+    assert select_layers(model, "  conv a , conv b") == ["conv a", "conv b"]  # typed loosely: stripped
+    files = [safe_filename(name) for name in names]
+    assert len(set(files)) == len(names)
+    assert all(file == file.strip() and " " not in file and file[0] != "-" for file in files)
+
+
 # --- real-world-like models --------------------------------------------------------------
 
 

@@ -25,6 +25,7 @@ from .options import (
     console, encoding_option, err_console, images_option, input_size_option, kept_chunks, load_model_option, numbers_option, output_errors, skipped_note, start_tensorflow, state,
     subject_option,
 )
+from .progress import duration_text, progress_display
 from ..errors import ConfigError, OipscopeError, OutputError
 
 __all__ = ["app", "main"]
@@ -203,8 +204,7 @@ def find(
     layer = default_layer_option(layer, subject.model, config.objective)
     image_set = images_option(images, subject, model, dataset=dataset) if assess else None  # before the long part
     with backend_option(ray, workers, ray_cpus_per_task, ray_gpus_per_task, unsafe_load) as backend, \
-            Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                     TimeElapsedColumn(), console=console) as progress, output_errors(out):
+            progress_display(console) as progress, output_errors(out):
         oips = progress.add_task(f"{layer} OIPs", total=None, visible=False)  # shown once the search reports
         examples = (progress.add_task(f"{Path(image_set.name).name} examples", total=len(image_set), visible=False)
                     if image_set is not None else None)
@@ -273,7 +273,7 @@ def zoo(
     """OIPs for the maps of the chosen layers, dataset examples, and a browsable HTML gallery.
 
     A classifier also gets its class OIPs: what each output class wants to see (--no-classes: not).
-    Ctrl-C keeps every finished layer (and chunk); the same command with --resume continues.
+    Ctrl-C (or SIGTERM) keeps every finished layer (and chunk); the same command with --resume continues.
     With --ray the chunks of all layers run on a Ray cluster at once; the results land here the same.
 
     Example: oipscope zoo my_cnn.h5 --input-range -1,1 --images faces/ --layers 'activation_*' --maps 0-15
@@ -305,8 +305,7 @@ def zoo(
         gallery = BackgroundGallery(out, (subject.name, describe(subject.model)), images=image_set,
                                     contrast=contrast)
     with backend_option(ray, workers, ray_cpus_per_task, ray_gpus_per_task, unsafe_load) as backend, \
-            Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                     TimeElapsedColumn(), console=console) as progress, output_errors(out):
+            progress_display(console) as progress, output_errors(out):
         tasks: dict[tuple[str, str], int] = {}
         order = [item.layer_name for item in plan]
 
@@ -399,23 +398,15 @@ def _print_plan(subject, plan, config, image_set, execution, class_layer: Option
         total += seconds
         height, width, n_maps = item.output_shape
         console.print(f"  {item.layer_name:<28} {item.class_name:<20} {len(item.maps):>5} of {n_maps:<5} maps  "
-                      f"{height}x{width}  ~{_duration(seconds)}{'' if probed else ' (interpolated)'}", markup=False)
+                      f"{height}x{width}  ~{duration_text(seconds)}{'' if probed else ' (interpolated)'}", markup=False)
     if class_layer:
         n_classes = int(subject.model.get_layer(class_layer).output.shape[-1])
         item = LayerPlan(class_layer, "classes", tuple(range(n_classes)), (1, 1, n_classes))
         total += (seconds := estimate_seconds(subject, item, class_config(config), execution=execution))
-        console.print(f"  class OIPs of {class_layer}: {n_classes} classes  ~{_duration(seconds)}", markup=False)
+        console.print(f"  class OIPs of {class_layer}: {n_classes} classes  ~{duration_text(seconds)}", markup=False)
     probed = sum(probed for _, probed in estimates)
-    console.print(f"estimated time: ~{_duration(total)} on this machine (from short timed probes of {probed} of "
+    console.print(f"estimated time: ~{duration_text(total)} on this machine (from short timed probes of {probed} of "
                   f"{len(plan)} layer(s), the others interpolated by depth)", markup=False)
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 @app.command()
@@ -453,11 +444,11 @@ def _print_summary(result) -> None:
         console.print(f"class OIPs: the model sees {summary['own_class']}/{summary['maps']} as the class they climbed",
                       markup=False)
     elif summary.get("maps_live_on_data"):
-        common = summary.get("common_evoked_class")  # None for a model without a classifier output
+        evoked = _evoked_text(result)  # "" for a model without a classifier output
         console.print(
             f"superstimulus ratio: median {summary['median_ratio']:.2f}, "
             f"{summary['ratio_at_least_1']}/{summary['maps_live_on_data']} maps that fire on the data "
-            f"beat every one of its images" + ("" if common is None else f"; most common evoked class: {common}"),
+            f"beat every one of its images" + (f"; {evoked}" if evoked else ""),
             markup=False,
         )
     if "median_jitter_robustness" in summary:
@@ -466,6 +457,24 @@ def _print_summary(result) -> None:
             f"shifted by 4 px), median high-frequency share {summary['median_hf_share']:.2f}",
             markup=False, soft_wrap=True,
         )
+
+
+def _evoked_text(result) -> str:
+    """What the summary says of the classes the model sees in the OIPs: the most common one with its
+    count, the tied ones, or that they are all different ("" when none was assessed)."""
+    from collections import Counter
+
+    counts = Counter(oip.evoked_class for oip in result.maps if oip.evoked_class is not None)
+    n = sum(counts.values())
+    if not n:
+        return ""
+    top = max(counts.values())
+    leaders = sorted(label for label, count in counts.items() if count == top)
+    if n > 1 and top == 1:
+        return f"evoked classes: all {n} different"
+    if len(leaders) == 1:
+        return f"most common evoked class: {leaders[0]} ({top} of {n})"
+    return f"most common evoked classes: {', '.join(map(str, leaders))} ({top} of {n} each)"
 
 
 @app.command()
@@ -605,9 +614,22 @@ def _save_pixels(pixels: np.ndarray, path: Path) -> None:
     Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).save(path)
 
 
+def _interrupt_on_sigterm() -> None:
+    """Make SIGTERM (``kill``, a scheduler's stop) end a command as Ctrl-C does: the finished work
+    named and kept, workers stopped, one line, exit code 130; instead of a silent death."""
+    import signal
+
+    def interrupt(signum, frame) -> None:
+        raise KeyboardInterrupt
+
+    if hasattr(signal, "SIGTERM"):
+        signal.signal(signal.SIGTERM, interrupt)
+
+
 def main() -> None:
     """Entry point of the console script: run the app, turning errors into one line."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter
+    _interrupt_on_sigterm()
     try:
         app()  # standalone: usage errors print their message and exit 2
     except OipscopeError as exc:

@@ -17,7 +17,7 @@ from rich.console import Console
 from ..errors import ConfigError, OutputError
 
 __all__ = [
-    "console", "err_console", "state", "ModelArg", "UnsafeOpt", "RangeOpt", "MeanOpt", "StdOpt", "StandardizeOpt",
+    "console", "err_console", "LOG_WIDTH", "state", "ModelArg", "UnsafeOpt", "RangeOpt", "MeanOpt", "StdOpt", "StandardizeOpt",
     "PreprocessOpt", "BgrOpt", "InputSizeOpt",
     "ImagesOpt", "DatasetOpt", "RayOpt", "WorkersOpt", "RayCpusOpt", "RayGpusOpt", "backend_option",
     "start_tensorflow", "load_model_option", "subject_option", "input_size_option", "encoding_option",
@@ -26,8 +26,18 @@ __all__ = [
     "ParametrizationOpt", "OptimizerOpt", "WarmupOpt", "method_config", "default_layer_option",
 ]
 
-console = Console()
-err_console = Console(stderr=True)
+LOG_WIDTH = 10_000
+"""Characters per line without a terminal: a log or a pipe gets whole lines, never cut at 80 columns."""
+
+
+def _console(stderr: bool = False) -> Console:
+    """A console as wide as the terminal; without one (piped, redirected) whole lines, never wrapped."""
+    console = Console(stderr=stderr)
+    return console if console.is_terminal else Console(stderr=stderr, width=LOG_WIDTH, soft_wrap=True)
+
+
+console = _console()
+err_console = _console(stderr=True)
 state = {"debug": False}  # --debug: tracebacks instead of one-line errors
 
 ModelArg = typer.Argument(None, help="A .keras or .h5 model file (default: the embedded MNIST CNN).")

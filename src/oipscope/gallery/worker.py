@@ -13,6 +13,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -28,6 +30,34 @@ _WORKER: dict[str, Any] = {}  # in the worker process: its Gallery and the image
 def _ignore_interrupts() -> None:
     """Ctrl-C reaches the worker too; the zoo's process decides (and stops the worker)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _start_worker(parent_pid: int) -> None:
+    """The worker's start: Ctrl-C left to the zoo's process, and an end with that process."""
+    _ignore_interrupts()
+    threading.Thread(target=_exit_with_parent, args=(parent_pid,), name="oipscope-parent-watch",
+                     daemon=True).start()
+
+
+def _exit_with_parent(parent_pid: int, poll_seconds: float = 0.5) -> None:
+    """Wait for the zoo's process to end, then end this worker at once, writing nothing more.
+
+    A zoo killed outright (``kill -9``) cannot stop its worker, which would wait for work on
+    its pipe forever (or draw on into ``--out``). The parent's sentinel (a pipe that reaches
+    EOF when the parent dies; a process handle on Windows) wakes this thread at once; the
+    parent's pid (an orphan gets a new parent) is checked as well, in case the sentinel is missing.
+    """
+    parent = multiprocessing.parent_process()
+    while True:
+        if parent is not None:
+            parent.join(poll_seconds)
+            if not parent.is_alive():
+                break
+        else:
+            time.sleep(poll_seconds)
+        if os.getppid() != parent_pid:
+            break
+    os._exit(1)
 
 
 def _open(out_dir: str, model_summary, options: dict) -> None:
@@ -73,7 +103,7 @@ class BackgroundGallery:
         self._local: Gallery | None = None
         try:
             self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_ignore_interrupts)
+                                             initializer=_start_worker, initargs=(os.getpid(),))
             self._pending.append(self._pool.submit(_open, str(out_dir), model_summary,
                                                    dict(options, images=images, names=names)))
         except (OSError, NotImplementedError, BrokenProcessPool):  # no processes here: draw in this one

@@ -101,12 +101,14 @@ def _sample(names: list[str], n: int = 8) -> str:
     return ", ".join(names[:n]) + (f", ... ({len(names)} in all)" if len(names) > n else "") if names else "none"
 
 
-def _items(spec: str | Sequence[str]) -> list[str]:
+def _items(spec: str | Sequence[str], names: frozenset[str] = frozenset()) -> list[str]:
+    """The items of a selection: an exact layer name as it is (``" conv b "`` keeps its spaces),
+    anything else with the spaces around it removed, empty ones left out."""
     parts = spec.split(",") if isinstance(spec, str) else list(spec)
     for part in parts:
         if not isinstance(part, str):
             raise LayerError(f"layer spec items must be strings, got {part!r} ({type(part).__name__})")
-    return [part.strip() for part in parts if part.strip()]
+    return [part if part in names else part.strip() for part in parts if part.strip()]
 
 
 def select_layers(model: keras.Model, spec: str | Sequence[str] | None = None) -> list[str]:
@@ -118,7 +120,8 @@ def select_layers(model: keras.Model, spec: str | Sequence[str] | None = None) -
             string or a sequence of items, each a layer name, a shell glob
             (``activation_*``, ``block*_relu``) or ``all`` (every layer with
             feature maps). An item that is an exact layer name is a name even
-            if it contains glob characters.
+            if it contains glob characters or spaces around it (so the names
+            this function returns select exactly those layers again).
 
     Raises:
         LayerError: an unknown name (with close names), a glob matching no
@@ -126,11 +129,11 @@ def select_layers(model: keras.Model, spec: str | Sequence[str] | None = None) -
     """
     if spec is None or (isinstance(spec, str) and not spec.strip()):
         return default_layers(model)
-    items = _items(spec)
+    all_names = frozenset(layer.name for layer in model.layers)
+    items = _items(spec, all_names)
     if not items:
         return default_layers(model)
     with_maps = [info.name for info in feature_layers(model)]
-    all_names = {layer.name for layer in model.layers}
     chosen: set[str] = set()
     for item in items:
         if item == "all":
