@@ -111,7 +111,7 @@ def _kept_parts(out_dir: Path, key: dict, selected: tuple[int, ...],
             continue  # a chunk interrupted while it was saved
         try:
             part = OipResult.load(folder)
-        except (DataError, ConfigError) as exc:
+        except DataError as exc:
             note(f"recomputing a damaged chunk: {exc}")
             continue
         maps = {oip.map_index for oip in part.maps}
@@ -186,7 +186,7 @@ class _LayerJob:
                 if self.done is None and (out_dir / RESULT_JSON).is_file():
                     self.note(f"recomputing the result in {out_dir}: it was computed with other settings than "
                               f"{run_file}")
-            except (DataError, ConfigError) as exc:
+            except DataError as exc:  # a result of another format is refused (ConfigError), not overwritten
                 self.note(f"recomputing a damaged result: {exc}")
             if self.done is not None:
                 return
