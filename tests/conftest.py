@@ -49,7 +49,7 @@ def _find_data(name: str, extra: tuple[Path, ...] = ()) -> tuple[Path | None, li
 # carry `@pytest.mark.slow` themselves, so every module keeps quick tests in the fast run.
 SLOW_MODULES = frozenset({
     "test_bad_inputs.py", "test_browser.py", "test_hostile_process.py", "test_interrupt.py", "test_memory_budget.py",
-    "test_tour.py", "test_zoo_cli.py", "test_hostile_inputs.py",
+    "test_tour.py", "test_zoo_cli.py", "test_hostile_inputs.py", "test_hostile_files.py",
 })
 
 

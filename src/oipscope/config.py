@@ -11,18 +11,23 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from .errors import ConfigError
 
-__all__ = ["OipConfig", "Execution", "default_snapshot_steps", "PARAMETRIZATIONS", "OPTIMIZERS"]
+__all__ = ["OipConfig", "Execution", "default_snapshot_steps", "PARAMETRIZATIONS", "OPTIMIZERS", "MAX_STEPS"]
 
 _EXECUTION_KEYS = ("memory_budget_mb", "jit_compile")  # OipConfig fields before Execution existed
 PARAMETRIZATIONS: tuple[str, ...] = ("pixels", "fourier")
 OPTIMIZERS: tuple[str, ...] = ("normalized", "adam")
 _CPU_BATCH = 64
+MAX_STEPS = 1_000_000
+"""The most steps of any ascent (``steps``, a stage of strategy 1, the rescue, a warm-up).
+
+The series' CNN converges in a few hundred steps; a million already takes hours
+per layer, and far more only fills memory and time."""
 
 
 def default_snapshot_steps(steps: int) -> tuple[int, ...]:
@@ -42,6 +47,15 @@ def _check(cond: bool, msg: str) -> None:
 
 def _is_int(x: Any) -> bool:
     return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+
+def _check_step_bound(name: str, values: Sequence[int]) -> None:
+    """At most :data:`MAX_STEPS` steps: a larger count would fill memory and run for days."""
+    too_many = [v for v in values if _is_int(v) and v > MAX_STEPS]
+    if too_many:
+        raise ConfigError(f"{name} must be at most {MAX_STEPS:,}, got {too_many[0]:,}: an ascent that long takes "
+                          f"days and fills memory; give {MAX_STEPS} steps or fewer (e.g. --steps 600, which "
+                          "usually converge)")
 
 
 @dataclass(frozen=True)
@@ -155,6 +169,9 @@ class OipConfig:
         _check(self.strategy in (0, 1) and _is_int(self.strategy), f"strategy must be 0 or 1, got {self.strategy!r}")
         _check(len(self.strategy1_steps) >= 1 and all(s >= 1 for s in self.strategy1_steps),
                f"strategy1_steps must be integers >= 1, got {self.strategy1_steps!r}")
+        for name in ("steps", "strategy1_steps", "rescue_steps", "warmup_steps", "warmup_round_steps"):
+            value = getattr(self, name)
+            _check_step_bound(name, value if isinstance(value, tuple) else (value,))
         _check(self.start in ("scales", "fourier"), f"start must be 'scales' or 'fourier', got {self.start!r}")
         _check(isinstance(self.fourier_alpha, (int, float)) and math.isfinite(self.fourier_alpha)
                and self.fourier_alpha >= 0, f"fourier_alpha must be >= 0, got {self.fourier_alpha!r}")

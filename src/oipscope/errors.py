@@ -14,6 +14,7 @@ __all__ = [
     "ConfigError",
     "OutputError",
     "ClusterError",
+    "FolderInUseError",
 ]
 
 
@@ -60,3 +61,9 @@ class ClusterError(OipscopeError):
     """A Ray cluster cannot be reached or started, or Ray is not installed."""
 
     exit_code = 7
+
+
+class FolderInUseError(OipscopeError):
+    """The output folder is in use by another run, whose lock names it (exit code 8)."""
+
+    exit_code = 8

@@ -203,3 +203,39 @@ def test_an_xla_compiled_search_finds_the_same_oips(tiny):
                                rtol=1e-3, atol=1e-5)
     for a, b in zip(plain.maps, compiled.maps):
         np.testing.assert_allclose(b.image, a.image, atol=1e-3)
+
+
+def test_steps_beyond_the_bound_are_refused_with_the_bound_and_what_to_do():
+    from oipscope.config import MAX_STEPS
+
+    OipConfig(steps=MAX_STEPS)
+    for fields in ({"steps": 3_000_000_000}, {"strategy1_steps": (20, MAX_STEPS + 1)}, {"rescue_steps": 10**7}):
+        with pytest.raises(ConfigError, match=r"at most 1,000,000.*--steps 600"):
+            OipConfig(**fields)
+
+
+@pytest.mark.parametrize("stop", [True, False], ids=["frozen-at-convergence", "all-steps"])
+def test_a_long_ascent_keeps_an_evenly_thinned_history(sub, monkeypatch, stop):
+    """Past HISTORY_SAMPLES steps the history keeps every k-th step's activation, the same values as a full one;
+    the images do not change."""
+    from oipscope.ascent import pixels as engine
+
+    cfg = OipConfig(steps=60, conv_criterion=1e-2, stop_on_convergence=stop, scales=(3, 6, 12))
+    full = ascend(sub, _x(5), range(5), cfg)
+    monkeypatch.setattr(engine, "HISTORY_SAMPLES", 7)  # 60 steps: every 9th step, 7 entries
+    thin = ascend(sub, _x(5), range(5), cfg)
+    assert thin.history_every == 9 and thin.history.shape == (5, 7)
+    np.testing.assert_array_equal(thin.history, full.history[:, ::9])
+    np.testing.assert_array_equal(thin.images, full.images)
+    assert full.history_every == 1 and full.history.shape == (5, 60)
+
+
+def test_a_thinned_history_is_saved_with_its_spacing(tiny, monkeypatch, tmp_path):
+    from oipscope.ascent import pixels as engine
+
+    monkeypatch.setattr(engine, "HISTORY_SAMPLES", 8)
+    res = find_oips(tiny, "c2", [0, 1], OipConfig(steps=40, scales=(3, 6, 12), restarts=0, precursor=False))
+    back = OipResult.load(res.save(tmp_path / "r"))
+    for m in back.maps:
+        assert m.history_every == 5 and m.activation_history.shape == (8,)
+        assert m.history_steps.tolist() == list(range(0, 40, 5))

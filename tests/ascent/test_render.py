@@ -283,3 +283,16 @@ def test_the_warm_up_wakes_a_dead_map_in_the_series_loop(dead_blob):
     live = find_oips(dead_blob, "c1", [0], OipConfig(**base)).maps[0]
     assert live.activation > 0  # a live map keeps its OIP (bit for bit where the backend is exact)
     assert_reproduced(last.maps[0].image, live.image)
+
+
+@pytest.mark.slow
+def test_a_long_readable_ascent_keeps_an_evenly_thinned_history(rgb, monkeypatch):
+    from oipscope.ascent import pixels as engine
+
+    full = find_oips(rgb, "c2", [0, 1], ROBUST)
+    monkeypatch.setattr(engine, "HISTORY_SAMPLES", 6)  # 30 steps: every 5th step
+    thin = find_oips(rgb, "c2", [0, 1], ROBUST)
+    for a, b in zip(full.maps, thin.maps):
+        assert (a.history_every, b.history_every) == (1, 5)
+        np.testing.assert_array_equal(b.activation_history, a.activation_history[::5])
+        np.testing.assert_array_equal(b.image, a.image)

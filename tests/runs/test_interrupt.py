@@ -12,7 +12,7 @@ import pytest
 from conftest import interrupt_when, start_cli
 
 from oipscope.ascent.pixels import OipConfig
-from oipscope.errors import ConfigError
+from oipscope.errors import DataError
 from oipscope.search.results import ARRAYS_NPZ, RESULT_JSON, MapOip, OipResult
 
 N_MAPS = 8
@@ -115,7 +115,7 @@ def _interrupt_savez(monkeypatch, exc: BaseException) -> None:
 def _assert_nothing_valid(folder: Path) -> None:
     assert not list(folder.glob("*.tmp")) and not list(folder.glob(".*.tmp")), list(folder.iterdir())
     assert not (folder / RESULT_JSON).exists()
-    with pytest.raises(ConfigError):
+    with pytest.raises(DataError, match="result.json"):
         OipResult.load(folder)
     if (folder / ARRAYS_NPZ).exists():  # only a complete, earlier archive may remain
         np.load(folder / ARRAYS_NPZ).close()

@@ -224,3 +224,61 @@ def test_a_zoo_of_many_layers_probes_a_few_and_interpolates_the_others_by_depth(
         expected = fake_probe(None, plans[k], config).seconds(plans[k], config)
         assert seconds == pytest.approx(expected)
     assert len(estimate_zoo_seconds(model, plans[:2], config, max_probes=6)) == 2
+
+
+def _cut_after_first_chunk(model, out):
+    def stop(done, total):
+        if done > 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_layer(model, "c2", "all", CONFIG, out, chunk_maps=2, on_progress=stop)
+    [chunk] = list((out / "parts").iterdir())
+    return chunk
+
+
+@pytest.mark.slow
+def test_resume_recomputes_a_damaged_chunk_with_a_note(tiny_model, tmp_path):
+    whole = run_layer(tiny_model, "c2", "all", CONFIG, tmp_path / "whole", chunk_maps=2)
+    chunk = _cut_after_first_chunk(tiny_model, tmp_path / "cut")
+    arrays = chunk / "arrays.npz"
+    arrays.write_bytes(arrays.read_bytes()[: arrays.stat().st_size // 2])
+    notes, seen = [], []
+    resumed = run_layer(tiny_model, "c2", "all", CONFIG, tmp_path / "cut", chunk_maps=2, resume=True,
+                        on_note=notes.append, on_progress=lambda done, total: seen.append(done))
+    assert len(notes) == 1 and "damaged chunk" in notes[0] and str(arrays) in notes[0]
+    assert seen[0] == 0  # nothing kept: the damaged chunk is computed again
+    _same(resumed, whole)
+
+
+@pytest.mark.slow
+def test_resume_never_takes_a_result_of_other_settings_as_its_own(tiny_model, tmp_path):
+    """Two runs wrote one folder: run.json of one, result.json of the other. --resume recomputes."""
+    import shutil
+
+    from oipscope.search.results import ARRAYS_NPZ, RESULT_JSON
+
+    other = OipConfig(steps=7, n_candidates=2, restarts=0, scales=(3, 6, 12), rescue_steps=0)
+    run_layer(tiny_model, "c2", "0-1", other, tmp_path / "other", chunk_maps=2)
+    out = tmp_path / "out"
+    run_layer(tiny_model, "c2", "0-1", CONFIG, out, chunk_maps=2)
+    for name in (RESULT_JSON, ARRAYS_NPZ):
+        shutil.copy(tmp_path / "other" / name, out / name)
+    notes = []
+    resumed = run_layer(tiny_model, "c2", "0-1", CONFIG, out, chunk_maps=2, resume=True, on_note=notes.append)
+    assert resumed.config.steps == 20 and OipResult.load(out).config.steps == 20
+    assert len(notes) == 1 and "other settings" in notes[0]
+
+
+@pytest.mark.slow
+def test_resume_recomputes_a_chunk_of_other_settings(tiny_model, tmp_path):
+    import dataclasses
+
+    chunk = _cut_after_first_chunk(tiny_model, tmp_path / "cut")
+    part = OipResult.load(chunk)
+    dataclasses.replace(part, config=dataclasses.replace(part.config, steps=9)).save(chunk)
+    notes = []
+    resumed = run_layer(tiny_model, "c2", "all", CONFIG, tmp_path / "cut", chunk_maps=2, resume=True,
+                        on_note=notes.append)
+    assert len(notes) == 1 and "other settings" in notes[0]
+    assert resumed.config.steps == 20 and len(resumed.maps) == 6

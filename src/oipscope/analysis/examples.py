@@ -21,8 +21,8 @@ import numpy as np
 from .activations import as_image_batch
 from ..model.encoding import InputEncoding
 from ..errors import ConfigError, DataError, LayerError
-from ..files import atomic_write
 from ..data.imagesets import finite_images
+from ..files import atomic_write, read_saved_npz, reading_saved
 from ..model.loading import get_layer
 from ..model.subject import as_subject
 
@@ -138,15 +138,12 @@ class DatasetExamples:
         path = Path(path)
         if not path.is_file():
             raise DataError(f"dataset examples file not found: {path}")
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                content = {key: data[key] for key in data.files}
-        except (OSError, ValueError) as exc:
-            raise DataError(f"{path} is not a dataset examples .npz file: {exc}") from exc
-        try:
-            return cls.from_dict(content)
-        except DataError as exc:
-            raise DataError(f"{path}: {exc}") from exc
+        content = read_saved_npz(path, "dataset examples")
+        with reading_saved(path, "dataset examples"):  # wrong types or shapes of fields
+            try:
+                return cls.from_dict(content)
+            except DataError as exc:
+                raise DataError(f"{path}: {exc}") from exc
 
 
 def _check_positive(name: str, value) -> None:

@@ -20,7 +20,7 @@ import numpy as np
 from .traces import shared_function, weight_specs, weights_of, with_weights
 from ..config import Execution, OipConfig
 from ..model.encoding import InputEncoding
-from .pixels import AscentArrays, estimate_chunk_size, mean_activations
+from .pixels import AscentArrays, estimate_chunk_size, history_every, mean_activations, sample_history
 from ..errors import ConfigError
 from .objective import Context, Objective, parse_objective
 from .parametrization import Parametrization
@@ -127,6 +127,11 @@ def _get_loop(submodel, *key):
     return shared_function(submodel, ("render", *key), lambda owner: _build_loop(owner, *key))
 
 
+_WARP_BYTES_PER_STEP = 320
+"""Peak host memory of :func:`~oipscope.ascent.transforms.draw_matrices` per element and step (float64 3x3
+matrices of the composition and its inverse, the float32 result)."""
+
+
 def _batches(groups: np.ndarray, capacity: int) -> list[np.ndarray]:
     """Consecutive row ranges of at most ``capacity`` rows that never split a group (a map's replicates)."""
     out, start = [], 0
@@ -200,12 +205,15 @@ def render(
     size = config.learning_rate if config.optimizer == "adam" else config.epsilon
     n = len(params)
     images = np.zeros((n, h, w, c), np.float32)
-    history = np.zeros((n, steps), np.float32)
+    every = history_every(steps)
+    history = np.zeros((n, -(-steps // every)), np.float32)  # bounded, whatever the steps
     snapshots = np.zeros((n, len(snaps), h, w, c), np.float32)
     status = np.full(n, Status.STEP_LIMIT.code, np.int8)
     ends = sorted({s + 1 for s in snaps} | {steps} | ({warmup} if 0 < warmup < steps else set()))
     capacity = min(estimate_chunk_size(submodel, len(snaps), steps, execution.memory_budget_mb),
                    execution.batch_limit())
+    if transforms:  # a batch's warps of every step are drawn at once: they too stay within the budget
+        capacity = min(capacity, max(1, int(execution.memory_budget_mb * 2**20 // (_WARP_BYTES_PER_STEP * steps))))
     weights = weights_of(submodel)
     for rows in _batches(groups, capacity):
         if transforms:
@@ -220,7 +228,7 @@ def render(
             p, m, v, hist, finite, silent = loops[done < warmup](  # the warm loop in the warm-up steps
                 p, m, v, target, group, tf.constant(matrices[:, done:end]), tf.constant(done, tf.int32),
                 tf.constant(end - done, tf.int32), tf.constant(size, tf.float32), weights)
-            history[rows, done:end] = hist.numpy().T
+            sample_history(history, rows, done, hist.numpy(), every)
             done = end
             image = to_image(p).numpy() if done - 1 in snaps or done == steps else None
             if done - 1 in snaps:
@@ -239,4 +247,5 @@ def render(
         history=history,
         snapshots=snapshots,
         snapshot_steps=snaps,
+        history_every=every,
     )

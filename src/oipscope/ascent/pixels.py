@@ -45,7 +45,28 @@ __all__ = [
     "ascend",
     "mean_activations",
     "estimate_chunk_size",
+    "HISTORY_SAMPLES",
+    "history_every",
+    "sample_history",
 ]
+
+HISTORY_SAMPLES = 4096
+"""The most activation-history entries kept per OIP: a longer ascent keeps every
+``history_every(steps)``-th step's, evenly spaced (the default 600 steps keep all)."""
+
+
+def history_every(steps: int) -> int:
+    """The spacing of the kept history entries of a ``steps``-step ascent: 1 up to :data:`HISTORY_SAMPLES` steps."""
+    return max(1, -(-int(steps) // HISTORY_SAMPLES))
+
+
+def sample_history(history: np.ndarray, rows, first: int, values: np.ndarray, every: int) -> None:
+    """Keep the activations of steps ``first, first+1, ...`` (``values``, steps along axis 0) that fall on
+    every ``every``-th step, into ``history[rows, step // every]``."""
+    start = -(-first // every) * every  # the first kept step at or after ``first``
+    kept = values[start - first :: every]
+    if len(kept):
+        history[rows, start // every : start // every + len(kept)] = kept.T if kept.ndim > 1 else kept
 
 _RUNNING = Status.STEP_LIMIT.code  # the status of an element until something else happens
 
@@ -61,9 +82,11 @@ class AscentArrays:
             :meth:`statuses` gives the :class:`~oipscope.search.status.Status` values.
         converged_step: step at which convergence was met, -1 if never (B,).
         history: the activation before each step (B, steps); a stopped element
-            repeats its last one.
+            repeats its last one. An ascent of more than :data:`HISTORY_SAMPLES`
+            steps keeps only every ``history_every``-th step's.
         snapshots: images after each snapshot step (B, S, H, W, C).
         snapshot_steps: the S steps.
+        history_every: the steps between two history entries (1: every step).
     """
 
     images: np.ndarray
@@ -73,6 +96,7 @@ class AscentArrays:
     history: np.ndarray
     snapshots: np.ndarray
     snapshot_steps: tuple[int, ...] = field(default=())
+    history_every: int = 1
 
     def statuses(self) -> list[Status]:
         """The status of each element."""
@@ -297,7 +321,9 @@ class _Pool:
         self.run = np.zeros(n, np.int32)
         self.status = np.full(n, _RUNNING, np.int32)
         self.conv_step = np.full(n, -1, np.int32)
-        self.history = np.zeros((n, steps), np.float32)
+        self.every = history_every(steps)
+        self.steps = steps
+        self.history = np.zeros((n, -(-steps // self.every)), np.float32)  # bounded, whatever the steps
         self.snapshots = np.zeros((n, len(snapshot_steps), h, w, c), np.float32)
         self.snapshot_steps = np.asarray(snapshot_steps, np.int64)
 
@@ -309,7 +335,7 @@ class _Pool:
         self.status[rows], self.conv_step[rows], self.step[rows] = status, conv_step, step
         for j, row in enumerate(rows):
             done = int(step[j] - first[j])
-            self.history[row, first[j] : step[j]] = hist[:done, j]
+            sample_history(self.history, row, int(first[j]), hist[:done, j], self.every)
             if taken[j]:
                 k0 = int(np.searchsorted(self.snapshot_steps, first[j]))
                 self.snapshots[row, k0 : k0 + taken[j]] = snaps[: taken[j], j]
@@ -317,10 +343,9 @@ class _Pool:
 
     def finish(self) -> None:
         """Frozen elements repeat their last activation and image to the end."""
-        steps = self.history.shape[1]
-        for row in np.flatnonzero(self.step < steps):
+        for row in np.flatnonzero(self.step < self.steps):
             last = int(self.step[row])
-            self.history[row, last:] = self.history[row, last - 1]
+            self.history[row, -(-last // self.every):] = self.prev[row]  # its last activation
             self.snapshots[row, self.snapshot_steps >= last] = self.x[row]
 
 
@@ -441,4 +466,5 @@ def ascend(
         history=pool.history,
         snapshots=pool.snapshots,
         snapshot_steps=snaps,
+        history_every=pool.every,
     )

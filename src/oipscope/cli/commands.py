@@ -25,8 +25,9 @@ from .options import (
     console, encoding_option, err_console, images_option, input_size_option, kept_chunks, load_model_option, numbers_option, output_errors, skipped_note, start_tensorflow, state,
     subject_option,
 )
-from .progress import duration_text, progress_display
 from ..errors import ConfigError, OipscopeError, OutputError
+from ..runs.lock import output_lock
+from .progress import duration_text, progress_display
 
 __all__ = ["app", "main"]
 
@@ -36,6 +37,11 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+def note(line: str) -> None:
+    """One ``note:`` line about what a run did by itself (a damaged chunk recomputed, a stale lock taken over)."""
+    console.print(f"note: {line}", markup=False, soft_wrap=True)
+
 
 @app.callback()
 def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors.")) -> None:
@@ -186,7 +192,6 @@ def find(
     Example: oipscope find my_cnn.h5 --layer activation_6 --input-range -1,1 --images faces/ --out oips
     """
     from ..config import Execution, OipConfig
-    from ..runs.jobs import run_layer
 
     execution = Execution(memory_budget_mb=memory_budget_mb)
     config = method_config(
@@ -203,6 +208,21 @@ def find(
     subject = subject_option(model, unsafe_load, input_range, mean, std, standardize, preprocess, bgr, input_size)
     layer = default_layer_option(layer, subject.model, config.objective)
     image_set = images_option(images, subject, model, dataset=dataset) if assess else None  # before the long part
+    with output_errors(out), output_lock(out, on_note=note):  # one run per folder, until the grid is drawn
+        result = _find_in(out, subject, layer, maps, config, resume, chunk_maps, image_set, execution, ray, workers,
+                          ray_cpus_per_task, ray_gpus_per_task, unsafe_load)
+        skipped_note(image_set)
+        grid = _save_oip_grid(result, out / "oips.png")
+    _print_summary(result)
+    console.print(f"wrote {out} (result) and {grid}", markup=False)
+
+
+def _find_in(out: Path, subject, layer: str, maps: str, config, resume: bool, chunk_maps: Optional[int], image_set,
+             execution, ray: Optional[str], workers: Optional[int], ray_cpus_per_task: float,
+             ray_gpus_per_task: float, unsafe_load: bool):
+    """The search of ``find`` with its progress bars; Ctrl-C says what is kept."""
+    from ..runs.jobs import run_layer
+
     with backend_option(ray, workers, ray_cpus_per_task, ray_gpus_per_task, unsafe_load) as backend, \
             progress_display(console) as progress, output_errors(out):
         oips = progress.add_task(f"{layer} OIPs", total=None, visible=False)  # shown once the search reports
@@ -213,11 +233,11 @@ def find(
             progress.update(examples, completed=done, total=total, visible=True)
 
         try:
-            result = run_layer(
+            return run_layer(
                 subject, layer, maps, config, out, resume=resume, chunk_maps=chunk_maps, images=image_set,
                 execution=execution, backend=backend,
                 on_progress=lambda done, total: progress.update(oips, completed=done, total=total, visible=True),
-                on_examples=on_examples,
+                on_examples=on_examples, on_note=note,
             )
         except KeyboardInterrupt:
             progress.stop()
@@ -227,12 +247,6 @@ def find(
             err_console.print(f"interrupted: {kept}; run the same command with --resume to continue",
                               markup=False, soft_wrap=True)
             raise typer.Exit(130) from None
-    skipped_note(image_set)
-    with output_errors(out):
-        folder = out
-        grid = _save_oip_grid(result, folder / "oips.png")
-    _print_summary(result)
-    console.print(f"wrote {folder} (result) and {grid}", markup=False)
 
 
 @app.command()
@@ -299,45 +313,48 @@ def zoo(
     if dry_run:
         _print_plan(subject, plan, config, image_set, execution, class_layer)
         return
-    started = time.perf_counter()
-    begun: list[str] = []  # layers in the order they were started; all but the last are finished
-    with output_errors(out):  # each finished layer's pages are drawn in a worker process while the search goes on
-        gallery = BackgroundGallery(out, (subject.name, describe(subject.model)), images=image_set,
-                                    contrast=contrast)
-    with backend_option(ray, workers, ray_cpus_per_task, ray_gpus_per_task, unsafe_load) as backend, \
-            progress_display(console) as progress, output_errors(out):
-        tasks: dict[tuple[str, str], int] = {}
-        order = [item.layer_name for item in plan]
+    with output_lock(out, on_note=note):  # one run per folder: the search, then the last pages
+        started = time.perf_counter()
+        begun: list[str] = []  # layers in the order they were started; all but the last are finished
+        with output_errors(out):  # each finished layer's pages are drawn in a worker process while the search goes on
+            gallery = BackgroundGallery(out, (subject.name, describe(subject.model)), images=image_set,
+                                        contrast=contrast)
+        with backend_option(ray, workers, ray_cpus_per_task, ray_gpus_per_task, unsafe_load) as backend, \
+                progress_display(console) as progress, output_errors(out):
+            tasks: dict[tuple[str, str], int] = {}
+            order = [item.layer_name for item in plan]
 
-        def on_layer(name: str, index: int, total: int) -> None:
-            begun.append(name)
+            def on_layer(name: str, index: int, total: int) -> None:
+                begun.append(name)
 
-        def on_progress(name: str, stage: str, done: int, total: int) -> None:
-            if (name, stage) not in tasks:
-                label = f"{name} ({order.index(name) + 1}/{len(order)}) {stage}" if name in order else f"{name} {stage}"
-                tasks[name, stage] = progress.add_task(label, total=total)
-            progress.update(tasks[name, stage], completed=done, total=total)
+            def on_progress(name: str, stage: str, done: int, total: int) -> None:
+                if (name, stage) not in tasks:
+                    label = (f"{name} ({order.index(name) + 1}/{len(order)}) {stage}" if name in order
+                             else f"{name} {stage}")
+                    tasks[name, stage] = progress.add_task(label, total=total)
+                progress.update(tasks[name, stage], completed=done, total=total)
 
-        try:
-            runs = run_zoo(subject, [p.layer_name for p in plan], config, out, images=image_set, maps=maps,
-                           resume=resume, execution=execution, backend=backend, on_layer=on_layer,
-                           on_progress=on_progress, on_finished=gallery.add)
-            class_run = class_layer and run_classes(
-                subject, config, out, layer_name=class_layer, resume=resume, execution=execution, backend=backend,
-                on_layer=on_layer, on_progress=lambda done, total: on_progress(class_layer, "class OIPs", done, total))
-        except KeyboardInterrupt:
-            progress.stop()
-            gallery.close(now=True)
-            finished = ", ".join(begun[:-1]) or "none"
-            err_console.print(f"interrupted: finished layers ({finished}) are kept in {out}; "
-                              "run the same command with --resume to continue", markup=False, soft_wrap=True)
-            raise typer.Exit(130) from None
-        except BaseException:
-            gallery.close()
-            raise
-    skipped_note(image_set)
-    with output_errors(out):
-        index = gallery.finish(class_run)
+            try:
+                runs = run_zoo(subject, [p.layer_name for p in plan], config, out, images=image_set, maps=maps,
+                               resume=resume, execution=execution, backend=backend, on_layer=on_layer,
+                               on_progress=on_progress, on_finished=gallery.add, on_note=note)
+                class_run = class_layer and run_classes(
+                    subject, config, out, layer_name=class_layer, resume=resume, execution=execution,
+                    backend=backend, on_layer=on_layer, on_note=note,
+                    on_progress=lambda done, total: on_progress(class_layer, "class OIPs", done, total))
+            except KeyboardInterrupt:
+                progress.stop()
+                gallery.close(now=True)
+                finished = ", ".join(begun[:-1]) or "none"
+                err_console.print(f"interrupted: finished layers ({finished}) are kept in {out}; "
+                                  "run the same command with --resume to continue", markup=False, soft_wrap=True)
+                raise typer.Exit(130) from None
+            except BaseException:
+                gallery.close()
+                raise
+        skipped_note(image_set)
+        with output_errors(out):
+            index = gallery.finish(class_run)
     table = Table(title=f"oipscope zoo of {subject.name}")
     widest = max((len(run.result.layer_name) for run in runs), default=5)
     table.add_column("layer", no_wrap=True, min_width=min(40, widest))  # names whole: cut ones look alike
@@ -420,7 +437,8 @@ def report(
     """
     from ..gallery.site import rebuild_gallery
 
-    console.print(f"gallery: {rebuild_gallery(results_dir, out)}", markup=False)
+    with output_lock(out if out is not None else results_dir, on_note=note):  # not while a zoo writes it
+        console.print(f"gallery: {rebuild_gallery(results_dir, out)}", markup=False)
 
 
 def _save_oip_grid(result, path: Path) -> Path:

@@ -36,8 +36,9 @@ def map_label(oip) -> str:
 def activation_after(oip, step: int) -> float:
     """The map's mean activation after ``step``: the history entry before the next step."""
     hist = np.asarray(oip.activation_history).reshape(-1)
-    if 0 <= step + 1 < hist.size:
-        return float(hist[step + 1])
+    entry = (step + 1) // getattr(oip, "history_every", 1)  # the nearest kept entry of a thinned history
+    if 0 <= entry < hist.size:
+        return float(hist[entry])
     return float(oip.activation)
 
 

@@ -336,16 +336,17 @@ class MapCard:
         hist = np.asarray(oip.activation_history, dtype=np.float64).reshape(-1)
         if hist.size == 0:
             hist = np.array([float(oip.activation)])
-        self.activation_line.set_data(np.arange(hist.size), hist)
+        every = int(getattr(oip, "history_every", 1))  # a long ascent keeps every ``every``-th step's
+        self.activation_line.set_data(np.arange(hist.size) * every, hist)
         self.activation_line.set_linestyle(":" if marked else "-")
         c = int(oip.converged_step)
-        self.conv_dot.set_visible(0 <= c < hist.size)
-        if 0 <= c < hist.size:
-            self.conv_dot.set_data([c], [hist[c]])
+        self.conv_dot.set_visible(0 <= c // every < hist.size)
+        if 0 <= c // every < hist.size:
+            self.conv_dot.set_data([c], [hist[c // every]])
         finite = hist[np.isfinite(hist)]
         lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
         pad = 0.05 * (hi - lo) if hi > lo else 0.05 * max(abs(hi), 1.0)
-        self.ax_activation.set_xlim(0, max(hist.size - 1, 1))
+        self.ax_activation.set_xlim(0, max((hist.size - 1) * every, 1))
         self.ax_activation.set_ylim(lo - pad, hi + pad)
 
     def _paint_classes_and_info(self, oip, class_names: Sequence[str] | None) -> None:

@@ -238,14 +238,15 @@ def _activation_into(ax, oips: list, legend: bool = True, fontsize: float = 7) -
         hist = np.asarray(oip.activation_history, dtype=np.float64).reshape(-1)
         color = cmap.to_rgba(k) if n > 1 else _LINE
         style = ":" if Status(oip.status).marked else "-"
-        c = int(oip.converged_step)
-        dot = (c, hist[c]) if 0 <= c < hist.size else None
+        every, c = int(getattr(oip, "history_every", 1)), int(oip.converged_step)
+        steps = np.arange(hist.size) * every  # a long ascent keeps every ``every``-th step's activation
+        dot = (c, hist[c // every]) if 0 <= c // every < hist.size else None
         if legend or n == 1:  # a line per curve: the legend's handles
-            ax.plot(np.arange(hist.size), hist, style, color=color, lw=1.0, label=map_label(oip))
+            ax.plot(steps, hist, style, color=color, lw=1.0, label=map_label(oip))
             if dot is not None:
                 ax.plot(*([v] for v in dot), "o", color=color, ms=3)
         else:  # many curves: one collection each for lines and dots, drawn many times faster
-            curves.append((np.column_stack([np.arange(hist.size), hist]), color, style))
+            curves.append((np.column_stack([steps, hist]), color, style))
             if dot is not None:
                 dots.append((dot, color))
     if curves:

@@ -37,7 +37,7 @@ from ..figures import plot
 from ..figures.card import MapCard, card_layout
 from .class_page import class_label as _class_name, oip_mosaic as _mosaic, write_class_page
 from ..errors import ConfigError
-from ..files import atomic_write, safe_filename
+from ..files import atomic_write, read_saved_json, read_saved_npz, reading_saved, safe_filename
 from ..runs.layout import DATA_DIR, EXAMPLE_IMAGES, EXAMPLES_NPZ, GALLERY_JSON
 from ..figures.text import figure_pixels
 from ..figures.png import BackgroundPngs, encode_png
@@ -611,7 +611,8 @@ def rebuild_gallery(results_dir: str | os.PathLike, out_dir: str | os.PathLike |
         The path of the new ``index.html``.
 
     Raises:
-        ConfigError: the folder holds no gallery data or it is malformed.
+        ConfigError: the folder holds no gallery data.
+        DataError: its data are damaged or malformed (exit code 3).
     """
     from ..analysis.examples import DatasetExamples
     from ..search.results import OipResult
@@ -619,8 +620,8 @@ def rebuild_gallery(results_dir: str | os.PathLike, out_dir: str | os.PathLike |
 
     meta_path = _find_gallery_json(Path(results_dir))
     root = meta_path.parent.parent if meta_path.parent.name == DATA_DIR else meta_path.parent
-    try:
-        meta = json.loads(meta_path.read_text())
+    meta = read_saved_json(meta_path, "gallery data")
+    with reading_saved(meta_path, "gallery data"):  # fields missing or of the wrong kind
         if meta.get("format") != _FORMAT:
             raise ConfigError(f"{meta_path} has format {meta.get('format')!r}; this oipscope reads {_FORMAT}")
         layers = []
@@ -630,19 +631,20 @@ def rebuild_gallery(results_dir: str | os.PathLike, out_dir: str | os.PathLike |
             layers.append(LayerRun(result=OipResult.load(folder), examples=examples, folder=folder))
         classes = meta.get("classes") and _inside(root, meta["classes"]["result"])
         classes = classes and LayerRun(result=OipResult.load(classes), examples=None, folder=classes)
-        images = labels = names = None
-        if meta.get("example_images"):
-            with np.load(_inside(root, meta["example_images"]), allow_pickle=False) as npz:
-                indices = [int(i) for i in npz["indices"]]
-                images = dict(zip(indices, npz["images"]))
-                if "labels" in npz.files:
-                    labels = dict(zip(indices, (int(v) for v in npz["labels"])))
-                names = dict(zip(indices, (str(v) for v in npz["names"]))) if "names" in npz.files else None
-    except (KeyError, TypeError, ValueError, OSError) as exc:
-        raise ConfigError(f"cannot rebuild the gallery from {meta_path}: {type(exc).__name__}: {exc}") from exc
+        model_info = (meta["model_name"], meta["layers_info"])
+    images = labels = names = None
+    if meta.get("example_images"):
+        images_path = _inside(root, meta["example_images"])
+        arrays = read_saved_npz(images_path, "example images")
+        with reading_saved(images_path, "example images"):
+            indices = [int(i) for i in arrays["indices"]]
+            images = dict(zip(indices, arrays["images"]))
+            if "labels" in arrays:
+                labels = dict(zip(indices, (int(v) for v in arrays["labels"])))
+            names = dict(zip(indices, (str(v) for v in arrays["names"]))) if "names" in arrays else None
     target = Path(out_dir) if out_dir is not None else root
     return write_gallery(
-        target, (meta["model_name"], meta["layers_info"]), layers, images=images, labels=labels,
+        target, model_info, layers, images=images, labels=labels,
         class_names=meta.get("class_names"), title=meta.get("title"), dpi=meta.get("dpi", 80),
         max_examples=meta.get("max_examples", 9), contrast=meta.get("contrast", "tile"), names=names,
         examples_source=meta.get("examples_source"), classes=classes,

@@ -19,6 +19,7 @@ import dataclasses
 import json
 import os
 import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -29,12 +30,13 @@ from .chunks import Chunk, LocalBackend, default_chunk_maps, merge_results, plan
 from ..config import Execution, OipConfig
 from ..data.datasets import Dataset
 from ..model.encoding import InputEncoding
-from ..errors import ConfigError, LayerError
+from ..errors import ConfigError, DataError, LayerError
 from ..analysis.examples import DatasetExamples, assess_oips, dataset_examples, evoked_classes
-from ..files import atomic_write
+from ..files import atomic_write, read_saved_json
 from ..search.starts import parse_maps
 from ..model.layers import select_layers
 from .layout import EXAMPLES_NPZ, PARTS, RUN_JSON, zoo_examples_file, zoo_layer_folder
+from .lock import output_lock
 from ..search.results import ARRAYS_NPZ, RESULT_JSON, OipResult
 from ..search.pipeline import retry_from
 from ..search.status import needs_retry
@@ -74,36 +76,67 @@ def _run_key(layer_name: str, maps: tuple[int, ...], config: OipConfig, model_ha
     return key
 
 
+def _agrees(result: OipResult, key: dict) -> bool:
+    """Whether a saved result (or chunk) was computed with the settings of ``key`` (a run's run.json)."""
+    model_hash = result.model_hash if result.model_hash is not None else key.get("model_hash")
+    mine = _run_key(result.layer_name, tuple(key.get("maps", ())), result.config, model_hash, result.encoding)
+    return all(mine.get(name) == key.get(name) for name in (set(mine) | set(key)) - {"input_size"})
+
+
 def finished_result(out_dir: str | os.PathLike, key: dict | None = None) -> OipResult | None:
-    """The complete result in ``out_dir`` if there is one (and it matches ``key``), else None."""
+    """The complete result in ``out_dir`` if there is one (and it and run.json match ``key``), else None.
+
+    Raises:
+        DataError: run.json or the result is damaged.
+    """
     out_dir = Path(out_dir)
     if not (out_dir / RESULT_JSON).is_file() or not (out_dir / RUN_JSON).is_file():
         return None
-    if key is not None and json.loads((out_dir / RUN_JSON).read_text()) != key:
+    if key is not None and read_saved_json(out_dir / RUN_JSON, "run settings") != key:
         return None
-    return OipResult.load(out_dir)
+    result = OipResult.load(out_dir)
+    if key is not None and not (_agrees(result, key)
+                                and sorted({oip.map_index for oip in result.maps}) == sorted(key["maps"])):
+        return None  # e.g. written by another run on the same folder
+    return result
 
 
-def _kept_parts(out_dir: Path, layer_name: str, selected: tuple[int, ...]) -> list[OipResult]:
-    """The finished chunks an interrupted run left, each map once; unreadable ones are left out."""
+def _kept_parts(out_dir: Path, key: dict, selected: tuple[int, ...],
+                note: Callable[[str], None]) -> list[OipResult]:
+    """The finished chunks an interrupted run left, each map once; damaged ones and ones of other
+    settings are left out (and computed again), each with a note."""
     kept, seen, wanted = [], set(), set(selected)
     for folder in sorted((out_dir / PARTS).glob("maps-*")):
+        if not (folder / RESULT_JSON).is_file():
+            continue  # a chunk interrupted while it was saved
         try:
             part = OipResult.load(folder)
-        except ConfigError:
-            continue  # a chunk interrupted while it was saved
+        except DataError as exc:
+            note(f"recomputing a damaged chunk: {exc}")
+            continue
         maps = {oip.map_index for oip in part.maps}
-        if part.layer_name == layer_name and maps <= wanted and not maps & seen:
+        if not _agrees(part, key):
+            note(f"recomputing chunk {folder}: it was computed with other settings than {out_dir / RUN_JSON}")
+        elif maps <= wanted and not maps & seen:
             kept.append(part)
             seen |= maps
     return kept
 
 
+def _note_default(line: str) -> None:
+    """Where a run's notes go without ``on_note``: a Python warning."""
+    warnings.warn(line, RuntimeWarning, stacklevel=4)
+
+
 def _examined(subject: Subject, result: OipResult, images, examples_path: Path, resume: bool,
-              on_progress: Callable[[int, int], None] | None) -> tuple[OipResult, DatasetExamples]:
+              on_progress: Callable[[int, int], None] | None,
+              note: Callable[[str], None] = _note_default) -> tuple[OipResult, DatasetExamples]:
     """The result woken and assessed on the images, and the examples (kept ones on resume)."""
     if resume and examples_path.is_file() and all(m.superstimulus_ratio is not None for m in result.maps):
-        return result, DatasetExamples.load(examples_path)
+        try:
+            return result, DatasetExamples.load(examples_path)
+        except DataError as exc:
+            note(f"recomputing damaged dataset examples: {exc}")
     result, examples = examine_layer(subject, result, images, on_progress=on_progress)
     examples.save(examples_path)
     return result, examples
@@ -114,7 +147,8 @@ class _LayerJob:
 
     def __init__(self, subject: Subject, layer_name: str, maps, config: OipConfig, out_dir: Path, *,
                  resume: bool, chunk_maps: int | None, execution: Execution, images, examples_path: Path | None,
-                 on_progress: Callable[[int, int], None] | None, on_examples: Callable[[int, int], None] | None):
+                 on_progress: Callable[[int, int], None] | None, on_examples: Callable[[int, int], None] | None,
+                 on_note: Callable[[str], None] | None = None):
         n_maps = int(subject.feature_submodel(layer_name).outputs[0].shape[-1])
         selected = parse_maps(maps, n_maps)
         config.check_image_size(*subject.input_shape[:2])  # before anything is written
@@ -124,6 +158,7 @@ class _LayerJob:
         self.images, self.resume = images, resume
         self.examples_path = examples_path or out_dir / EXAMPLES_NPZ
         self.on_progress, self.on_examples = on_progress, on_examples
+        self.note = on_note or _note_default
         self.total = len(selected) * config.n_per_map
         self.key = _run_key(layer_name, selected, config, subject.model_hash, subject.encoding,
                             subject.input_size)
@@ -141,15 +176,21 @@ class _LayerJob:
         """
         out_dir, run_file = self.out_dir, self.out_dir / RUN_JSON
         if self.resume and run_file.is_file():
-            if json.loads(run_file.read_text()) != self.key:
+            if read_saved_json(run_file, "run settings") != self.key:
                 raise ConfigError(
                     f"{out_dir} holds a run with other settings (layer, maps, parameters, model, input encoding or size); "
                     "resume it with the same options, or choose another --out"
                 )
-            self.done = finished_result(out_dir, self.key)
+            try:
+                self.done = finished_result(out_dir, self.key)
+                if self.done is None and (out_dir / RESULT_JSON).is_file():
+                    self.note(f"recomputing the result in {out_dir}: it was computed with other settings than "
+                              f"{run_file}")
+            except DataError as exc:  # a result of another format is refused (ConfigError), not overwritten
+                self.note(f"recomputing a damaged result: {exc}")
             if self.done is not None:
                 return
-            self.parts = _kept_parts(out_dir, self.layer_name, self.selected)
+            self.parts = _kept_parts(out_dir, self.key, self.selected, self.note)
         else:  # a fresh run: what an earlier run left here must not pass for this run's result
             shutil.rmtree(out_dir / PARTS, ignore_errors=True)
             for name in (RESULT_JSON, ARRAYS_NPZ, RUN_JSON):
@@ -192,7 +233,7 @@ class _LayerJob:
             if self.images is None:
                 return self.done, None
             result, examples = _examined(self.subject, self.done, self.images, self.examples_path, self.resume,
-                                         self.on_examples)
+                                         self.on_examples, self.note)
             if result is not self.done:
                 result.save(self.out_dir)
             return result, examples
@@ -263,6 +304,7 @@ def run_layer(
     backend=None,
     on_progress: Callable[[int, int], None] | None = None,
     on_examples: Callable[[int, int], None] | None = None,
+    on_note: Callable[[str], None] | None = None,
 ) -> OipResult:
     """Find the OIPs of a layer chunk by chunk, saving each chunk; save and return the merged result.
 
@@ -283,16 +325,21 @@ def run_layer(
             this process) or :class:`~oipscope.runs.cluster.RayBackend`.
         on_progress: ``on_progress(done, total)`` in OIPs.
         on_examples: ``on_examples(done, total)`` in images, while examples are gathered.
+        on_note: ``on_note(line)`` for what the run does by itself: a damaged chunk or file
+            of an earlier run recomputed, a stale lock taken over (default: a warning).
 
     Raises:
         ConfigError: ``resume`` on a folder that holds a run with other settings.
+        FolderInUseError: another run is writing ``out_dir`` (:mod:`oipscope.runs.lock`).
+        DataError: ``resume`` on a folder whose run.json is damaged.
     """
     subject = as_subject(model, path=model_path)
     images = _image_set(images, subject)
     job = _LayerJob(subject, layer_name, maps, config, Path(out_dir), resume=resume, chunk_maps=chunk_maps,
                     execution=execution, images=images, examples_path=None, on_progress=on_progress,
-                    on_examples=on_examples)
-    [(result, _)] = _run_jobs([job], backend, execution)
+                    on_examples=on_examples, on_note=on_note)
+    with output_lock(out_dir, on_note=on_note):
+        [(result, _)] = _run_jobs([job], backend, execution)
     return result
 
 
@@ -406,6 +453,7 @@ def run_zoo(
     on_layer: Callable[[str, int, int], None] | None = None,
     on_progress: Callable[[str, str, int, int], None] | None = None,
     on_finished: Callable[[LayerRun], None] | None = None,
+    on_note: Callable[[str], None] | None = None,
 ) -> list[LayerRun]:
     """OIPs for the maps of every chosen layer, each layer saved as soon as it is done.
 
@@ -431,6 +479,7 @@ def run_zoo(
             counts maps, then stage ``"examples"`` counts dataset images.
         on_finished: ``on_finished(layer_run)`` for each layer as soon as it is finished, in
             order (e.g. :meth:`oipscope.gallery.site.Gallery.add`, to draw its pages meanwhile).
+        on_note: as for :func:`run_layer`.
     """
     subject = as_subject(model, path=model_path)
     names = select_layers(subject.model, layers)
@@ -449,12 +498,13 @@ def run_zoo(
         jobs.append(_LayerJob(subject, name, layer_maps[name], config, zoo_layer_folder(out_dir, name),
                               resume=resume, chunk_maps=None, execution=execution, images=images,
                               examples_path=zoo_examples_file(out_dir, name), on_progress=report("OIPs"),
-                              on_examples=report("examples")))
+                              on_examples=report("examples"), on_note=on_note))
     def layer_run(index: int, outcome: tuple[OipResult, DatasetExamples | None]) -> LayerRun:
         return LayerRun(result=outcome[0], examples=outcome[1], folder=jobs[index].out_dir)
 
     finished = (lambda index, outcome: on_finished(layer_run(index, outcome))) if on_finished else None
-    outcomes = _run_jobs(jobs, backend, execution, on_layer, finished)
+    with output_lock(out_dir, on_note=on_note):
+        outcomes = _run_jobs(jobs, backend, execution, on_layer, finished)
     return [layer_run(index, outcome) for index, outcome in enumerate(outcomes)]
 
 
@@ -508,6 +558,7 @@ def run_classes(
     backend=None,
     on_layer: Callable[[str, int, int], None] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    on_note: Callable[[str], None] | None = None,
 ) -> LayerRun:
     """The class OIPs of a classifier for a zoo: one OIP per output class, and what the model sees in each.
 
@@ -526,6 +577,7 @@ def run_classes(
         resume, model_path, execution, backend: as for :func:`run_zoo`.
         on_layer: ``on_layer(layer_name, 0, 1)`` when the search starts.
         on_progress: ``on_progress(done, total)`` in OIPs.
+        on_note: as for :func:`run_layer`.
 
     Raises:
         LayerError: the model has no 2-D output layer (and none was given).
@@ -538,11 +590,12 @@ def run_classes(
     config = class_config(config)
     job = _LayerJob(subject, name, "all", config, zoo_layer_folder(out_dir, name), resume=resume, chunk_maps=None,
                     execution=execution, images=None, examples_path=None, on_progress=on_progress,
-                    on_examples=None)
-    [(result, _)] = _run_jobs([job], backend, execution, on_layer)
-    if any(oip.evoked_probabilities is None for oip in result.maps):  # kept when resumed
-        probabilities = evoked_classes(subject, np.stack([oip.image for oip in result.maps]))
-        result = dataclasses.replace(result, maps=tuple(
-            dataclasses.replace(oip, evoked_probabilities=p) for oip, p in zip(result.maps, probabilities)))
-        result.save(job.out_dir)
+                    on_examples=None, on_note=on_note)
+    with output_lock(out_dir, on_note=on_note):
+        [(result, _)] = _run_jobs([job], backend, execution, on_layer)
+        if any(oip.evoked_probabilities is None for oip in result.maps):  # kept when resumed
+            probabilities = evoked_classes(subject, np.stack([oip.image for oip in result.maps]))
+            result = dataclasses.replace(result, maps=tuple(
+                dataclasses.replace(oip, evoked_probabilities=p) for oip, p in zip(result.maps, probabilities)))
+            result.save(job.out_dir)
     return LayerRun(result=result, examples=None, folder=job.out_dir)

@@ -183,6 +183,7 @@ def _map_oip(arrays: AscentArrays, row: int, map_index: int, start: str) -> MapO
         snapshot_steps=tuple(arrays.snapshot_steps),
         activation_history=arrays.history[row],
         start=start,
+        history_every=arrays.history_every,
     )
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from ..model.encoding import InputEncoding
 from ..config import OipConfig
 from ..errors import ConfigError
-from ..files import atomic_write
+from ..files import atomic_write, read_saved_json, read_saved_npz, reading_saved
 from .status import Status
 
 __all__ = ["MapOip", "OipResult", "RESULT_JSON", "ARRAYS_NPZ"]
@@ -59,6 +59,9 @@ class MapOip:
             older versions.
         hf_share: the share of the OIP's spectral energy above half the Nyquist
             frequency (:func:`oipscope.search.quality.hf_share`); None in older results.
+        history_every: the steps between two ``activation_history`` entries: 1, or
+            more for an ascent longer than :data:`oipscope.ascent.pixels.HISTORY_SAMPLES`
+            steps (entry ``i`` is the activation before step ``i * history_every``).
     """
 
     map_index: int
@@ -74,9 +77,15 @@ class MapOip:
     evoked_probabilities: np.ndarray | None = None
     jitter_robustness: float | None = None
     hf_share: float | None = None
+    history_every: int = 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", Status(self.status))
+
+    @property
+    def history_steps(self) -> np.ndarray:
+        """The step of each ``activation_history`` entry."""
+        return np.arange(np.asarray(self.activation_history).size) * self.history_every
 
     @property
     def evoked_class(self) -> int | None:
@@ -177,6 +186,8 @@ class OipResult:
                 "jitter_robustness": _number(m.jitter_robustness),
                 "hf_share": _number(m.hf_share),
             })
+            if m.history_every != 1:  # a thinned history of a long ascent
+                meta_maps[-1]["history_every"] = int(m.history_every)
         meta = {
             "format": _FORMAT,
             "layer_name": self.layer_name,
@@ -198,19 +209,19 @@ class OipResult:
         """Read a result folder written by :meth:`save`.
 
         Raises:
-            ConfigError: the folder or its files are missing or malformed.
+            DataError: the folder's files are missing, damaged or malformed (exit code 3).
+            ConfigError: the result is in another format.
         """
         folder = Path(path)
-        try:
-            meta = json.loads((folder / RESULT_JSON).read_text())
-            if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
-                found = meta.get("format") if isinstance(meta, dict) else None
-                raise ConfigError(
-                    f"{folder} holds an OIP result in format {found!r}; this oipscope reads format "
-                    f"{_FORMAT}: re-create it with `oipscope find`"
-                )
-            with np.load(folder / ARRAYS_NPZ, allow_pickle=False) as npz:
-                arrays = {k: npz[k] for k in npz.files}
+        meta = read_saved_json(folder / RESULT_JSON, "OIP result")
+        if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
+            found = meta.get("format") if isinstance(meta, dict) else None
+            raise ConfigError(
+                f"{folder} holds an OIP result in format {found!r}; this oipscope reads format "
+                f"{_FORMAT}: re-create it with `oipscope find`"
+            )
+        arrays = read_saved_npz(folder / ARRAYS_NPZ, "OIP arrays")
+        with reading_saved(folder / RESULT_JSON, "OIP result"):  # fields missing from either file
             maps = tuple(
                 MapOip(
                     map_index=int(m["map_index"]),
@@ -226,6 +237,7 @@ class OipResult:
                     evoked_probabilities=arrays.get(f"evoked_{k}"),
                     jitter_robustness=_number(m.get("jitter_robustness")),
                     hf_share=_number(m.get("hf_share")),
+                    history_every=int(m.get("history_every", 1)),
                 )
                 for k, m in enumerate(meta["maps"])
             )
@@ -239,7 +251,3 @@ class OipResult:
                 seconds=float(meta["seconds"]),
                 encoding=InputEncoding.from_dict(meta.get("encoding")),
             )
-        except (OSError, KeyError, ValueError, TypeError) as exc:
-            if isinstance(exc, ConfigError):
-                raise
-            raise ConfigError(f"cannot read OIP result from {folder}: {type(exc).__name__}: {exc}") from exc
