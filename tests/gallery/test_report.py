@@ -15,6 +15,7 @@ from conftest import build_tiny_model
 
 from oipscope.gallery import site as report
 from oipscope.errors import ConfigError
+from oipscope.gallery.writer import Writer
 
 # Keras refuses "/" in layer names, so the hostile names get in through the
 # results (as a hand-edited or foreign result file could).
@@ -152,7 +153,7 @@ def test_safe_filename():
 def test_writer_stays_inside_the_gallery_through_links(tmp_path):
     outside = tmp_path / "outside"
     outside.mkdir()
-    writer = report._Writer(tmp_path / "g")
+    writer = Writer(tmp_path / "g")
     writer.root.mkdir()
     (writer.root / "linked").symlink_to(outside, target_is_directory=True)
     assert writer.path("layers", "x", "card.png") == writer.root / "layers" / "x" / "card.png"

@@ -20,7 +20,8 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
-from .site import Gallery, _shown_indices
+from .pages import shown_indices
+from .site import Gallery
 
 __all__ = ["BackgroundGallery"]
 
@@ -119,7 +120,7 @@ class BackgroundGallery:
         images = names = None
         examples = getattr(layer, "examples", None) if not isinstance(layer, tuple) else layer[1]
         if self._image_set is not None and examples is not None:
-            needed = [i for i in _shown_indices([(None, examples)]) if i not in self._sent]
+            needed = [i for i in shown_indices([(None, examples)]) if i not in self._sent]
             images = {i: self._image_set[i] for i in needed}
             names = {i: self._image_set.item_name(i) for i in needed}
             self._sent.update(needed)
