@@ -103,7 +103,7 @@ def test_gallery_shows_profiles_selectivity_and_the_accuracy_curve(tmp_path):
     from oipscope.data.imagesets import embedded_examples
     from oipscope.model.loading import describe
     from oipscope.gallery.site import write_gallery
-    from oipscope.runs.jobs import examine_layer
+    from oipscope.runs.examine import examine_layer
     from oipscope.search.pipeline import find_oips
 
     subject, images = default_subject(), embedded_examples()

@@ -142,7 +142,7 @@ def _block_images(n: int, seed: int = 0) -> np.ndarray:
 @pytest.mark.slow
 def test_wake_from_data_gives_silent_maps_an_oip_when_data_drive_them():
     from oipscope.analysis.examples import dataset_examples
-    from oipscope.runs.jobs import wake_from_data
+    from oipscope.runs.examine import wake_from_data
     from oipscope.search.pipeline import find_oips
 
     model = _block_detector()

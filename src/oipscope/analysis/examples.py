@@ -24,7 +24,7 @@ from ..errors import ConfigError, DataError, LayerError
 from ..data.imagesets import finite_images
 from ..files import atomic_write, read_saved_npz, reading_saved
 from ..model.loading import get_layer
-from ..model.subject import as_subject
+from ..model.subject import Subject, as_subject
 
 __all__ = [
     "DatasetExamples",
@@ -519,9 +519,9 @@ def evoked_classes(model, images, batch_size: int = 256) -> np.ndarray:
     return probs.astype(np.float32)
 
 
-def _classifies(model) -> bool:
+def _classifies(subject: Subject) -> bool:
     """Whether the model ends in one (N, classes) output, whose classes an OIP can evoke."""
-    outputs = as_subject(model).model.outputs
+    outputs = subject.model.outputs
     return len(outputs) == 1 and len(outputs[0].shape) == 2 and (outputs[0].shape[-1] or 0) >= 2
 
 
@@ -552,8 +552,9 @@ def assess_oips(model, result, examples: DatasetExamples):
         )
     ratios = superstimulus_ratio([oip.activation for oip in result.maps], examples,
                                  [oip.map_index for oip in result.maps])
-    if _classifies(model):
-        probabilities = evoked_classes(model, np.stack([oip.image for oip in result.maps]))
+    subject = as_subject(model, result.encoding)
+    if _classifies(subject):
+        probabilities = evoked_classes(subject, np.stack([oip.image for oip in result.maps]))
     else:  # a feature extractor (e.g. include_top=False): no classes to evoke
         probabilities = [None] * len(result.maps)
     maps = tuple(

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -25,7 +24,7 @@ from .options import (
     console, encoding_option, err_console, images_option, input_size_option, kept_chunks, load_model_option, numbers_option, output_errors, skipped_note, start_tensorflow, state,
     subject_option,
 )
-from ..errors import ConfigError, OipscopeError, OutputError
+from ..errors import ConfigError, OipscopeError
 from ..runs.lock import output_lock
 from .progress import duration_text, progress_display
 
@@ -191,7 +190,7 @@ def find(
 
     Example: oipscope find my_cnn.h5 --layer activation_6 --input-range -1,1 --images faces/ --out oips
     """
-    from ..config import Execution, OipConfig
+    from ..config import Execution
 
     execution = Execution(memory_budget_mb=memory_budget_mb)
     config = method_config(
@@ -292,7 +291,7 @@ def zoo(
 
     Example: oipscope zoo my_cnn.h5 --input-range -1,1 --images faces/ --layers 'activation_*' --maps 0-15
     """
-    from ..config import Execution, OipConfig
+    from ..config import Execution
     from ..model.loading import describe
     from ..runs.plan import plan_zoo
     from ..gallery.worker import BackgroundGallery

@@ -47,14 +47,14 @@ class Chunk:
         return part_folder(out_dir, self.maps)
 
 
-def default_chunk_maps(model, layer_name: str, config: OipConfig = OipConfig(),
+def default_chunk_maps(subject: Subject, layer_name: str, config: OipConfig = OipConfig(),
                        execution: Execution = Execution()) -> int:
     """Maps per chunk: as many as one batch of the ascent holds within the memory budget, at least 32.
 
     A chunk smaller than a batch leaves the batch part empty; a bigger one is
     ascended in several batches, which only delays its save.
     """
-    sub = as_subject(model).feature_submodel(layer_name)
+    sub = subject.feature_submodel(layer_name)
     batch = estimate_chunk_size(sub, len(config.resolved_snapshot_steps()), config.total_steps,
                                 execution.memory_budget_mb)
     return max(32, batch // config.n_per_map)

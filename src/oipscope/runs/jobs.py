@@ -16,11 +16,11 @@ output class, the same kind of layer run, kept and resumed the same way.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 import json
 import os
 import shutil
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -31,15 +31,14 @@ from ..config import Execution, OipConfig
 from ..data.datasets import Dataset
 from ..model.encoding import InputEncoding
 from ..errors import ConfigError, DataError, LayerError
-from ..analysis.examples import DatasetExamples, assess_oips, dataset_examples, evoked_classes
+from ..analysis.examples import DatasetExamples, evoked_classes
 from ..files import atomic_write, read_saved_json
 from ..search.starts import parse_maps
 from ..model.layers import select_layers
 from .layout import EXAMPLES_NPZ, PARTS, RUN_JSON, zoo_examples_file, zoo_layer_folder
+from .examine import dataset_fits, examine_layer, image_set, wake_from_data
 from .lock import output_lock
 from ..search.results import ARRAYS_NPZ, RESULT_JSON, OipResult
-from ..search.pipeline import retry_from
-from ..search.status import needs_retry
 from ..model.subject import Subject, as_subject
 
 __all__ = [
@@ -50,9 +49,6 @@ __all__ = [
     "class_layer",
     "class_config",
     "CLASS_LIMIT",
-    "examine_layer",
-    "wake_from_data",
-    "dataset_fits",
     "finished_result",
     "layer_map_selection",
     "RUN_JSON",
@@ -334,98 +330,13 @@ def run_layer(
         DataError: ``resume`` on a folder whose run.json is damaged.
     """
     subject = as_subject(model, path=model_path)
-    images = _image_set(images, subject)
+    images = image_set(images, subject)
     job = _LayerJob(subject, layer_name, maps, config, Path(out_dir), resume=resume, chunk_maps=chunk_maps,
                     execution=execution, images=images, examples_path=None, on_progress=on_progress,
                     on_examples=on_examples, on_note=on_note)
     with output_lock(out_dir, on_note=on_note):
         [(result, _)] = _run_jobs([job], backend, execution)
     return result
-
-
-def dataset_fits(model, dataset) -> bool:
-    """Whether a dataset's (or image set's) images have the model's input size and channel count."""
-    height, width, channels = as_subject(model).input_shape
-    if hasattr(dataset, "input_shape"):  # an ImageSet converts its images to the shape it was opened for
-        return tuple(dataset.input_shape) == (height, width, channels)
-    images = dataset.train.images
-    image_channels = images.shape[3] if images.ndim == 4 else 1
-    return images.shape[1:3] == (height, width) and image_channels == channels
-
-
-def _image_set(images, model):
-    """An ImageSet from an ImageSet, or from a Dataset (its training split)."""
-    if images is None or hasattr(images, "batches"):
-        return images
-    if isinstance(images, Dataset):
-        from ..data.imagesets import array_images
-
-        if not dataset_fits(model, images):
-            raise ConfigError(f"{images.name} images do not fit the input of model {as_subject(model).name!r}; "
-                              "give matching images or none")
-        return array_images(images.train.images, as_subject(model).input_shape, labels=images.train.labels,
-                            class_names=images.class_names, name=images.name)
-    raise ConfigError(f"expected an ImageSet (oipscope.data.imagesets.open_images) or a Dataset, "
-                      f"got {type(images).__name__}")
-
-
-def wake_from_data(model, result: OipResult, examples: DatasetExamples, images, *,
-                   execution: Execution = Execution()) -> OipResult:
-    """Give silent OIPs of maps that fire on the data one more ascent, from their top dataset images.
-
-    Random starts, restarts and the pre-activation rescue can all miss a map
-    that real images do drive (a max-pooling layer has no pre-activation to
-    rescue with). Such a map's ``n``-th silent OIP starts from its ``n``-th best
-    dataset image; its ``start`` becomes ``"data#<dataset index>"``. Maps that
-    no dataset image drives stay silent.
-
-    Args:
-        model: the model (or :class:`~oipscope.model.subject.Subject`).
-        result: the layer's OIPs.
-        examples: dataset examples of the same layer.
-        images: the images the examples index: an ImageSet or pixels (N, H, W[, C]).
-    """
-    positions, starts, labels = [], [], []
-    seen: dict[int, int] = {}
-    for position, oip in enumerate(result.maps):
-        m = oip.map_index
-        if not needs_retry(oip.status, oip.activation):
-            continue
-        rank = seen.get(m, 0)
-        seen[m] = rank + 1
-        if rank >= examples.k or not float(examples.top_values[m, rank]) > 0:
-            continue
-        index = int(examples.top_indices[m, rank])
-        image = np.asarray(images[index], np.float32)
-        positions.append(position)
-        starts.append(image[..., np.newaxis] if image.ndim == 2 else image)
-        labels.append(f"data#{index}")
-    if not positions:
-        return result
-    return retry_from(model, result, positions, np.stack(starts), labels, execution=execution)
-
-
-def examine_layer(model, result: OipResult, images,
-                  on_progress: Callable[[int, int], None] | None = None, *,
-                  wake: bool = True) -> tuple[OipResult, DatasetExamples]:
-    """Dataset examples of the result's layer and the result, assessed against them.
-
-    Args:
-        model: the model (or :class:`~oipscope.model.subject.Subject`).
-        result: the layer's OIPs.
-        images: an :class:`~oipscope.data.imagesets.ImageSet` (streamed), or a
-            :class:`~oipscope.data.datasets.Dataset` (its training split).
-        on_progress: ``on_progress(done, total)`` in images.
-        wake: first retry silent OIPs of maps that fire on the data from their top
-            dataset images (:func:`wake_from_data`).
-    """
-    subject = as_subject(model, result.encoding)
-    images = _image_set(images, subject)
-    n_classes = len(images.class_names) if images.class_names is not None else None
-    examples = dataset_examples(subject, result.layer_name, images, on_progress=on_progress, n_classes=n_classes)
-    if wake:
-        result = wake_from_data(subject, result, examples, images)
-    return assess_oips(subject, result, examples), examples
 
 
 @dataclass(frozen=True, eq=False)
@@ -486,7 +397,7 @@ def run_zoo(
     if not names:
         raise LayerError(f"model {subject.name!r} has no layers with feature maps (4-D outputs)")
     layer_maps = {name: layer_map_selection(subject, name, maps) for name in names}  # all checked up front
-    images = _image_set(images if images is not None else dataset, subject)
+    images = image_set(images if images is not None else dataset, subject)
     if images is not None and not dataset_fits(subject, images):
         raise ConfigError(f"the images of {images.name} do not fit the input of model {subject.name!r}; "
                           "give matching images or none")
@@ -508,13 +419,14 @@ def run_zoo(
     return [layer_run(index, outcome) for index, outcome in enumerate(outcomes)]
 
 
-def layer_map_selection(model, layer_name: str, maps: str | int | Iterable[int] | None = "all") -> tuple[int, ...]:
+def layer_map_selection(subject: Subject, layer_name: str,
+                        maps: str | int | Iterable[int] | None = "all") -> tuple[int, ...]:
     """The maps of one layer a zoo-wide selection picks: indices past its last map are left out.
 
     Raises:
         LayerError: the layer has no feature maps, or none of the selected maps exists in it.
     """
-    n_maps = int(as_subject(model).feature_submodel(layer_name).outputs[0].shape[-1])
+    n_maps = int(subject.feature_submodel(layer_name).outputs[0].shape[-1])
     if maps is None or maps == "all":
         return tuple(range(n_maps))
     wide = parse_maps(maps, 1 << 30)
