@@ -17,7 +17,7 @@ import numpy as np
 
 from .errors import ConfigError
 
-__all__ = ["OipConfig", "Execution", "default_snapshot_steps", "PARAMETRIZATIONS", "OPTIMIZERS", "MAX_STEPS"]
+__all__ = ["OipConfig", "StartSettings", "PixelLoopSettings", "ParameterLoopSettings", "DeadUnitSettings", "Execution", "default_snapshot_steps", "PARAMETRIZATIONS", "OPTIMIZERS", "MAX_STEPS"]
 
 _EXECUTION_KEYS = ("memory_budget_mb", "jit_compile")  # OipConfig fields before Execution existed
 PARAMETRIZATIONS: tuple[str, ...] = ("pixels", "fourier")
@@ -59,8 +59,66 @@ def _check_step_bound(name: str, values: Sequence[int]) -> None:
 
 
 @dataclass(frozen=True)
+class StartSettings:
+    """What the starting images are made of (:mod:`oipscope.search.starts`, the precursor)."""
+
+    start: str
+    scales: tuple[int, ...] | None
+    factors: tuple[float, ...] | None
+    smoothing: bool
+    fourier_alpha: float
+    precursor: bool
+    n_candidates: int
+
+
+@dataclass(frozen=True)
+class PixelLoopSettings:
+    """What the series' pixel loop reads (:mod:`oipscope.ascent.pixels`): its step and when it stops."""
+
+    epsilon: float
+    steps: int
+    conv_criterion: float
+    conv_patience: int
+    stop_on_convergence: bool
+    strategy: int
+    strategy1_steps: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ParameterLoopSettings:
+    """What the parameter loop reads (:mod:`oipscope.ascent.parameters`): how the image is described,
+    transformed and stepped while it climbs."""
+
+    parametrization: str
+    decorrelate: bool
+    bounded: bool
+    transforms: tuple[str, ...]
+    optimizer: str
+    learning_rate: float
+    epsilon: float
+    steps: int
+
+
+@dataclass(frozen=True)
+class DeadUnitSettings:
+    """What a search does for maps that stay silent: restarts, the rescue, the warm-ups."""
+
+    restarts: int
+    rescue_steps: int
+    warmup_steps: int
+    warmup_round_steps: int
+
+
+def _settings(config: "OipConfig", kind: type) -> Any:
+    return kind(**{name: getattr(config, name) for name in kind.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
 class OipConfig:
     """All parameters of an OIP search, validated on creation.
+
+    The fields are saved flat (``to_dict``, every ``result.json``); each loop reads its own group:
+    :attr:`starts`, :attr:`pixel_loop`, :attr:`parameter_loop`, :attr:`dead_units`.
 
     Attributes:
         epsilon: step size of the normalized gradient (the seed's 0.01).
@@ -275,6 +333,26 @@ class OipConfig:
         if self.snapshot_steps is not None:
             return tuple(sorted({s for s in self.snapshot_steps if s < steps}))
         return default_snapshot_steps(steps)
+
+    @property
+    def starts(self) -> StartSettings:
+        """The fields the starting images are made of."""
+        return _settings(self, StartSettings)
+
+    @property
+    def pixel_loop(self) -> PixelLoopSettings:
+        """The fields the series' pixel loop reads."""
+        return _settings(self, PixelLoopSettings)
+
+    @property
+    def parameter_loop(self) -> ParameterLoopSettings:
+        """The fields the parameter loop (readable OIPs) reads."""
+        return _settings(self, ParameterLoopSettings)
+
+    @property
+    def dead_units(self) -> DeadUnitSettings:
+        """The fields that decide what is done for silent maps."""
+        return _settings(self, DeadUnitSettings)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (tuples become lists)."""

@@ -36,7 +36,8 @@ _BETA1, _BETA2 = 0.9, 0.999
 
 def parametrization_of(config: OipConfig, shape: tuple[int, int, int], encoding: InputEncoding) -> Parametrization:
     """The parametrization a config asks for, for a model input of ``shape``."""
-    return Parametrization(config.parametrization, tuple(shape), encoding, config.decorrelate, config.bounded)
+    loop = config.parameter_loop
+    return Parametrization(loop.parametrization, tuple(shape), encoding, loop.decorrelate, loop.bounded)
 
 
 def _build_loop(submodel, param: Parametrization, objective: Objective, adam: bool, transformed: bool,
@@ -191,18 +192,19 @@ def render(
     if params.shape[1:] != parametrization.param_shape or not (len(params) == len(maps) == len(rngs) == len(groups)):
         raise ConfigError(f"render needs one parameter set {parametrization.param_shape}, target, group and "
                           f"generator per element; got {params.shape}, {len(maps)}, {len(groups)}, {len(rngs)}")
-    steps = config.steps if steps is None else int(steps)
+    loop = config.parameter_loop
+    steps = loop.steps if steps is None else int(steps)
     snaps = (config.resolved_snapshot_steps(steps) if snapshot_steps is None
              else tuple(sorted({int(s) for s in snapshot_steps if 0 <= int(s) < steps})))
     h, w, c = parametrization.shape
     objective = parse_objective(config.objective)
-    transforms = resolve_transforms(config.transforms, h, w)
+    transforms = resolve_transforms(loop.transforms, h, w)
     warmup = config.warmup_steps
-    loops = [_get_loop(submodel, parametrization, objective, config.optimizer == "adam", bool(transforms), warm,
+    loops = [_get_loop(submodel, parametrization, objective, loop.optimizer == "adam", bool(transforms), warm,
                        execution.own_maps)[0] for warm in (False, True)[: 1 + (warmup > 0)]]
-    to_image = _get_loop(submodel, parametrization, objective, config.optimizer == "adam", bool(transforms), False,
+    to_image = _get_loop(submodel, parametrization, objective, loop.optimizer == "adam", bool(transforms), False,
                          execution.own_maps)[1]
-    size = config.learning_rate if config.optimizer == "adam" else config.epsilon
+    size = loop.learning_rate if loop.optimizer == "adam" else loop.epsilon
     n = len(params)
     images = np.zeros((n, h, w, c), np.float32)
     every = history_every(steps)

@@ -410,12 +410,13 @@ def ascend(
     n_maps = int(submodel.outputs[0].shape[-1])
     if len(maps) and (maps.min() < 0 or maps.max() >= n_maps):
         raise ConfigError(f"map indices must be in 0..{n_maps - 1}, got {sorted(set(maps.tolist()))}")
-    steps = config.steps if steps is None else int(steps)
+    loop = config.pixel_loop
+    steps = loop.steps if steps is None else int(steps)
     if steps < 1:
         raise ConfigError(f"steps must be >= 1, got {steps}")
     snaps = (config.resolved_snapshot_steps(steps) if snapshot_steps is None
              else tuple(sorted({int(s) for s in snapshot_steps if 0 <= int(s) < steps})))
-    stop = config.stop_on_convergence if stop_on_convergence is None else bool(stop_on_convergence)
+    stop = loop.stop_on_convergence if stop_on_convergence is None else bool(stop_on_convergence)
     objective = parse_objective(config.objective)
     if objective.couples:
         raise ConfigError(f"objective {objective.text()!r} couples the replicates of a map; "
@@ -436,8 +437,8 @@ def ascend(
         segments = [_get_segment(submodel, execution.jit_compile, encoding or InputEncoding.standardize(),
                                  objective, warm, execution.own_maps) for warm in (False, True)[: 1 + (warmup > 0)]]
         constants = [tf.constant(v, dtype) for v, dtype in (
-            (steps, tf.int32), (config.epsilon, tf.float32),
-            (config.conv_criterion, tf.float32), (config.conv_patience, tf.int32), (stop, tf.bool),
+            (steps, tf.int32), (loop.epsilon, tf.float32),
+            (loop.conv_criterion, tf.float32), (loop.conv_patience, tf.int32), (stop, tf.bool),
             (slot, tf.int32), (_snapshot_capacity(snaps, seg_len), tf.int32), (warmup, tf.int32),
             (preactivation, tf.bool))] + [weights_of(submodel)]
         waiting = deque(range(len(images)))
