@@ -45,12 +45,19 @@ __all__ = [
     "Trained",
     "build_grey_model",
     "build_rgb_model",
+    "build_sep_model",
+    "build_big_model",
     "synthetic_rgb",
     "load_data",
     "train_or_load",
 ]
 
-KINDS: tuple[str, ...] = ("grey", "rgb")
+KINDS: tuple[str, ...] = ("grey", "rgb", "sep", "big")
+"""grey, rgb: the 64-px ResNets; sep: a 64-px grey CNN of separable convolutions with BatchNormalization that
+takes [-1, 1] (no rescaling layer: the encoding is given); big: a 160-px RGB CNN (``Rescaling(1/255)``)."""
+BIG_SIZE = 160
+RANGE_INPUT = {"sep": (-1.0, 1.0)}
+"""Models that take pixels already scaled: their input range (the data is scaled before training)."""
 DEEPEST = "deepest_relu"
 """The last activation layer before the global pooling: the layer the benchmark studies."""
 SIZE = 64
@@ -65,6 +72,8 @@ VERSION = 4  # in the cache file names: a change of data, model or training inva
 _TRAINING = {  # about 4 ms per image and epoch on 2 shared CPU cores: each trains in under 2 min
     "grey": {"n_train": 10000, "n_test": 10000, "epochs": 2, "batch_size": 64, "learning_rate": 2e-3},
     "rgb": {"n_train": 8000, "n_test": 2000, "epochs": 2, "batch_size": 64, "learning_rate": 2e-3},
+    "sep": {"n_train": 6000, "n_test": 2000, "epochs": 2, "batch_size": 64, "learning_rate": 3e-3},
+    "big": {"n_train": 4000, "n_test": 400, "epochs": 4, "batch_size": 32, "learning_rate": 2e-3},
 }
 
 
@@ -127,6 +136,41 @@ def build_rgb_model(k: Any | None = None) -> Any:
     return _residual_cnn(_keras(k), 3, 1 / 127.5, -1.0, len(RGB_CLASSES), "rgb_resnet")
 
 
+def build_sep_model(k: Any | None = None) -> Any:
+    """The separable grey CNN (64×64×1 in [-1, 1], BatchNormalization, ``SeparableConv2D``, 10 classes), untrained."""
+    k = _keras(k)
+    L = k.layers
+    image = L.Input((SIZE, SIZE, 1), name="image")
+    x = L.Conv2D(16, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(image)
+    x = L.BatchNormalization(momentum=BN_MOMENTUM, name="stem_bn")(x)
+    x = L.ReLU(name="stem_relu")(x)
+    for s, width in enumerate((32, 64), 1):
+        for j in (1, 2):
+            x = L.SeparableConv2D(width, 3, padding="same", use_bias=False, name=f"sep{s}_{j}")(x)
+            x = L.BatchNormalization(momentum=BN_MOMENTUM, name=f"sep{s}_{j}_bn")(x)
+            x = L.ReLU(name=DEEPEST if (s, j) == (2, 2) else f"sep{s}_{j}_relu")(x)
+        if s == 1:
+            x = L.MaxPooling2D(2, name="pool1")(x)
+    x = L.GlobalAveragePooling2D(name="avg_pool")(x)
+    output = L.Dense(10, activation="softmax", name="predictions")(x)
+    return k.Model(image, output, name="sep_cnn")
+
+
+def build_big_model(k: Any | None = None) -> Any:
+    """The 160-px RGB CNN (raw pixels, ``Rescaling(1/255)``, plain conv/BN/ReLU stages, 8 classes), untrained."""
+    k = _keras(k)
+    L = k.layers
+    image = L.Input((BIG_SIZE, BIG_SIZE, 3), name="image")
+    x = L.Rescaling(1 / 255, name="rescaling")(image)
+    for s, width in enumerate((16, 32, 48, 64), 1):
+        x = L.Conv2D(width, 3, strides=2, padding="same", use_bias=False, name=f"conv{s}")(x)
+        x = L.BatchNormalization(momentum=BN_MOMENTUM, name=f"conv{s}_bn")(x)
+        x = L.ReLU(name=DEEPEST if s == 4 else f"conv{s}_relu")(x)
+    x = L.GlobalAveragePooling2D(name="avg_pool")(x)
+    output = L.Dense(len(RGB_CLASSES), activation="softmax", name="predictions")(x)
+    return k.Model(image, output, name="big_cnn")
+
+
 # ---- data ------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -173,8 +217,8 @@ def _mask(rng: np.random.Generator, label: int, yy: np.ndarray, xx: np.ndarray) 
     return cells * window
 
 
-def synthetic_rgb(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` synthetic colour images (n, 64, 64, 3) uint8 and their labels (n,), the same for a seed.
+def synthetic_rgb(n: int, seed: int = 0, size: int = SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` synthetic colour images (n, size, size, 3) uint8 and their labels (n,), the same for a seed.
 
     Each image is a shape of class ``label`` (see :data:`RGB_CLASSES`) in a random
     colour contrasting with a random background colour, on a smooth colour gradient,
@@ -183,8 +227,8 @@ def synthetic_rgb(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     labels = np.arange(n) % len(RGB_CLASSES)
     rng.shuffle(labels)
-    yy, xx = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
-    images = np.empty((n, SIZE, SIZE, 3), np.uint8)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) * (SIZE / size)  # shapes drawn on the 64-px layout
+    images = np.empty((n, size, size, 3), np.uint8)
     for i, label in enumerate(labels):
         background = rng.uniform(40, 215, 3)
         foreground = np.clip(background + rng.choice([-1.0, 1.0], 3) * rng.uniform(60, 140, 3), 0, 255)
@@ -192,7 +236,7 @@ def synthetic_rgb(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         shade = np.cos(2 * np.pi * (f[0] * yy + f[1] * xx) + rng.uniform(0, 2 * np.pi))
         base = background + shade[..., None] * rng.uniform(0, 30, 3)
         mask = _mask(rng, int(label), yy, xx)[..., None]
-        image = base * (1 - mask) + foreground * mask + rng.normal(0, 10, (SIZE, SIZE, 3))
+        image = base * (1 - mask) + foreground * mask + rng.normal(0, 10, (size, size, 3))
         images[i] = np.clip(np.rint(image), 0, 255).astype(np.uint8)
     return images, labels.astype(np.int64)
 
@@ -217,10 +261,11 @@ def load_data(kind: str, n_train: int | None = None, n_test: int | None = None) 
     _check_kind(kind)
     n_train = _TRAINING[kind]["n_train"] if n_train is None else n_train
     n_test = _TRAINING[kind]["n_test"] if n_test is None else n_test
-    if kind == "rgb":
-        x_train, y_train = synthetic_rgb(n_train, seed=SEED)
-        x_test, y_test = synthetic_rgb(n_test, seed=SEED + 1)
-        return Data(x_train, y_train, x_test, y_test, RGB_CLASSES, f"synthetic (seeds {SEED}, {SEED + 1})")
+    if kind in ("rgb", "big"):
+        size = BIG_SIZE if kind == "big" else SIZE
+        x_train, y_train = synthetic_rgb(n_train, seed=SEED, size=size)
+        x_test, y_test = synthetic_rgb(n_test, seed=SEED + 1, size=size)
+        return Data(x_train, y_train, x_test, y_test, RGB_CLASSES, f"synthetic {size}px (seeds {SEED}, {SEED + 1})")
     from oipscope.data.datasets import load_dataset
 
     ds = load_dataset("fashion-mnist")
@@ -269,7 +314,12 @@ def _fit(k: Any, kind: str) -> tuple[Any, dict[str, Any]]:
     data = load_data(kind)
     data_seconds = time.perf_counter() - t0
     k.utils.set_random_seed(SEED)
-    model = build_grey_model(k) if kind == "grey" else build_rgb_model(k)
+    model = {"grey": build_grey_model, "rgb": build_rgb_model, "sep": build_sep_model, "big": build_big_model}[kind](k)
+    if kind in RANGE_INPUT:  # the model takes scaled pixels: scale the uint8 data onto its range
+        lo, hi = RANGE_INPUT[kind]
+        data = Data(*(x.astype(np.float32) * ((hi - lo) / 255) + lo if i in (0, 2) else x
+                      for i, x in enumerate((data.x_train, data.y_train, data.x_test, data.y_test))),
+                    data.class_names, data.source)
     steps = -(-len(data.x_train) // settings["batch_size"]) * settings["epochs"]
     schedule = k.optimizers.schedules.CosineDecay(settings["learning_rate"], steps)  # ends at rest: BN fits
     model.compile(optimizer=k.optimizers.Adam(schedule),
@@ -328,7 +378,8 @@ def train_or_load(kind: str, cache: str | os.PathLike) -> Trained:
     cache = Path(cache).expanduser()
     cache.mkdir(parents=True, exist_ok=True)
     legacy = has_tf_keras()
-    path = cache / f"{kind}_resnet_v{VERSION}.{'h5' if legacy else 'keras'}"
+    stem = f"{kind}_resnet" if kind in ("grey", "rgb") else f"{kind}_cnn"
+    path = cache / f"{stem}_v{VERSION}.{'h5' if legacy else 'keras'}"
     cached = path.is_file() and _record_path(path).is_file()
     if not cached:
         if legacy:
@@ -348,4 +399,4 @@ if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "train":
         _train_child(sys.argv[2], sys.argv[3])
     else:
-        sys.exit("usage: python bench/quality_models.py train grey|rgb PATH")
+        sys.exit(f"usage: python bench/quality_models.py train {'|'.join(KINDS)} PATH")

@@ -45,9 +45,9 @@ def test_unknown_kind_is_refused_with_the_choices(tmp_path):
         quality_models.train_or_load("cifar", tmp_path)
 
 
-def _column(activation, jitter, hf):
+def _column(activation, jitter, hf, at_bound=0.0):
     return bench_quality.Column("m", 10, 1.0, np.array(activation, float), None, np.array(jitter, float),
-                                np.array(hf, float))
+                                np.array(hf, float), at_bound=at_bound)
 
 
 class _Subject:
@@ -58,10 +58,16 @@ def test_targets_are_judged_on_live_maps_only():
     study = bench_quality.Study("grey", _Subject(), "deepest_relu", [0, 1, 2], 3, None, "", True)
     series = _column([1.0, 2.0, -1.0], [0.5, 0.6, np.nan], [0.30, 0.30, 0.9])
     robust = _column([3.0, 4.0, -2.0], [0.95, 0.92, np.nan], [0.10, 0.12, 0.9])  # map 2 is dead in both
-    assert [passed for _, passed in bench_quality.check_targets(study, series, robust)] == [True, True, True]
-    failing = _column([3.0, -1.0, 5.0], [0.95, np.nan, 1.0], [0.10, 0.30, 0.1])  # fails live map 1
+    assert [passed for _, passed in bench_quality.check_targets(study, series, robust)] == [True] * 4
+    failing = _column([3.0, -1.0, 5.0], [0.95, np.nan, 1.0], [0.10, 0.30, 0.1], at_bound=0.2)  # fails live map 1
     texts = bench_quality.check_targets(study, series, failing)
-    assert [passed for _, passed in texts] == [False, False, False]  # jitter of a failed map counts as 0
+    assert [passed for _, passed in texts] == [False] * 4  # jitter of a failed map counts as 0
+    assert "20.0 % of pixels at a bound <= 5 %" in texts[2][0]
+    rgb = bench_quality.Study("rgb", _Subject(), "deepest_relu", [0, 1, 2], 3, None, "", True, saturation=0.5)
+    texts = bench_quality.check_targets(rgb, series, bench_quality.Column(
+        "m", 10, 1.0, np.array([3.0, 4.0, -2.0]), None, np.array([0.95, 0.92, np.nan]), np.array([0.1, 0.12, 0.9]),
+        at_bound=0.0, saturation=0.8))
+    assert texts[-1] == ("net deepest_relu (m): median saturation 0.80 <= 1.4 x the images' 0.50 = 0.70", False)
     missing = bench_quality.Column("m", unavailable="not available (no preset)")
     assert bench_quality.check_targets(study, series, missing) == [
-        ("net deepest_relu: robust preset not available (no preset)", False)]
+        ("net deepest_relu (m): not available (no preset)", False)]

@@ -5,7 +5,7 @@ import dataclasses
 from oipscope.config import (DeadUnitSettings, OipConfig, ParameterLoopSettings, PixelLoopSettings,
                              StartSettings)
 
-SEARCH_WIDE = {"seed", "n_per_map", "objective", "snapshot_steps"}  # read by the search around every loop
+SEARCH_WIDE = {"seed", "n_per_map", "objective", "snapshot_steps", "method"}  # read by the search around every loop
 
 
 def test_every_field_belongs_to_a_group_or_to_the_whole_search():
@@ -19,7 +19,7 @@ def test_groups_show_the_configs_values_and_are_frozen():
     config = OipConfig.robust(steps=64, learning_rate=0.02, n_candidates=5)
     assert config.parameter_loop == ParameterLoopSettings(
         parametrization="fourier", decorrelate=True, bounded=True, transforms=("standard",), optimizer="adam",
-        learning_rate=0.02, epsilon=config.epsilon, steps=64)
+        learning_rate=0.02, epsilon=config.epsilon, steps=64, contrast=config.contrast, colour_matrix=None)
     assert config.pixel_loop.steps == 64 and config.starts.n_candidates == 5
     assert config.dead_units.warmup_steps == 8
     try:

@@ -10,18 +10,26 @@ rounding, so a run may be resumed with other execution settings.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from .errors import ConfigError
 
-__all__ = ["OipConfig", "StartSettings", "PixelLoopSettings", "ParameterLoopSettings", "DeadUnitSettings", "Execution", "default_snapshot_steps", "PARAMETRIZATIONS", "OPTIMIZERS", "MAX_STEPS"]
+__all__ = ["OipConfig", "StartSettings", "PixelLoopSettings", "ParameterLoopSettings", "DeadUnitSettings", "Execution",
+           "default_snapshot_steps", "resolve_method", "PARAMETRIZATIONS", "OPTIMIZERS", "METHODS", "AUTO_SERIES_SIZE",
+           "ROBUST_CONTRAST", "MAX_STEPS"]
 
 _EXECUTION_KEYS = ("memory_budget_mb", "jit_compile")  # OipConfig fields before Execution existed
 PARAMETRIZATIONS: tuple[str, ...] = ("pixels", "fourier")
 OPTIMIZERS: tuple[str, ...] = ("normalized", "adam")
+METHODS: tuple[str, ...] = ("series", "robust")
+"""The presets an :class:`OipConfig` starts from; ``auto`` (:func:`resolve_method`) picks one per model."""
+AUTO_SERIES_SIZE = 32
+"""``auto`` keeps the series' method for inputs up to this many pixels a side (the series' CNN and its kind)."""
+ROBUST_CONTRAST = 1.0
+"""The robust preset's fixed contrast: the RMS of the image before the sigmoid (see ``OipConfig.contrast``)."""
 _CPU_BATCH = 64
 MAX_STEPS = 1_000_000
 """The most steps of any ascent (``steps``, a stage of strategy 1, the rescue, a warm-up).
@@ -38,6 +46,22 @@ def default_snapshot_steps(steps: int) -> tuple[int, ...]:
         out.add(s)
         s *= 2
     return tuple(sorted(out))
+
+
+def resolve_method(method: str, height: int, width: int) -> str:
+    """The preset a method name means for a model input of ``height`` x ``width``.
+
+    ``auto``: the series' method for inputs up to :data:`AUTO_SERIES_SIZE` pixels a side,
+    where it gives the series' OIPs, else the readable preset.
+
+    Example:
+        >>> resolve_method("auto", 28, 28), resolve_method("auto", 224, 224), resolve_method("series", 224, 224)
+        ('series', 'robust', 'series')
+    """
+    _check(method in ("auto", *METHODS), f"method must be auto, series or robust, got {method!r}")
+    if method != "auto":
+        return method
+    return "series" if max(height, width) <= AUTO_SERIES_SIZE else "robust"
 
 
 def _check(cond: bool, msg: str) -> None:
@@ -97,6 +121,8 @@ class ParameterLoopSettings:
     learning_rate: float
     epsilon: float
     steps: int
+    contrast: float | None
+    colour_matrix: tuple[float, ...] | None
 
 
 @dataclass(frozen=True)
@@ -149,6 +175,15 @@ class OipConfig:
             (the series) or ``"fourier"`` (a spectrum scaled by 1/f).
         decorrelate: for RGB models, climb in decorrelated colour channels.
         bounded: map the image onto the encoding's range through a sigmoid.
+        contrast: with ``bounded``, fix the image's contrast: each channel of the (Fourier)
+            image is scaled to unit RMS before the colour mixing and the whole to this RMS
+            before the sigmoid, so pixels stay off the range's bounds and colours keep the
+            colour matrix's proportions. None: the parameters set it (the sigmoid may saturate).
+        colour_matrix: with ``decorrelate``, the 3x3 square root of the colour covariance
+            (9 numbers, by rows, RGB), e.g. measured from the user's images; None: ImageNet's.
+        method: the preset the other fields started from, ``"series"`` or ``"robust"``; a
+            label saved with the result (a saved config without it reads as ``"series"``
+            where it runs the series' loop, else ``"robust"``).
         transforms: random transforms before each forward pass (``"pad:N"``,
             ``"jitter:N"``, ``"scale:LO,HI"``, ``"rotate:DEG"``, or ``"standard"``,
             the robust set sized to the image); see :mod:`oipscope.ascent.transforms`.
@@ -185,11 +220,14 @@ class OipConfig:
     parametrization: str = "pixels"
     decorrelate: bool = False
     bounded: bool = False
+    contrast: float | None = None
+    colour_matrix: tuple[float, ...] | None = None
     transforms: tuple[str, ...] = ()
     optimizer: str = "normalized"
     learning_rate: float = 0.05
     warmup_steps: int = 0
     warmup_round_steps: int = 150
+    method: str = "series"
 
     def __post_init__(self) -> None:
         def norm(name: str, conv: Callable) -> None:
@@ -205,6 +243,7 @@ class OipConfig:
         norm("strategy1_steps", int)
         norm("snapshot_steps", int)
         norm("transforms", str)
+        norm("colour_matrix", float)
         _check(isinstance(self.epsilon, (int, float)) and math.isfinite(self.epsilon) and self.epsilon > 0,
                f"epsilon must be > 0, got {self.epsilon!r}")
         _check(_is_int(self.steps) and self.steps >= 1, f"steps must be an integer >= 1, got {self.steps!r}")
@@ -257,6 +296,15 @@ class OipConfig:
         _check(self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         for name in ("decorrelate", "bounded"):
             _check(isinstance(getattr(self, name), bool), f"{name} must be True or False, got {getattr(self, name)!r}")
+        _check(self.method in METHODS, f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        _check(self.contrast is None or (isinstance(self.contrast, (int, float)) and not isinstance(self.contrast, bool)
+                                         and math.isfinite(self.contrast) and self.contrast > 0),
+               f"contrast must be > 0 or None, got {self.contrast!r}")
+        _check(self.colour_matrix is None or (len(self.colour_matrix) == 9
+                                              and all(math.isfinite(v) for v in self.colour_matrix)
+                                              and abs(np.linalg.det(np.reshape(self.colour_matrix, (3, 3)))) > 1e-12),
+               f"colour_matrix must be 9 finite numbers (a 3x3 matrix by rows) that can be inverted, "
+               f"got {self.colour_matrix!r}")
         _check(isinstance(self.learning_rate, (int, float)) and math.isfinite(self.learning_rate)
                and self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate!r}")
         for name in ("warmup_steps", "warmup_round_steps"):
@@ -267,10 +315,21 @@ class OipConfig:
                                        "use strategy 0 with transforms, Fourier, bounded images or Adam")
 
     @classmethod
+    def for_method(cls, method: str, **overrides: Any) -> "OipConfig":
+        """The preset named ``method`` (``series`` or ``robust``) with ``overrides``.
+
+        Example:
+            >>> OipConfig.for_method("series") == OipConfig()
+            True
+        """
+        _check(method in METHODS, f"method must be one of {', '.join(METHODS)}, got {method!r}")
+        return cls.robust(**overrides) if method == "robust" else cls(**overrides)
+
+    @classmethod
     def robust(cls, **overrides: Any) -> "OipConfig":
-        """The readable preset (``--robust``): the standard transforms, a decorrelated Fourier image
-        bounded by a sigmoid, Adam, 512 steps without early stopping, and a ReLU warm-up (an
-        eighth of the steps, at most 64).
+        """The readable preset (``--method robust``): the standard transforms, a decorrelated Fourier
+        image of fixed contrast bounded by a sigmoid, Adam, 512 steps without early stopping, and a
+        ReLU warm-up (an eighth of the steps, at most 64).
 
         Example:
             >>> OipConfig.robust(steps=256).transforms
@@ -279,7 +338,7 @@ class OipConfig:
         preset: dict[str, Any] = dict(
             parametrization="fourier", decorrelate=True, bounded=True, transforms=("standard",),
             optimizer="adam", learning_rate=0.05, steps=512, stop_on_convergence=False,
-            precursor=False, rescue_steps=0,
+            precursor=False, rescue_steps=0, contrast=ROBUST_CONTRAST, method="robust",
         )
         preset.update(overrides)
         preset.setdefault("warmup_steps", min(64, int(preset["steps"]) // 8))  # an eighth of the steps, at most 64
@@ -355,8 +414,10 @@ class OipConfig:
         return _settings(self, DeadUnitSettings)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict (tuples become lists)."""
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+        """Plain JSON-able dict (tuples become lists); ``contrast`` and ``colour_matrix`` only when set,
+        so the saved settings of runs without them read as before."""
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()
+                if not (k in ("contrast", "colour_matrix") and v is None)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "OipConfig":
@@ -369,7 +430,10 @@ class OipConfig:
         data = {k: v for k, v in data.items() if k not in _EXECUTION_KEYS}
         unknown = set(data) - names
         _check(not unknown, f"unknown OipConfig fields: {sorted(unknown)}")
-        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items()})
+        config = cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items()})
+        if "method" not in data and not config.uses_series_loop:  # saved before the method was: what it ran
+            config = replace(config, method="robust")
+        return config
 
 
 @dataclass(frozen=True)

@@ -110,3 +110,44 @@ def test_decorrelation_mixes_colours_by_the_normalized_colour_root():
     np.testing.assert_allclose(first, COLOR_SQRT[:, 0] / scale, rtol=1e-5)
     grey = Parametrization("pixels", (1, 1, 1), InputEncoding.value_range(-100, 100), decorrelate=True)
     np.testing.assert_allclose(grey.image(tf.constant([[[[0.7]]]])).numpy(), [[[[0.7]]]])  # ignored for grey
+
+
+def test_a_fixed_contrast_keeps_the_sigmoid_off_the_range_bounds():
+    """Large parameters drive the plain sigmoid to the bounds; with a contrast the image keeps its RMS before
+    the sigmoid, so pixels stay inside whatever the parameters' size."""
+    params = 400.0 * np.random.default_rng(0).standard_normal((2, 3, 16, 9, 2)).astype(np.float32)
+    free = Parametrization("fourier", (16, 16, 3), RANGE_255, decorrelate=True, bounded=True)
+    fixed = Parametrization("fourier", (16, 16, 3), RANGE_255, decorrelate=True, bounded=True, contrast=1.0)
+    at_bound = lambda images: np.mean((np.rint(images) <= 0) | (np.rint(images) >= 255))  # noqa: E731
+    assert at_bound(free.image(tf.constant(params)).numpy()) > 0.5
+    image = fixed.image(tf.constant(params)).numpy()
+    assert at_bound(image) < 0.01
+    logits = np.log(image / (255 - image))
+    np.testing.assert_allclose(np.sqrt(np.mean(logits**2, axis=(1, 2, 3))), [1.0, 1.0], rtol=1e-3)
+    np.testing.assert_allclose(fixed.image(tf.constant(params / 100)).numpy(), image, rtol=1e-4, atol=1e-2)
+
+
+def test_a_fixed_contrast_keeps_the_colour_matrix_proportions():
+    """Each decorrelated channel gets unit RMS before the mixing: the colour covariance of the image
+    (before the sigmoid) is the matrix's, not what the ascent made of the channels."""
+    rng = np.random.default_rng(1)
+    params = (rng.standard_normal((64, 3, 16, 9, 2)) * np.array([0.01, 5, 5])[:, None, None, None]).astype(np.float32)
+    matrix = np.array([[0.5, 0.1, 0.0], [0.5, 0.0, 0.1], [0.5, -0.1, 0.0]], np.float32)
+    param = Parametrization("fourier", (16, 16, 3), RANGE_255, decorrelate=True, bounded=True, contrast=1.0,
+                            colour=tuple(matrix.ravel()))
+    image = param.image(tf.constant(params)).numpy()
+    logits = np.log(image / (255 - image)).reshape(-1, 3)
+    expected = matrix @ matrix.T
+    np.testing.assert_allclose(np.cov(logits, rowvar=False) / np.trace(np.cov(logits, rowvar=False)),
+                               expected / np.trace(expected), atol=0.02)
+
+
+def test_colour_sqrt_is_a_square_root_of_the_covariance():
+    from oipscope.ascent.parametrization import colour_sqrt
+
+    rng = np.random.default_rng(2)
+    pixels = rng.standard_normal((5000, 3)) @ np.array([[1.0, 0.9, 0.8], [0, 0.3, 0.1], [0, 0, 0.2]])
+    m = colour_sqrt(pixels)
+    np.testing.assert_allclose(m @ m.T, np.cov(pixels, rowvar=False), rtol=1e-4, atol=1e-6)
+    assert np.all(m[:, 0] > 0)  # the luminance column comes first, positive
+    np.testing.assert_array_equal(colour_sqrt(pixels), m)

@@ -6,10 +6,12 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from oipscope.cli.commands import app
+from oipscope.config import OipConfig
 from oipscope.model.cnn import default_model_path
 from oipscope.errors import ConfigError, ModelError
 
@@ -296,3 +298,49 @@ def test_sigterm_interrupts_like_ctrl_c():
                 pass
     finally:
         signal.signal(signal.SIGTERM, saved)
+
+
+def test_find_says_and_saves_the_method_auto_chose(tiny_model_file, tmp_path):
+    """A 12-px model: auto is the series' method, said in the first line and saved; --robust with
+    --method series is refused before anything is written."""
+    from oipscope.search.results import OipResult
+
+    out = tmp_path / "auto"
+    result = runner.invoke(app, ["find", str(tiny_model_file), "--layer", "c2", "--maps", "0", "--steps", "5",
+                                 "--standardize", "--no-assess", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0].startswith("method: series (auto: input 12x12, up to 32 px")
+    assert OipResult.load(out).config == OipConfig(steps=5, method="series")
+    clash = runner.invoke(app, ["find", str(tiny_model_file), "--robust", "--method", "series", "--standardize",
+                                "--out", str(tmp_path / "clash")])
+    assert isinstance(clash.exception, ConfigError) and "--robust is --method robust" in str(clash.exception)
+    assert not (tmp_path / "clash").exists()
+
+
+@pytest.mark.slow
+def test_find_auto_is_robust_above_32_pixels_with_the_images_colours(tmp_path):
+    """A 40-px RGB model: auto picks the robust preset; with --images the colour matrix is measured from them
+    and saved, so the resume key holds it."""
+    import keras
+
+    from oipscope.search.results import OipResult
+
+    model = keras.Sequential([keras.Input((40, 40, 3)), keras.layers.Conv2D(2, 3, activation="relu", name="c")])
+    path = tmp_path / "rgb40.keras"
+    model.save(path)
+    rng = np.random.default_rng(0)
+    pixels = np.clip(rng.normal(128, 40, (8, 40, 40, 1)) + rng.normal(0, 8, (8, 40, 40, 3)), 0, 255)
+    np.save(tmp_path / "images.npy", pixels.astype(np.uint8))
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["find", str(path), "--layer", "c", "--steps", "4", "--input-range", "0,255",
+                                 "--images", str(tmp_path / "images.npy"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0] == ("method: robust (auto: input 40x40, over 32 px; --method series|robust "
+                                             "to choose), colours of the images given")
+    config = OipResult.load(out).config
+    assert config.method == "robust" and config.contrast == 1.0 and len(config.colour_matrix) == 9
+    matrix = np.reshape(config.colour_matrix, (3, 3))
+    assert np.all(matrix[:, 0] > 0) and np.ptp(matrix[:, 0]) < 0.05 * matrix[0, 0]  # grey-ish images: luminance
+    again = runner.invoke(app, ["find", str(path), "--layer", "c", "--steps", "4", "--input-range", "0,255",
+                                "--images", str(tmp_path / "images.npy"), "--out", str(out), "--resume"])
+    assert again.exit_code == 0, again.output

@@ -282,3 +282,19 @@ def test_resume_recomputes_a_chunk_of_other_settings(tiny_model, tmp_path):
                         on_note=notes.append)
     assert len(notes) == 1 and "other settings" in notes[0]
     assert resumed.config.steps == 20 and len(resumed.maps) == 6
+
+
+@pytest.mark.slow
+def test_a_run_saved_before_the_method_field_is_still_resumed(tiny_model, tmp_path):
+    import json
+
+    first = run_layer(tiny_model, "c2", "0-1", CONFIG, tmp_path)
+    run_json = tmp_path / "run.json"
+    key = json.loads(run_json.read_text())
+    del key["config"]["method"]  # as an older release wrote it
+    run_json.write_text(json.dumps(key))
+    saved = (tmp_path / "result.json").stat().st_mtime_ns
+    notes = []
+    again = run_layer(tiny_model, "c2", "0-1", CONFIG, tmp_path, resume=True, on_note=notes.append)
+    assert notes == [] and (tmp_path / "result.json").stat().st_mtime_ns == saved  # taken as finished
+    assert again.maps[0].image.tobytes() == first.maps[0].image.tobytes()

@@ -82,3 +82,14 @@ def test_find_oips_measures_saves_and_summarizes_quality(tiny_model, tmp_path):
                                   [m.jitter_robustness for m in result.maps])
     summary = result.summary()
     assert summary["median_hf_share"] == pytest.approx(np.median([m.hf_share for m in result.maps]))
+
+
+def test_bound_share_and_median_saturation():
+    from oipscope.search.quality import bound_share, median_saturation
+
+    assert bound_share(np.array([0.4, 254.6, 128.0, 3.0])) == 0.5
+    grey = np.full((4, 4, 3), 120.0)
+    assert median_saturation(grey) == 0.0
+    rainbow = np.array([[255.0, 0, 0], [0, 255, 0], [0, 0, 255], [10, 10, 10]])
+    assert median_saturation(rainbow) == 1.0
+    assert median_saturation(np.array([[200.0, 150, 100]])) == pytest.approx(0.5)

@@ -37,7 +37,8 @@ _BETA1, _BETA2 = 0.9, 0.999
 def parametrization_of(config: OipConfig, shape: tuple[int, int, int], encoding: InputEncoding) -> Parametrization:
     """The parametrization a config asks for, for a model input of ``shape``."""
     loop = config.parameter_loop
-    return Parametrization(loop.parametrization, tuple(shape), encoding, loop.decorrelate, loop.bounded)
+    return Parametrization(loop.parametrization, tuple(shape), encoding, loop.decorrelate, loop.bounded,
+                           loop.contrast, loop.colour_matrix)
 
 
 def _build_loop(submodel, param: Parametrization, objective: Objective, adam: bool, transformed: bool,

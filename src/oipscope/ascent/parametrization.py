@@ -7,7 +7,11 @@
 - ``decorrelate`` (RGB): the three channels are mixed by the square root of a
   natural-image colour covariance, so a step moves colours, not single channels;
 - ``bounded``: a sigmoid maps the result onto the encoding's range, so the image
-  never leaves it and needs no clipping.
+  never leaves it and needs no clipping;
+- ``contrast`` (with ``bounded``): each channel is scaled to unit RMS before the
+  colour mixing, and the image to this RMS before the sigmoid: the sigmoid stays
+  in its soft part (few pixels at the range's bounds, no hard edges) and the
+  colours keep the natural covariance's proportions (a photograph's saturation).
 
 A :class:`Parametrization` is a pure description; :meth:`~Parametrization.image`
 is the differentiable map from parameters to model input used in the compiled
@@ -22,11 +26,27 @@ import numpy as np
 
 from ..model.encoding import InputEncoding
 
-__all__ = ["Parametrization", "fourier_scale", "COLOR_SQRT"]
+__all__ = ["Parametrization", "fourier_scale", "colour_sqrt", "COLOR_SQRT"]
 
 COLOR_SQRT = np.array([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]], np.float32)
 """Square root of a natural-image RGB covariance (Lucid's, from ImageNet), by rows."""
 _COLOR = COLOR_SQRT / np.max(np.linalg.norm(COLOR_SQRT, axis=0))
+_RMS_FLOOR = 1e-6  # keeps the contrast's division finite for a blank channel
+
+
+def colour_sqrt(pixels: np.ndarray) -> np.ndarray:
+    """The square root of the colour covariance of RGB ``pixels`` (..., 3), as :data:`COLOR_SQRT`:
+    U·sqrt(S) of its SVD, columns from the strongest component (luminance, signed to be positive) down.
+
+    Example:
+        >>> m = colour_sqrt(np.random.default_rng(0).random((1000, 3)))
+        >>> m.shape
+        (3, 3)
+    """
+    x = np.asarray(pixels, np.float64).reshape(-1, 3)
+    u, s, _ = np.linalg.svd(np.cov(x, rowvar=False))
+    u = u * np.where(u.sum(axis=0) < 0, -1.0, 1.0)  # each component's sign fixed: the matrix is reproducible
+    return (u * np.sqrt(np.maximum(s, 1e-12))).astype(np.float32)
 _START_SD = 0.01  # starting parameters: small noise, an almost flat image (Lucid's)
 
 
@@ -49,6 +69,9 @@ class Parametrization:
         decorrelate: mix RGB channels by :data:`COLOR_SQRT` (ignored for grey).
         bounded: sigmoid onto the encoding's range (for per-image standardization
             the image is standardized instead, which bounds it as well).
+        contrast: with ``bounded``, the RMS of the image before the sigmoid, each
+            channel first scaled to unit RMS; None: as the parameters make it.
+        colour: the colour matrix's 9 numbers by rows (RGB); None: :data:`COLOR_SQRT`.
     """
 
     kind: str
@@ -56,6 +79,8 @@ class Parametrization:
     encoding: InputEncoding
     decorrelate: bool = False
     bounded: bool = False
+    contrast: float | None = None
+    colour: tuple[float, ...] | None = None
 
     @property
     def param_shape(self) -> tuple[int, ...]:
@@ -70,7 +95,14 @@ class Parametrization:
 
     def _colour_matrix(self) -> np.ndarray:
         """The colour mixing in the model's channel order: RGB rows reversed for a BGR model."""
-        return _COLOR[::-1] if self.encoding.channel_order == "bgr" else _COLOR
+        matrix = _COLOR
+        if self.colour is not None:
+            matrix = np.reshape(np.asarray(self.colour, np.float32), (3, 3))
+            matrix = matrix / np.max(np.linalg.norm(matrix, axis=0))
+        return matrix[::-1] if self.encoding.channel_order == "bgr" else matrix
+
+    def _fixes_contrast(self) -> bool:
+        return self.contrast is not None and self.bounded and self.encoding.kind != "standardize"
 
     def initial(self, rng: np.random.Generator, start: np.ndarray | None = None) -> np.ndarray:
         """One element's starting parameters: a start image (plain pixels), else small seeded noise."""
@@ -80,7 +112,8 @@ class Parametrization:
 
     def params_of(self, images: np.ndarray) -> np.ndarray:
         """The parameters of given images (N, H, W, C) in the model's encoding: the inverse of :meth:`image`
-        (values at the range's bounds are pulled just inside, where the sigmoid can reach them)."""
+        (values at the range's bounds are pulled just inside, where the sigmoid can reach them; with a
+        fixed contrast the image comes back at that contrast)."""
         x = np.asarray(images, np.float64)
         h, w, c = self.shape
         if self.bounded and self.encoding.kind != "standardize":
@@ -106,8 +139,13 @@ class Parametrization:
             x = tf.transpose(tf.signal.irfft2d(spectrum, fft_length=[h, w]), [0, 2, 3, 1])
         else:
             x = params
+        if self._fixes_contrast():
+            x = x / tf.sqrt(tf.reduce_mean(tf.square(x), axis=[1, 2], keepdims=True) + _RMS_FLOOR**2)
         if self._mixes_colour():
             x = tf.tensordot(x, tf.constant(np.ascontiguousarray(self._colour_matrix().T)), axes=[[3], [0]])
+        if self._fixes_contrast():
+            x = x * (self.contrast / tf.sqrt(tf.reduce_mean(tf.square(x), axis=[1, 2, 3], keepdims=True)
+                                             + _RMS_FLOOR**2))
         if self.bounded and self.encoding.kind != "standardize":
             lo, hi = self.encoding.bounds(c)
             return tf.constant(lo) + tf.constant(hi - lo) * tf.sigmoid(x)

@@ -19,7 +19,8 @@ from rich.table import Table
 
 from .options import (
     BgrOpt, DatasetOpt, ImagesOpt, InputSizeOpt, ObjectiveOpt, OptimizerOpt, ParametrizationOpt, PreprocessOpt,
-    RobustOpt, TransformsOpt, WarmupOpt, default_layer_option, method_config, MeanOpt, ModelArg, RangeOpt,
+    MethodOpt, RobustOpt, TransformsOpt, WarmupOpt, default_layer_option, method_config, method_line, method_option,
+    subject_method_config, MeanOpt, ModelArg, RangeOpt,
     RayCpusOpt, RayGpusOpt, RayOpt, StandardizeOpt, StdOpt, UnsafeOpt, WorkersOpt, backend_option, check_output,
     console, encoding_option, err_console, images_option, input_size_option, kept_chunks, load_model_option, numbers_option, output_errors, skipped_note, start_tensorflow, state,
     subject_option,
@@ -140,6 +141,7 @@ def find(
                    "the output layer)."),
     maps: str = typer.Option("all", help='Maps: "all", or indices and ranges like "0-15,40".'),
     objective: str = ObjectiveOpt,
+    method: str = MethodOpt,
     robust: bool = RobustOpt,
     transforms: Optional[str] = TransformsOpt,
     parametrization: Optional[str] = ParametrizationOpt,
@@ -193,20 +195,23 @@ def find(
     from ..config import Execution
 
     execution = Execution(memory_budget_mb=memory_budget_mb)
-    config = method_config(
-        robust, steps, epsilon=epsilon, strategy=strategy, start=start,
-        precursor=None if robust and precursor else precursor,
+    method = method_option(method, robust)
+    fields = dict(
+        epsilon=epsilon, strategy=strategy, start=start, precursor=None if precursor else precursor,
         restarts=restarts, n_per_map=n_per_map, seed=seed, objective=objective, transforms=transforms,
         parametrization=parametrization, optimizer=optimizer, warmup_steps=warmup_steps,
         scales=numbers_option(scales, int, "--scales", "3,7,14,28"),
         factors=numbers_option(factors, float, "--factors", "0.5,0.5,0.5,0.5"),
     )
+    config = method_config(method == "robust", steps, **fields)  # bad options fail before the model loads
     if chunk_maps is not None and chunk_maps < 1:
         raise ConfigError(f"--chunk-maps must be >= 1, got {chunk_maps}")
     check_output(out)
     subject = subject_option(model, unsafe_load, input_range, mean, std, standardize, preprocess, bgr, input_size)
     layer = default_layer_option(layer, subject.model, config.objective)
     image_set = images_option(images, subject, model, dataset=dataset) if assess else None  # before the long part
+    config = subject_method_config(method, subject, image_set, steps, **fields)
+    console.print(method_line(method, config, subject), markup=False, soft_wrap=True)
     with output_errors(out), output_lock(out, on_note=note):  # one run per folder, until the grid is drawn
         result = _find_in(out, subject, layer, maps, config, resume, chunk_maps, image_set, execution, ray, workers,
                           ray_cpus_per_task, ray_gpus_per_task, unsafe_load)
@@ -256,6 +261,7 @@ def zoo(
                    "(default: one layer per convolution, after its normalization and activation)."),
     maps: str = typer.Option("all", help='Maps of every layer: "all", or indices and ranges like "0-15".'),
     objective: str = ObjectiveOpt,
+    method: str = MethodOpt,
     robust: bool = RobustOpt,
     steps: Optional[int] = typer.Option(None, help="Maximum ascent steps (default 600; 512 with --robust)."),
     epsilon: float = typer.Option(0.01, help="Step size of the normalized gradient."),
@@ -297,7 +303,8 @@ def zoo(
     from ..gallery.worker import BackgroundGallery
     from ..runs.jobs import run_classes, run_zoo
 
-    config = method_config(robust, steps, epsilon=epsilon, seed=seed, objective=objective)
+    method = method_option(method, robust)
+    config = method_config(method == "robust", steps, epsilon=epsilon, seed=seed, objective=objective)
     execution = Execution(memory_budget_mb=memory_budget_mb)
     from ..figures.plot import CONTRASTS
 
@@ -308,6 +315,8 @@ def zoo(
     subject = subject_option(model, unsafe_load, input_range, mean, std, standardize, preprocess, bgr, input_size)
     plan = plan_zoo(subject, layers, maps)  # every layer and map checked before the first minute is spent
     image_set = images_option(images, subject, model, dataset=dataset) if assess else None
+    config = subject_method_config(method, subject, image_set, steps, epsilon=epsilon, seed=seed, objective=objective)
+    console.print(method_line(method, config, subject), markup=False, soft_wrap=True)
     class_layer = _class_layer_option(subject, classes)
     if dry_run:
         _print_plan(subject, plan, config, image_set, execution, class_layer)

@@ -22,8 +22,9 @@ __all__ = [
     "ImagesOpt", "DatasetOpt", "RayOpt", "WorkersOpt", "RayCpusOpt", "RayGpusOpt", "backend_option",
     "start_tensorflow", "load_model_option", "subject_option", "input_size_option", "encoding_option",
     "images_option", "skipped_note",
-    "numbers_option", "check_output", "output_errors", "kept_chunks", "ObjectiveOpt", "RobustOpt", "TransformsOpt",
-    "ParametrizationOpt", "OptimizerOpt", "WarmupOpt", "method_config", "default_layer_option",
+    "numbers_option", "check_output", "output_errors", "kept_chunks", "ObjectiveOpt", "MethodOpt", "RobustOpt", "TransformsOpt",
+    "ParametrizationOpt", "OptimizerOpt", "WarmupOpt", "method_config", "method_option", "method_line",
+    "subject_method_config", "default_layer_option",
 ]
 
 LOG_WIDTH = 10_000
@@ -77,9 +78,12 @@ ObjectiveOpt = typer.Option("channel", "--objective", metavar="EXPR",
                             help="What each OIP maximizes: channel (default), neuron, neuron:Y,X, region:Y0:Y1,X0:X1, "
                                  "class, direction:V0,V1,..., diversity; image terms tv, l1, l2, blur; combine them "
                                  "with weights, e.g. 'channel - 0.5*diversity - 0.05*tv'.")
-RobustOpt = typer.Option(False, "--robust",
-                         help="Readable OIPs on deep models: random transforms, a decorrelated Fourier image bounded "
-                              "by a sigmoid, Adam and a ReLU warm-up (512 steps unless --steps).")
+MethodOpt = typer.Option("auto", "--method", metavar="auto|series|robust",
+                         help="How OIPs climb: series (the series' pixel ascent), robust (readable OIPs on deep "
+                              "models: random transforms, a decorrelated Fourier image of fixed contrast, Adam, "
+                              "a ReLU warm-up; 512 steps unless --steps), or auto: series for inputs up to 32 px, "
+                              "else robust.")
+RobustOpt = typer.Option(False, "--robust", help="Same as --method robust.")
 TransformsOpt = typer.Option(None, "--transforms", metavar="LIST",
                              help="Random transforms before each step, space-separated: pad:N jitter:N scale:LO,HI "
                                   "rotate:DEG, or standard (the --robust set).")
@@ -238,6 +242,63 @@ def numbers_option(text: Optional[str], convert, option: str, example: str) -> O
         return tuple(convert(part.strip()) for part in text.split(","))
     except ValueError:
         raise ConfigError(f"{option} must be comma-separated numbers like {example}, got {text!r}") from None
+
+
+def method_option(method: str, robust: bool) -> str:
+    """``--method`` with ``--robust`` (its alias) folded in: ``auto``, ``series`` or ``robust``."""
+    if method not in ("auto", "series", "robust"):
+        raise ConfigError(f"--method must be auto, series or robust, got {method!r}")
+    if robust and method == "series":
+        raise ConfigError("--robust is --method robust; give one of --robust and --method series")
+    return "robust" if robust else method
+
+
+def subject_method_config(method: str, subject, image_set, steps: Optional[int], **fields) -> "OipConfig":
+    """The OipConfig for ``subject``: ``auto`` resolved by its input size, and for the robust method on
+    an RGB model with ``image_set``, the colour matrix measured from those images (saved with the
+    result, so a resume measures and finds the same)."""
+    from ..config import resolve_method
+
+    height, width, channels = subject.input_shape
+    chosen = resolve_method(method, height, width)
+    config = method_config(chosen == "robust", steps, **fields)
+    if config.decorrelate and channels == 3 and image_set is not None and config.colour_matrix is None:
+        from dataclasses import replace
+
+        config = replace(config, colour_matrix=tuple(float(v) for v in image_colour_matrix(image_set).ravel()))
+    return config
+
+
+def method_line(method: str, config: "OipConfig", subject) -> str:
+    """The run's first line about its method: which one, why (for ``auto``), and the colours' source."""
+    from ..config import AUTO_SERIES_SIZE
+
+    height, width, channels = subject.input_shape
+    why = ""
+    if method == "auto":
+        side = "up to" if max(height, width) <= AUTO_SERIES_SIZE else "over"
+        why = f" (auto: input {height}x{width}, {side} {AUTO_SERIES_SIZE} px; --method series|robust to choose)"
+    colours = ""
+    if config.decorrelate and channels == 3:
+        colours = ", colours of the images given" if config.colour_matrix is not None else ", ImageNet's colours"
+    return f"method: {config.method}{why}{colours}"
+
+
+def image_colour_matrix(image_set, limit: int = 512) -> "np.ndarray":
+    """The colour matrix (:func:`~oipscope.ascent.parametrization.colour_sqrt`) of the first ``limit`` images
+    of a set, rounded to 4 decimals so that the saved settings read back the same."""
+    import numpy as np
+
+    from ..ascent.parametrization import colour_sqrt
+
+    pixels, n = [], 0
+    for _, batch in image_set.batches(64):
+        take = batch[: limit - n, ::2, ::2]  # every other pixel: the covariance, at a quarter of the work
+        pixels.append(take.reshape(-1, take.shape[-1]) / 255.0)
+        n += len(take)
+        if n >= limit:
+            break
+    return np.round(colour_sqrt(np.concatenate(pixels)), 4)
 
 
 def method_config(robust: bool, steps: Optional[int], **fields) -> "OipConfig":

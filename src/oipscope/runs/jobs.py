@@ -72,6 +72,18 @@ def _run_key(layer_name: str, maps: tuple[int, ...], config: OipConfig, model_ha
     return key
 
 
+def _saved_key(path: Path) -> dict:
+    """A run.json as a run key; its config read as today's :class:`OipConfig` reads it, so a run saved
+    before a field was added (e.g. ``method``) is still resumed."""
+    key = read_saved_json(path, "run settings")
+    if isinstance(key, dict) and isinstance(key.get("config"), dict):
+        try:
+            key = {**key, "config": OipConfig.from_dict(key["config"]).to_dict()}
+        except ConfigError:  # other settings altogether: compared as saved, and so refused
+            pass
+    return key
+
+
 def _agrees(result: OipResult, key: dict) -> bool:
     """Whether a saved result (or chunk) was computed with the settings of ``key`` (a run's run.json)."""
     model_hash = result.model_hash if result.model_hash is not None else key.get("model_hash")
@@ -88,7 +100,7 @@ def finished_result(out_dir: str | os.PathLike, key: dict | None = None) -> OipR
     out_dir = Path(out_dir)
     if not (out_dir / RESULT_JSON).is_file() or not (out_dir / RUN_JSON).is_file():
         return None
-    if key is not None and read_saved_json(out_dir / RUN_JSON, "run settings") != key:
+    if key is not None and _saved_key(out_dir / RUN_JSON) != key:
         return None
     result = OipResult.load(out_dir)
     if key is not None and not (_agrees(result, key)
@@ -172,7 +184,7 @@ class _LayerJob:
         """
         out_dir, run_file = self.out_dir, self.out_dir / RUN_JSON
         if self.resume and run_file.is_file():
-            if read_saved_json(run_file, "run settings") != self.key:
+            if _saved_key(run_file) != self.key:
                 raise ConfigError(
                     f"{out_dir} holds a run with other settings (layer, maps, parameters, model, input encoding or size); "
                     "resume it with the same options, or choose another --out"
