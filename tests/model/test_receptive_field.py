@@ -107,6 +107,7 @@ def assert_fits(measured, field_box, hw, where) -> None:
             assert (got >= want) if side < 2 else (got <= want), (where, measured, field_box)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("build, layers", [
     (vgg_like, ["c1", "c2", "p1", "c3", "p2", "c4"]),
     (resnet_like, ["stem", "stem_pool", "b_conv1", "b_conv2", "b_short", "b_add", "b_out"]),
