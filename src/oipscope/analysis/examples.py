@@ -107,8 +107,8 @@ class DatasetExamples:
         return np.flatnonzero(self.fire_fraction > 0)
 
     def to_dict(self) -> dict:
-        """Plain dict of arrays and scalars (what :meth:`save` writes); no class profile without labels,
-        no receptive field where the units see the whole image."""
+        """Plain dict of arrays and scalars (what :meth:`save` writes; the receptive field as its 8 integers);
+        no class profile without labels, no receptive field where the units see the whole image."""
         data = {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
         if self.receptive_field is not None:
             data["receptive_field"] = self.receptive_field.to_array()
@@ -128,8 +128,7 @@ class DatasetExamples:
             hist_top=int(data.get("hist_top", 100)),
             class_means=np.asarray(data["class_means"]) if "class_means" in data else None,
             pattern_accuracy=float(data.get("pattern_accuracy", float("nan"))),
-            receptive_field=(ReceptiveField.from_array(data["receptive_field"])
-                             if data.get("receptive_field") is not None else None),
+            receptive_field=_field(data.get("receptive_field")),
             **{name: np.asarray(data[name]) for name in _ARRAY_FIELDS},
         )
 
@@ -156,6 +155,13 @@ class DatasetExamples:
                 return cls.from_dict(content)
             except DataError as exc:
                 raise DataError(f"{path}: {exc}") from exc
+
+
+def _field(value) -> ReceptiveField | None:
+    """A receptive field from :meth:`DatasetExamples.to_dict` (as it is) or a saved file (8 integers)."""
+    if value is None or isinstance(value, ReceptiveField):
+        return value
+    return ReceptiveField.from_array(value)
 
 
 def _check_positive(name: str, value) -> None:

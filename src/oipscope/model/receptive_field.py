@@ -89,6 +89,10 @@ class ReceptiveField:
         """The field as 8 integers (size, jump, start, input size; rows before columns), for ``.npz`` files."""
         return np.asarray([*self.size, *self.jump, *self.start, *self.input_hw], np.int64)
 
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        """NumPy sees the field as :meth:`to_array` (so a saved ``.npz`` holds 8 integers)."""
+        return self.to_array() if dtype is None else self.to_array().astype(dtype)
+
     @classmethod
     def from_array(cls, values) -> "ReceptiveField":
         """Inverse of :meth:`to_array`."""
