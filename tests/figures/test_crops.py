@@ -13,7 +13,14 @@ from matplotlib.patches import Rectangle
 
 from oipscope.analysis.examples import DatasetExamples
 from oipscope.figures import plot
-from oipscope.figures.crops import MIN_CROP, crop_image, crop_window, crops_shown, example_crop, outlined_strip
+from oipscope.figures.crops import (
+    MIN_CROP,
+    crop_image,
+    crop_window,
+    crops_shown,
+    example_crop,
+    outlined_strip,
+)
 from oipscope.figures.tiles import PIXEL_LIMITS, colorize, rgb_limits, scale_caption
 from oipscope.model.encoding import InputEncoding
 from oipscope.model.receptive_field import ReceptiveField
@@ -114,7 +121,7 @@ def test_examples_figure_shows_each_image_cropped_to_its_strongest_units_field()
         assert not [p for p in ax.patches if isinstance(p, Rectangle)]  # the field fills the crop
     assert "cropped" in fig._suptitle.get_text()
     fig = plot.examples_figure(_examples(None), 0, images, map_shape=(13, 13))  # no field: whole images, as before
-    first = [ax for ax in fig.axes if ax.images][0]
+    first = next(ax for ax in fig.axes if ax.images)
     assert first.images[0].get_array().shape[:2] == (SIDE, SIDE)
     np.testing.assert_allclose(first.images[0].get_array(), images[2] / 255.0, atol=1e-6)
     assert len([p for p in first.patches if isinstance(p, Rectangle)]) == 1
@@ -140,11 +147,10 @@ def test_the_cards_example_strip_shows_the_crops():
 def _an_oip(cls, channels: int = 3):
     rng = np.random.default_rng(1)
     fields = {f.name for f in dataclasses.fields(cls)}
-    values = dict(map_index=0, image=rng.uniform(0.3, 0.5, (SIDE // 8, SIDE // 8, channels)).astype(np.float32),
-                  activation=1.0, activation_history=np.linspace(0, 1, 5, dtype=np.float32), converged_step=3,
-                  status="converged", start="noise",
-                  snapshots=np.zeros((1, SIDE // 8, SIDE // 8, channels), np.float32),
-                  snapshot_steps=(4,))
+    values = {"map_index": 0, "image": rng.uniform(0.3, 0.5, (SIDE // 8, SIDE // 8, channels)).astype(np.float32),
+              "activation": 1.0, "activation_history": np.linspace(0, 1, 5, dtype=np.float32), "converged_step": 3,
+              "status": "converged", "start": "noise",
+              "snapshots": np.zeros((1, SIDE // 8, SIDE // 8, channels), np.float32), "snapshot_steps": (4,)}
     return cls(**{k: v for k, v in values.items() if k in fields})
 
 
@@ -178,7 +184,7 @@ def test_figures_of_rgb_oips_say_which_scale_they_use():
     pixel = InputEncoding.value_range(0.0, 1.0)
     image = pixel.decode(oip.image)
     fig = plot.oip_grid(_Result([oip], pixel))
-    shown = [ax for ax in fig.axes if ax.images][0].images[0].get_array()
+    shown = next(ax for ax in fig.axes if ax.images).images[0].get_array()
     np.testing.assert_allclose(shown, np.clip(image / 255.0, 0, 1), atol=1e-6)
     assert "pixel units 0–255" in fig._suptitle.get_text()
     card = MapCard(card_layout(oip), encoding=pixel)

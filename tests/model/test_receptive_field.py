@@ -6,8 +6,8 @@ import pytest
 keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
-from oipscope.errors import LayerError  # noqa: E402
-from oipscope.model.receptive_field import ReceptiveField, receptive_field  # noqa: E402
+from oipscope.errors import LayerError
+from oipscope.model.receptive_field import ReceptiveField, receptive_field
 
 L = keras.layers
 

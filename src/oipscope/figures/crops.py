@@ -23,8 +23,16 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["WHOLE_SHARE", "MIN_CROP", "crop_window", "crops_shown", "crop_image", "example_crop", "window_box",
-           "outlined_strip"]
+__all__ = [
+    "MIN_CROP",
+    "WHOLE_SHARE",
+    "crop_image",
+    "crop_window",
+    "crops_shown",
+    "example_crop",
+    "outlined_strip",
+    "window_box",
+]
 
 WHOLE_SHARE = 0.7
 """A crop covering this share of the image's height or width (or more) shows the whole image instead."""
@@ -62,10 +70,10 @@ def crop_window(field, position, image_hw: tuple[int, int]) -> Window | None:
     window = []
     for axis in range(2):
         lo, hi = box[axis], box[axis + 2]
-        side = max(int(round(hi - lo)), MIN_CROP)
+        side = max(round(hi - lo), MIN_CROP)
         if side >= WHOLE_SHARE * image_hw[axis]:
             return None
-        window.append((int(round((lo + hi) / 2 - side / 2)), side))
+        window.append((round((lo + hi) / 2 - side / 2), side))
     (top, height), (left, width) = window
     return top, left, height, width
 

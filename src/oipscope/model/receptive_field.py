@@ -29,7 +29,7 @@ from ..errors import ConfigError
 if TYPE_CHECKING:
     import keras
 
-__all__ = ["ReceptiveField", "receptive_field", "POINTWISE_CLASSES", "MERGE_CLASSES"]
+__all__ = ["MERGE_CLASSES", "POINTWISE_CLASSES", "ReceptiveField", "receptive_field"]
 
 POINTWISE_CLASSES: tuple[str, ...] = (
     "InputLayer", "BatchNormalization", "LayerNormalization", "UnitNormalization",
@@ -94,7 +94,7 @@ class ReceptiveField:
         return self.to_array() if dtype is None else self.to_array().astype(dtype)
 
     @classmethod
-    def from_array(cls, values) -> "ReceptiveField":
+    def from_array(cls, values) -> ReceptiveField:
         """Inverse of :meth:`to_array`."""
         v = [int(x) for x in np.asarray(values).reshape(-1)]
         if len(v) != 8:
@@ -197,7 +197,7 @@ def _history(tensor):
     return operation, (nodes[node_index] if node_index < len(nodes) else None)
 
 
-def receptive_field(model: "keras.Model", layer_name: str) -> ReceptiveField | None:
+def receptive_field(model: keras.Model, layer_name: str) -> ReceptiveField | None:
     """The receptive field of the units of ``layer_name`` in ``model``'s input pixels.
 
     A pure walk over the Keras graph (nested models inlined first, as
