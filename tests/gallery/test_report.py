@@ -225,6 +225,26 @@ def test_map_pages_show_and_layer_pages_sort_by_the_quality_numbers(tiny, tmp_pa
     assert f'high-frequency share</th><td class="num">{result.maps[0].hf_share:.2f}' in first
 
 
+def test_map_pages_show_the_whole_images_with_the_cards_crops_outlined(tiny, tmp_path, monkeypatch):
+    from oipscope.figures import crops
+    from oipscope.model.receptive_field import ReceptiveField
+
+    result, examples = tiny["layers"][1]
+    assert examples.receptive_field is not None  # recorded by dataset_examples: c2 sees 5x5 pixels
+    plain = tmp_path / "plain"
+    _write(tiny, plain, layers=[tiny["layers"][1]])
+    assert not list(plain.rglob("whole_*.png"))  # a field over most of a 12 px image: whole images, as before
+    assert "Top images, whole" not in sorted((plain / "layers").glob("*/map_0000.html"))[0].read_text()
+
+    monkeypatch.setattr(crops, "MIN_CROP", 2)  # crops of a 3 px field on the 12 px images
+    field = ReceptiveField((3, 3), (1, 1), (-1, -1), (12, 12))
+    out = tmp_path / "cropped"
+    _write(tiny, out, layers=[(result, dataclasses.replace(examples, receptive_field=field))])
+    page = sorted((out / "layers").glob("*/map_0000.html"))[0]
+    assert "Top images, whole" in page.read_text() and "whole_0000.png" in _references(page)
+    assert (page.parent / "whole_0000.png").is_file()
+
+
 # --- the page of class OIPs ---------------------------------------------------------------
 
 

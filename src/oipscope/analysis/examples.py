@@ -24,6 +24,7 @@ from ..errors import ConfigError, DataError, LayerError
 from ..data.imagesets import finite_images
 from ..files import atomic_write, read_saved_npz, reading_saved
 from ..model.loading import get_layer
+from ..model.receptive_field import ReceptiveField, receptive_field
 from ..model.subject import Subject, as_subject
 
 __all__ = [
@@ -70,6 +71,10 @@ class DatasetExamples:
             vector of map means (the series' part VI): class centroids from the
             labelled images with even index, accuracy on those with odd index; NaN
             without labels.
+        receptive_field: the receptive field of the layer's units in input pixels
+            (:mod:`oipscope.model.receptive_field`), to show each example cropped to
+            where its strongest unit looks; None where the units see the whole image
+            (or in files written before it was recorded).
     """
 
     layer_name: str
@@ -85,6 +90,7 @@ class DatasetExamples:
     hist_top: int = 100
     class_means: np.ndarray | None = None
     pattern_accuracy: float = float("nan")
+    receptive_field: ReceptiveField | None = None
 
     @property
     def n_maps(self) -> int:
@@ -101,13 +107,17 @@ class DatasetExamples:
         return np.flatnonzero(self.fire_fraction > 0)
 
     def to_dict(self) -> dict:
-        """Plain dict of arrays and scalars (what :meth:`save` writes); no class profile without labels."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+        """Plain dict of arrays and scalars (what :meth:`save` writes; the receptive field as its 8 integers);
+        no class profile without labels, no receptive field where the units see the whole image."""
+        data = {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+        if self.receptive_field is not None:
+            data["receptive_field"] = self.receptive_field.to_array()
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> "DatasetExamples":
         """Inverse of :meth:`to_dict`; accepts 0-d arrays for the scalars."""
-        optional = ("hist_top", "class_means", "pattern_accuracy")
+        optional = ("hist_top", "class_means", "pattern_accuracy", "receptive_field")
         missing = [f.name for f in fields(cls) if f.name not in data and f.name not in optional]
         if missing:
             raise DataError(f"dataset examples lack {', '.join(missing)}; recompute them with dataset_examples")
@@ -118,6 +128,7 @@ class DatasetExamples:
             hist_top=int(data.get("hist_top", 100)),
             class_means=np.asarray(data["class_means"]) if "class_means" in data else None,
             pattern_accuracy=float(data.get("pattern_accuracy", float("nan"))),
+            receptive_field=_field(data.get("receptive_field")),
             **{name: np.asarray(data[name]) for name in _ARRAY_FIELDS},
         )
 
@@ -144,6 +155,13 @@ class DatasetExamples:
                 return cls.from_dict(content)
             except DataError as exc:
                 raise DataError(f"{path}: {exc}") from exc
+
+
+def _field(value) -> ReceptiveField | None:
+    """A receptive field from :meth:`DatasetExamples.to_dict` (as it is) or a saved file (8 integers)."""
+    if value is None or isinstance(value, ReceptiveField):
+        return value
+    return ReceptiveField.from_array(value)
 
 
 def _check_positive(name: str, value) -> None:
@@ -375,6 +393,7 @@ def dataset_examples(
         hist_top=hist_top,
         class_means=class_means,
         pattern_accuracy=float("nan") if accuracy is None else accuracy,
+        receptive_field=receptive_field(subject.model, layer_name) if len(out_shape) == 4 else None,
     )
 
 

@@ -5,7 +5,11 @@ activation curve, the class probabilities the full model gives the OIP, and a
 text box with status, activation, start, superstimulus ratio, quality numbers
 (jitter robustness and high-frequency share, if measured) and evoked class. Middle row:
 the evolution snapshots on the OIP's colour scale. Bottom row (with dataset
-examples): the top dataset images, strongest unit marked.
+examples): the top dataset images, each cropped to the receptive field of its
+strongest unit (:mod:`oipscope.figures.crops`) where that field is a small part of
+the image, else whole with the strongest unit marked. RGB OIPs are shown in pixel
+units 0–255 (no per-tile stretch, which would exaggerate their colours) when the
+input encoding gives pixel units.
 
 A :class:`MapCard` is built for one :class:`CardLayout` and painted with any
 map that has that layout; :func:`oipscope.figures.plot.map_card` paints one card for a
@@ -47,8 +51,9 @@ from .text import PilText, figure_pixels
 from .png import encode_png
 from .paint import blend_box, frame, paste, pixel_box, snap, snap_box
 from ..search.status import Status
-from .tiles import (CMAP, ROBUST, colorize, display_image, display_limits, pixel_images, tile_images,
-                    to_uint8)
+from .crops import crops_shown, example_crop
+from .tiles import (CMAP, PIXEL_LIMITS, ROBUST, colorize, display_image, display_limits, is_rgb, pixel_images,
+                    rgb_limits, scale_caption, tile_images, to_uint8)
 
 __all__ = ["CardLayout", "card_layout", "MapCard"]
 
@@ -76,6 +81,8 @@ class CardLayout:
         example_shape: (height, width) of the dataset images, if shown.
         n_classes: class probabilities shown (0: not assessed).
         with_labels: the example titles have a second line for the class.
+        cropped: the examples are crops of the receptive field of their strongest unit.
+        rgb: the OIP is an RGB picture (no colour bar; its scale is written in its title).
     """
 
     frame_shape: tuple[int, int]
@@ -84,6 +91,8 @@ class CardLayout:
     example_shape: tuple[int, int] | None = None
     n_classes: int = 0
     with_labels: bool = False
+    cropped: bool = False
+    rgb: bool = False
 
 
 def card_layout(oip, examples=None, images=None, labels=None, max_examples: int = 9) -> CardLayout:
@@ -103,6 +112,8 @@ def card_layout(oip, examples=None, images=None, labels=None, max_examples: int 
         example_shape=example_shape,
         n_classes=0 if probs is None else int(np.asarray(probs).size),
         with_labels=labels is not None and n_examples > 0,
+        cropped=n_examples > 0 and crops_shown(getattr(examples, "receptive_field", None), example_shape),
+        rgb=is_rgb(image),
     )
 
 
@@ -115,13 +126,16 @@ class MapCard:
         blit: draw the static card once and per map only what changes (:meth:`pixels`): fast, for galleries.
         limits: one (vmin, vmax) for every map; default each map on its own robust scale.
         class_names: names of the probability bars (default "0", "1", ...).
-        unit: the unit of the OIP's colour bar.
+        unit: the unit of the OIP's colour bar (single-channel OIPs).
+        encoding: the input encoding of the OIPs this card will show, for the scale of RGB OIPs
+            (:func:`~oipscope.figures.tiles.rgb_limits`); :meth:`paint` may give it too.
     """
 
     def __init__(self, layout: CardLayout, *, dpi: float | None = None, blit: bool = False,
                  limits: tuple[float, float] | None = None, class_names: Sequence[str] | None = None,
-                 unit: str = "standardized value"):
+                 unit: str = "standardized value", encoding=None):
         self.layout = layout
+        self.rgb_limits = rgb_limits(encoding, limits)
         self.steps = tuple(layout.steps)
         self.n_frames, self.n_examples, self.n_classes = len(self.steps), layout.n_examples, layout.n_classes
         self.blit = blit
@@ -188,7 +202,11 @@ class MapCard:
         """The OIP with its colour bar (shared with the evolution strip) and the hatched silent panel."""
         fig, fx, fy, limits = self.fig, self._fx, self._fy, self.limits
         self.ax_oip = ax = fig.add_axes((fx(0.2), fy(y0), fx(_TOP_H), fy(_TOP_H)))
-        ax.set_title("OIP" if limits is not None or not self.blit else f"OIP ({unit})", fontsize=8, pad=2)
+        if self.layout.rgb:
+            title = f"OIP ({scale_caption(self.rgb_limits)})"
+        else:
+            title = "OIP" if limits is not None or not self.blit else f"OIP ({unit})"
+        ax.set_title(title, fontsize=8, pad=2)
         lo, hi = limits if limits is not None else (0.0, 1.0)
         self.oip_image = ax.imshow(np.zeros(self.frame_shape), cmap=CMAP, vmin=lo, vmax=hi, interpolation="nearest")
         bare(ax)
@@ -201,7 +219,7 @@ class MapCard:
                                         "alpha": 0.85})
         # Each card on its own colour scale (no limits) and blitted: a static 0..1 bar whose three tick
         # labels are written per card, so the bar is not redrawn (and re-ticked) for every map.
-        self._free_scale = limits is None and self.blit
+        self._free_scale = limits is None and self.blit and not self.layout.rgb
         bar_rect = (fx(0.3 + _TOP_H), fy(y0), fx(0.1), fy(_TOP_H))
         if self._free_scale:
             self.colorbar = colorbar(fig, ScalarMappable(Normalize(0.0, 1.0), CMAP), bar_rect, unit)
@@ -210,6 +228,7 @@ class MapCard:
             self.colorbar.ax.set_ylabel("")  # the unit goes into the OIP's title: the labels need the room
         else:
             self.colorbar = colorbar(fig, self.oip_image, bar_rect, unit)
+        self.colorbar.ax.set_visible(not self.layout.rgb)  # an RGB picture has no colour scale
         self._clim = (lo, hi)
 
     def _add_curve(self, x: float, y0: float) -> None:
@@ -276,7 +295,9 @@ class MapCard:
         eh, ew = self.example_shape = tuple(self.layout.example_shape)
         self.ex_gap = gap = max(1, ew // 8)
         heading = fy(y2 + panel + self._ex_titles_h + 0.04)
-        fig.text(fx(0.2), heading, "top dataset images (#index / mean activation; red square: strongest unit)",
+        what = ("cropped to the receptive field of the strongest unit" if self.layout.cropped
+                else "red square: strongest unit")
+        fig.text(fx(0.2), heading, f"top dataset images (#index / mean activation; {what})",
                  fontsize=8, fontweight="bold")
         self.ex_label = fig.text(fx(_WIDTH - 0.2), heading, "none makes the map fire", fontsize=8, ha="right",
                                  color="#c0392b")
@@ -309,13 +330,16 @@ class MapCard:
         if tuple(step for _, step, _ in frames) != self.steps:
             raise ConfigError(f"card laid out for snapshots {self.steps}, the OIP has other snapshot steps")
         marked = Status(oip.status).marked
+        if encoding is not None:
+            self.rgb_limits = rgb_limits(encoding, self.limits)
         image, *frame_pixels = pixel_images([oip.image] + [f for f, _, _ in frames], encoding)
         vmin, vmax = self.limits or display_limits(([] if marked else [image]) + frame_pixels, robust=ROBUST)
         self.title.set_text(f"{layer_name} · {map_label(oip)}" if layer_name else map_label(oip))
         self._paint_oip(oip, image, marked, vmin, vmax)
         self._paint_curve(oip, marked)
         self._paint_classes_and_info(oip, class_names)
-        self.evo_image.set_data(tile_images([colorize(f, vmin, vmax) for f in frame_pixels], self.n_frames, self.gap))
+        self.evo_image.set_data(tile_images([colorize(f, vmin, vmax, self.rgb_limits) for f in frame_pixels],
+                                            self.n_frames, self.gap))
         for text, (_, _, activation) in zip(self.evo_titles, frames):
             text.set_text(activation)
         if self.ax_ex is not None:
@@ -323,7 +347,7 @@ class MapCard:
         return self.fig
 
     def _paint_oip(self, oip, image: np.ndarray, marked: bool, vmin: float, vmax: float) -> None:
-        self.oip_image.set_data(display_image(image)[0] if not marked else np.zeros(self.frame_shape))
+        self.oip_image.set_data(display_image(image, self.rgb_limits)[0] if not marked else np.zeros(self.frame_shape))
         self._clim = (vmin, vmax)
         if self.limits is None:
             self.oip_image.set_clim(vmin, vmax)
@@ -382,9 +406,14 @@ class MapCard:
         vals = examples.top_values[m][:n]
         pos = examples.top_positions[m][:n]
         on = [float(v) != 0 for v in vals]  # images where the map is off are left blank
-        pics = [np.asarray(dataset_item(images, i, "image")) for i in idx]
+        field = getattr(examples, "receptive_field", None)
+        views = [example_crop(dataset_item(images, i, "image"), field, p, self.example_shape) if fires else None
+                 for i, p, fires in zip(idx, pos, on)]
+        pics = [np.asarray(dataset_item(images, i, "image")) if view is None else view[0]
+                for i, view in zip(idx, views)]
         lo, hi = display_limits([p for p, fires in zip(pics, on) if fires] or pics)
-        tiles = [colorize(p, lo, hi) if fires else np.full((*self.example_shape, 3), _OFF_GREY, np.float32)
+        tiles = [colorize(p, lo, hi, PIXEL_LIMITS) if fires else np.full((*self.example_shape, 3), _OFF_GREY,
+                                                                          np.float32)
                  for p, fires in zip(pics, on)]
         self.ex_image.set_data(tile_images(tiles, n, self.ex_gap))
         grid = map_grid(examples, map_shape)
@@ -392,7 +421,8 @@ class MapCard:
         for j in range(n):
             title = example_title(image_names, idx[j], vals[j], labels, class_names)
             self.ex_titles[j].set_text(title if on[j] else "off")
-            mark, box = self.ex_marks[j], unit_box(grid, self.example_shape, pos[j], vals[j])
+            box = unit_box(grid, self.example_shape, pos[j], vals[j]) if views[j] is None else views[j][1]
+            mark = self.ex_marks[j]
             mark.set_visible(box is not None)
             if box is not None:
                 x, y, w, h = box

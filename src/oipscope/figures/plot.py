@@ -35,8 +35,9 @@ from .patterns import activation_grid
 from .parts import (HATCH_EDGE, HATCH_FACE, MARK_COLOUR, NotebookFigure, bare, colorbar, dataset_item,
                            map_grid, unit_box)
 from ..search.status import Status
-from .tiles import (CMAP, CONTRASTS, ROBUST, check_contrast, colorize, display_image, display_limits,
-                    pixel_images)
+from .crops import crops_shown, example_crop
+from .tiles import (CMAP, CONTRASTS, PIXEL_LIMITS, ROBUST, check_contrast, colorize, display_image, display_limits,
+                    is_rgb, pixel_images, rgb_limits, scale_caption)
 
 __all__ = [
     "CMAP",
@@ -105,23 +106,24 @@ def _marked_panel(ax, text: str, aspect: float = 1.0, fontsize: float = 8) -> No
     ax.set_gid(f"oip-{text}")
 
 
-def _show(ax, image, vmin=None, vmax=None):
-    """imshow an image (viridis for one channel) without ticks; returns the AxesImage."""
-    a, rgb = display_image(image)
+def _show(ax, image, vmin=None, vmax=None, rgb_limits=None):
+    """imshow an image (viridis for one channel, RGB scaled from ``rgb_limits``) without ticks; returns the
+    AxesImage."""
+    a, rgb = display_image(image, rgb_limits)
     im = ax.imshow(a, cmap=None if rgb else CMAP, vmin=None if rgb else vmin, vmax=None if rgb else vmax,
                    interpolation="nearest")
     bare(ax)
     return im
 
 
-def _draw_oip(ax, oip, vmin, vmax, fontsize: float = 8, image=None):
+def _draw_oip(ax, oip, vmin, vmax, fontsize: float = 8, image=None, rgb_limits=None):
     """The OIP image (or ``image``, e.g. in pixel units), or a hatched panel for silent/nonfinite
     maps; returns the AxesImage or None."""
     if Status(oip.status).marked:
         h, w = np.asarray(oip.image).shape[:2]
         _marked_panel(ax, oip.status, h / w, fontsize)
         return None
-    return _show(ax, oip.image if image is None else image, vmin, vmax)
+    return _show(ax, oip.image if image is None else image, vmin, vmax, rgb_limits)
 
 
 def _grid_figure(nrows: int, ncols: int, panel: float, title_h: float, right: float, top: float,
@@ -161,8 +163,10 @@ def oip_grid(result, maps=None, ncols: int | None = None, *, title: str | None =
         contrast: ``"tile"`` (default): each OIP on its own robust scale;
             ``"shared"``: all on one scale, shown in a colorbar.
 
-    OIPs are shown in pixel units (``result.encoding.decode``). Silent and
-    non-finite maps are grey hatched panels with their status written on them.
+    OIPs are shown in pixel units (``result.encoding.decode``); RGB OIPs in pixel
+    units are not stretched (0–255, :func:`~oipscope.figures.tiles.rgb_limits`), and
+    the title says which scale their colours are on. Silent and non-finite maps are
+    grey hatched panels with their status written on them.
     """
     check_contrast(contrast)
     encoding = getattr(result, "encoding", None)
@@ -178,6 +182,7 @@ def oip_grid(result, maps=None, ncols: int | None = None, *, title: str | None =
     shown = [p for p, m in zip(pixels, oips) if not Status(m.status).marked]
     vmin, vmax = display_limits(shown)
     shared = contrast == "shared"
+    rgb = rgb_limits(encoding, (vmin, vmax) if shared else None)
     fig, axes, width, height = _grid_figure(nrows, ncols, panel=1.5, title_h=0.22, right=0.95 if shared else 0.2,
                                             top=0.45)
     im = None
@@ -187,14 +192,17 @@ def oip_grid(result, maps=None, ncols: int | None = None, *, title: str | None =
             continue
         oip = oips[k]
         limits = (vmin, vmax) if shared else display_limits([pixels[k]], robust=ROBUST)
-        img = _draw_oip(ax, oip, *limits, image=pixels[k])
+        img = _draw_oip(ax, oip, *limits, image=pixels[k], rgb_limits=rgb)
         im = im or img
         ax.set_title(f"{map_label(oip)} / act {float(oip.activation):.2f} / {oip.status}", fontsize=6.5, pad=2)
     if title is None and hasattr(result, "layer_name"):
         title = f"{result.model_name} · {result.layer_name}"
+    colour = is_rgb(pixels[0])
+    if colour:  # what the colours of an RGB picture are on
+        title = f"{title} ({scale_caption(rgb)})" if title else scale_caption(rgb)
     if title:
         fig.suptitle(title, fontsize=10, y=1 - 0.12 / height, va="top")
-    if im is not None and shared:
+    if im is not None and shared and not colour:
         unit = encoding.display_unit if encoding is not None else "standardized value"
         colorbar(fig, im, ((width - 0.75) / width, 0.15 / height + 0.05 * (1 - 0.6 / height),
                            0.12 / width, 0.9 * (1 - 0.6 / height)), unit)
@@ -207,7 +215,7 @@ def _evolution_into(axes: Sequence, oip, fontsize: float = 7, encoding=None):
     vmin, vmax = display_limits(pixels, robust=ROBUST)
     im = None
     for ax, frame, (_, title) in zip(axes, pixels, frames):
-        im = _show(ax, frame, vmin, vmax)
+        im = _show(ax, frame, vmin, vmax, rgb_limits(encoding))
         ax.set_title(title, fontsize=fontsize, pad=2)
     return im
 
@@ -305,6 +313,7 @@ def _examples_into(axes: Sequence, examples, map_index: int, images, map_shape, 
     vals = examples.top_values[map_index]
     pos = examples.top_positions[map_index]
     grid = map_grid(examples, map_shape)
+    field = getattr(examples, "receptive_field", None)
     for j, ax in enumerate(axes):
         if j >= len(idx):
             ax.set_visible(False)
@@ -316,9 +325,10 @@ def _examples_into(axes: Sequence, examples, map_index: int, images, map_shape, 
                     transform=ax.transAxes)
             continue
         image = np.asarray(dataset_item(images, idx[j], "image"))
-        _show(ax, image)
+        view = example_crop(image, field, pos[j])
+        _show(ax, image if view is None else view[0], rgb_limits=PIXEL_LIMITS)
         ax.set_title(example_title(names, idx[j], vals[j], labels, class_names), fontsize=fontsize, pad=2)
-        box = unit_box(grid, image.shape[:2], pos[j], vals[j])
+        box = unit_box(grid, image.shape[:2], pos[j], vals[j]) if view is None else view[1]
         if box is not None:
             x, y, w, h = box
             ax.add_patch(Rectangle((x, y), w, h, fill=False, edgecolor=MARK_COLOUR, linewidth=1.5))
@@ -345,9 +355,15 @@ def examples_figure(examples, map_index: int, images, *, map_shape=None, labels=
         names: image names (e.g. ``image_set.item_name``, or an array/mapping by index);
             default ``#index``.
 
-    Each panel is titled "image name (or #index) / mean activation"; the red square is
-    the strongest unit of the map, scaled from the map grid to the image by
-    (H / map rows, W / map cols). Images where the map does not fire get no square.
+    Each panel is titled "image name (or #index) / mean activation". Where the
+    examples know the layer's receptive field (``examples.receptive_field``) and it
+    covers less than 70 % of the image's side, each image is cropped to the field of
+    its strongest unit (:mod:`oipscope.figures.crops`: centred on the unit, padded with
+    the image's mean colour past its border, at least 32 px, resized to the image's
+    size; a field smaller than the crop is outlined in red). Otherwise the whole image
+    is shown and the red square is the strongest unit of the map, scaled from the map
+    grid to the image by (H / map rows, W / map cols). Images where the map does not
+    fire get no square. RGB images are shown in pixel units 0–255.
     """
     n_maps = examples.top_indices.shape[0]
     if not 0 <= int(map_index) < n_maps:
@@ -364,6 +380,9 @@ def examples_figure(examples, map_index: int, images, *, map_shape=None, labels=
         fig.delaxes(ax)
     note = firing_note(examples, int(map_index), examples.top_values[int(map_index), :k])
     note = f" ({note})" if note else ""
+    first = np.asarray(dataset_item(images, examples.top_indices[int(map_index), 0], "image"))
+    if crops_shown(getattr(examples, "receptive_field", None), first.shape[:2]):
+        note += ", cropped to the strongest unit's receptive field"
     fig.suptitle(f"{examples.layer_name} · map {int(map_index)}: top {k} of {examples.n_images} images{note}",
                  fontsize=9, y=1 - 0.08 / height, va="top")
     return fig
@@ -398,5 +417,5 @@ def map_card(map_oip, examples=None, images=None, class_names: Sequence[str] | N
     """
     layout = card_layout(map_oip, examples, images, labels, max_examples)
     card = MapCard(layout, dpi=dpi, class_names=class_names,
-                   unit=encoding.display_unit if encoding is not None else "standardized value")
+                   unit=encoding.display_unit if encoding is not None else "standardized value", encoding=encoding)
     return card.paint(map_oip, examples, images, class_names, map_shape, labels, layer_name, encoding, names)

@@ -28,6 +28,10 @@ __all__ = [
     "pixel_images",
     "display_image",
     "display_limits",
+    "PIXEL_LIMITS",
+    "rgb_limits",
+    "is_rgb",
+    "scale_caption",
     "colorize",
     "colormap_table",
     "to_uint8",
@@ -42,6 +46,37 @@ ROBUST = 1.0
 
 CONTRASTS = ("tile", "shared")
 """``"tile"``: each image its own robust scale (default); ``"shared"``: one scale for all."""
+
+
+PIXEL_LIMITS = (0.0, 255.0)
+"""The scale of RGB images in pixel units: shown as they are, 0 black and 255 full colour."""
+
+
+def rgb_limits(encoding=None, shared: tuple[float, float] | None = None) -> tuple[float, float] | None:
+    """The scale of RGB OIPs decoded with ``encoding``: :data:`PIXEL_LIMITS` when they are in pixel units,
+    else ``shared`` (one scale for all tiles) or None (each tile stretched on its own).
+
+    A per-tile stretch helps single-channel maps (viridis shows the pattern whatever its range) but
+    exaggerates the colours of an RGB picture, so RGB OIPs in pixel units are shown unstretched.
+    """
+    if encoding is not None and getattr(encoding, "display_unit", "") == "pixel value":
+        return PIXEL_LIMITS
+    return shared
+
+
+def is_rgb(image) -> bool:
+    """Whether ``image`` is shown as an RGB picture (3 or more channels), not through the colormap."""
+    shape = np.shape(image)
+    return len(shape) == 3 and shape[-1] >= 3
+
+
+def scale_caption(limits: tuple[float, float] | None) -> str:
+    """What the colours of RGB tiles shown on ``limits`` mean, for a figure's caption."""
+    if limits is None:
+        return "contrast stretched per tile"
+    if tuple(float(v) for v in limits) == PIXEL_LIMITS:
+        return "pixel units 0–255"
+    return f"one scale for all tiles ({limits[0]:.3g} to {limits[1]:.3g})"
 
 
 def check_contrast(contrast: str) -> None:
@@ -60,13 +95,17 @@ def pixel_images(images, encoding=None) -> list[np.ndarray]:
     return [encoding.decode(image) for image in images]
 
 
-def display_image(image) -> tuple[np.ndarray, bool]:
+def display_image(image, rgb_limits: tuple[float, float] | None = None) -> tuple[np.ndarray, bool]:
     """An image ready for ``imshow``: (H, W) for one channel, or (H, W, 3) RGB in [0, 1].
+
+    Args:
+        image: (H, W), (H, W, 1) or (H, W, 3+) values.
+        rgb_limits: the (low, high) an RGB image is scaled from (e.g. :data:`PIXEL_LIMITS`);
+            default its own ``ROBUST`` and ``100 - ROBUST`` percentiles (per-tile stretch).
 
     Returns:
         (array, is_rgb). Single-channel images keep their values (colour-mapped
-        with :data:`CMAP`); RGB images are scaled to [0, 1] between their
-        ``ROBUST`` and ``100 - ROBUST`` percentiles (per-tile robust contrast).
+        with :data:`CMAP`); RGB images are scaled to [0, 1].
     """
     a = np.asarray(image, dtype=np.float32)
     if a.ndim == 3 and a.shape[-1] == 1:
@@ -79,7 +118,7 @@ def display_image(image) -> tuple[np.ndarray, bool]:
     finite = np.isfinite(a)
     if not finite.any():
         return np.zeros(a.shape, np.float32), True
-    lo, hi = display_limits([a], robust=ROBUST)
+    lo, hi = display_limits([a], robust=ROBUST) if rgb_limits is None else (float(v) for v in rgb_limits)
     return np.clip(np.nan_to_num((a - lo) / ((hi - lo) or 1.0)), 0.0, 1.0), True
 
 
@@ -110,15 +149,17 @@ def display_limits(images: Iterable[Any], robust: float | None = None) -> tuple[
     return lo, hi
 
 
-def colorize(image, vmin: float | None = None, vmax: float | None = None) -> np.ndarray:
+def colorize(image, vmin: float | None = None, vmax: float | None = None,
+             rgb_limits: tuple[float, float] | None = None) -> np.ndarray:
     """An image as RGB float32 in [0, 1]: one channel through :data:`CMAP` on [vmin, vmax]
-    (default: the image's own robust limits; non-finite pixels grey), RGB robustly scaled.
+    (default: the image's own robust limits; non-finite pixels grey), RGB scaled from
+    ``rgb_limits`` (default its own robust limits, see :func:`display_image`).
 
     The colours are the colormap's own table entries, looked up as matplotlib does
     (``Normalize(vmin, vmax, clip=True)`` then ``Colormap``), without its per-call overhead.
     """
-    a, is_rgb = display_image(image)
-    if is_rgb:
+    a, rgb = display_image(image, rgb_limits)
+    if rgb:
         return np.asarray(a, np.float32)
     if vmin is None or vmax is None:
         vmin, vmax = display_limits([a], robust=ROBUST)

@@ -27,7 +27,7 @@ from ..errors import ConfigError
 from ..files import safe_filename
 from ..figures.png import encode_png
 from ..search.status import Status
-from ..figures.tiles import colorize, pixel_images, tile_images, to_uint8
+from ..figures.tiles import colorize, is_rgb, pixel_images, rgb_limits, scale_caption, tile_images, to_uint8
 
 __all__ = ["CLASS_PAGE", "class_label", "oip_mosaic", "class_tiles", "write_class_page"]
 
@@ -45,14 +45,15 @@ def class_label(class_names: Sequence[str] | None, index: int | None) -> str | N
 
 
 def oip_mosaic(oips: list, pixels: list, limits: tuple[float, float] | None = None,
-               max_tiles: int = 256) -> np.ndarray:
-    """OIPs as one RGB array (silent ones hatched grey); each tile its own contrast without ``limits``."""
+               max_tiles: int = 256, rgb: tuple[float, float] | None = None) -> np.ndarray:
+    """OIPs as one RGB array (silent ones hatched grey); each tile its own contrast without ``limits``
+    (``rgb``: the scale of RGB OIPs, see :func:`~oipscope.figures.tiles.rgb_limits`)."""
     oips = oips[:max_tiles]
     h, w = np.asarray(oips[0].image).shape[:2]
     yy, xx = np.mgrid[0:h, 0:w]
     hatch = np.where(((yy + xx) % 6)[..., None] < 2, 0.7, 0.83) * np.ones(3, np.float32)
-    tiles = [hatch if Status(oip.status).marked else colorize(pixels[k], *(limits or (None, None)))
-             for k, oip in enumerate(oips)]
+    tiles = [hatch if Status(oip.status).marked
+             else colorize(pixels[k], *(limits or (None, None)), rgb_limits=rgb) for k, oip in enumerate(oips)]
     return tile_images(tiles, ncols=max(1, math.ceil(math.sqrt(len(oips)))), gap=max(1, w // 14))
 
 
@@ -111,13 +112,14 @@ def write_class_page(env, writer, common: dict, classes, class_names: Sequence[s
     if not oips:
         raise ConfigError(f"the class OIPs of layer {result.layer_name!r} hold no OIPs")
     pixels = pixel_images([oip.image for oip in oips], result.encoding)
+    rgb = rgb_limits(result.encoding)
     tiles = class_tiles(result, class_names)
     for k, (tile, oip) in enumerate(zip(tiles, oips)):
         tile["tile"] = None if Status(oip.status).marked else f"classes/class_{k:04d}.png"
         if tile["tile"]:
-            writer.write(tile["tile"], encode_png(to_uint8(colorize(pixels[k])), level=6))
+            writer.write(tile["tile"], encode_png(to_uint8(colorize(pixels[k], rgb_limits=rgb)), level=6))
     thumb = "thumbs/classes.png"
-    writer.write(thumb, encode_png(to_uint8(oip_mosaic(oips, pixels)), level=6))
+    writer.write(thumb, encode_png(to_uint8(oip_mosaic(oips, pixels, rgb=rgb)), level=6))
     assessed = all(oip.evoked_probabilities is not None for oip in oips)
     own = sum(tile["own"] for tile in tiles) if assessed else None
     line = (f"the model sees {own} of {len(oips)} class OIPs as their own class" if assessed
@@ -130,5 +132,6 @@ def write_class_page(env, writer, common: dict, classes, class_names: Sequence[s
     h, w = np.asarray(oips[0].image).shape[:2]
     writer.write(CLASS_PAGE, env.get_template("classes.html.j2").render(
         classes=shown, tiles=tiles, config=config, encoding=result.encoding.describe(),
-        unit=result.encoding.display_unit, aspect=f"{w} / {h}", **common))
+        unit=result.encoding.display_unit, rgb_caption=scale_caption(rgb) if is_rgb(pixels[0]) else None,
+        aspect=f"{w} / {h}", **common))
     return shown

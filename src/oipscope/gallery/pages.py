@@ -16,8 +16,10 @@ import numpy as np
 from ..errors import ConfigError
 from ..figures import plot
 from ..figures.card import MapCard, card_layout
-from ..figures.png import BackgroundPngs
-from ..figures.tiles import colorize, display_limits, pixel_images
+from ..figures.crops import crop_window, crops_shown, outlined_strip
+from ..figures.parts import MARK_COLOUR
+from ..figures.png import BackgroundPngs, encode_png
+from ..figures.tiles import PIXEL_LIMITS, colorize, display_limits, is_rgb, pixel_images, rgb_limits, scale_caption
 from ..runs.layout import DATA_DIR, EXAMPLE_IMAGES, EXAMPLES_NPZ
 from ..search.status import Status
 from .class_page import class_label as _class_name, oip_mosaic as _mosaic
@@ -155,6 +157,7 @@ def render_layer(env, writer: Writer, common: dict, slug: str, result, examples,
     live = [p for p, m in zip(pixels, oips) if not Status(m.status).marked]
     vmin, vmax = display_limits(live, robust=0.5)
     shared = (vmin, vmax) if contrast == "shared" else None
+    rgb = rgb_limits(encoding, shared)  # RGB OIPs in pixel units: 0-255, not stretched
     map_shape = _map_shape(infos, result.layer_name, examples)
     page_name = f"{slug}.html"
     rel = f"layers/{slug}"
@@ -174,11 +177,12 @@ def render_layer(env, writer: Writer, common: dict, slug: str, result, examples,
         "vmax": f"{vmax:.2f}",
         "contrast": "one scale for all tiles" if shared else "each tile its own scale (1st-99th percentile)",
         "unit": encoding.display_unit,
+        "rgb_caption": scale_caption(rgb) if is_rgb(pixels[0]) else None,
         "encoding": encoding.describe(),
         "model_hash": result.model_hash,
         "versions": sorted(dict(result.versions).items()),
     }
-    writer.write(layer["thumb"], png_image(_mosaic(oips, pixels, shared)))
+    writer.write(layer["thumb"], png_image(_mosaic(oips, pixels, shared, rgb=rgb)))
     writer.write(f"{rel}/curves.png", png_figure(plot.activation_curves(result), dpi))
     layer["pattern_accuracy"] = None if examples is None else _percent(examples.pattern_accuracy, examples)
     map_selectivity = layer["profiles"] = None
@@ -204,14 +208,14 @@ def render_layer(env, writer: Writer, common: dict, slug: str, result, examples,
         tile = None
         if not marked:
             tile = f"{slug}/tiles/map_{k:04d}.png"
-            writer.write(f"layers/{tile}", png_image(colorize(pixels[k], *(shared or (None, None)))))
+            writer.write(f"layers/{tile}", png_image(colorize(pixels[k], *(shared or (None, None)), rgb)))
         if cards:
             layout = card_layout(oip, examples if with_examples else None,
                                  images if with_examples else None, labels, max_examples)
             key = (layout, shared, encoding.display_unit)
             if key not in painters:
                 painters[key] = MapCard(layout, dpi=dpi, blit=True, limits=shared,
-                                        class_names=class_names, unit=encoding.display_unit)
+                                        class_names=class_names, unit=encoding.display_unit, encoding=encoding)
             card = painters[key]
             card.paint(oip, examples if with_examples else None, images if with_examples else None,
                        class_names, map_shape, labels, result.layer_name, encoding, image_names)
@@ -245,9 +249,13 @@ def render_layer(env, writer: Writer, common: dict, slug: str, result, examples,
                               [(_class_name(class_names, c), f"{p:.3f}")
                                for c, p in enumerate(np.asarray(probs, dtype=np.float64).reshape(-1))]),
             "data": None,
+            "whole": None,
         }
         if examples is not None and 0 <= int(oip.map_index) < examples.n_maps:
             m = int(oip.map_index)
+            if with_examples and cards:
+                entry["whole"] = _whole_examples(writer, f"{rel}/whole_{k:04d}.png", examples, m, images,
+                                                 max_examples)
             entry["data"] = [
                 ("best dataset mean activation", _fmt(examples.top_values[m, 0])),
                 ("dataset max unit", _fmt(examples.max_activation[m])),
@@ -276,6 +284,25 @@ def render_layer(env, writer: Writer, common: dict, slug: str, result, examples,
         m = dict(entry, activation=_fmt(oips[k].activation, 4))
         writer.write(f"{rel}/map_{k:04d}.html", template.render(m=m, prev=prev, next=nxt, **page_common))
     return layer
+
+
+def _whole_examples(writer: Writer, path: str, examples, map_index: int, images, max_examples: int) -> str | None:
+    """The top images of a map whole, each crop its card shows outlined, as a PNG strip; None without crops."""
+    field = examples.receptive_field
+    idx = [int(i) for i, v in zip(examples.top_indices[map_index][:max_examples],
+                                  examples.top_values[map_index][:max_examples]) if float(v) != 0]
+    if field is None or not idx:
+        return None
+    pics = [np.asarray(images[i]) for i in idx]
+    if len({p.shape for p in pics}) > 1 or not crops_shown(field, pics[0].shape[:2]):
+        return None
+    lo, hi = display_limits(pics)
+    positions = examples.top_positions[map_index][:len(idx)]
+    windows = [crop_window(field, pos, pic.shape[:2]) for pic, pos in zip(pics, positions)]
+    strip = outlined_strip([colorize(p, lo, hi, PIXEL_LIMITS) for p in pics], windows, MARK_COLOUR,
+                           gap=max(1, pics[0].shape[1] // 8))
+    writer.write(path, encode_png(strip, level=6))
+    return path.rsplit("/", 1)[1]
 
 
 def _percent(accuracy: float, examples) -> str:

@@ -4,6 +4,7 @@
 - :mod:`.encoding`: the input encoding (standardized, a range, ``preprocess_input`` presets).
 - :mod:`.subject`: a model with its encoding and origin, resolved once.
 - :mod:`.layers`: which layers to visualize.
+- :mod:`.receptive_field`: where a layer's units look, in input pixels.
 - :mod:`.cnn`: the series' CNN, its training and the embedded default model.
 """
 
