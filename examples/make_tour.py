@@ -23,6 +23,7 @@ that make a map fire most (parts VIII–IX), and how the OIPs compare with the t
 that drive the same maps. Step counts are small so the notebook runs in a minute."""),
     ("code", """import oipscope
 from oipscope.figures import plot
+
 model = oipscope.default_model()          # the series' CNN, trained on MNIST (99.5 % test accuracy)
 [(layer.name, layer.n_maps) for layer in oipscope.feature_layers(model)]"""),
     ("markdown", """To train it yourself instead (20 epochs, about 6 minutes on 2 CPU cores):

@@ -143,6 +143,7 @@ def _assert_inside(result: OipResult, low: np.ndarray, high: np.ndarray) -> None
 def _draw_cards_in_this_process(monkeypatch) -> None:
     """The zoo's gallery is drawn where processes cannot be made: here (its fallback)."""
     from oipscope.gallery import worker as gallery_process
+
     def no_processes(*args, **kwargs):
         raise OSError("no worker processes in this test")
 
