@@ -37,6 +37,7 @@ from ..search.starts import parse_maps
 from ..model.layers import select_layers
 from .layout import EXAMPLES_NPZ, PARTS, RUN_JSON, zoo_examples_file, zoo_layer_folder
 from .lock import output_lock
+from .phases import phase, run_key_of
 from ..search.results import ARRAYS_NPZ, RESULT_JSON, OipResult
 from ..search.pipeline import retry_from
 from ..search.status import needs_retry
@@ -92,7 +93,7 @@ def finished_result(out_dir: str | os.PathLike, key: dict | None = None) -> OipR
     out_dir = Path(out_dir)
     if not (out_dir / RESULT_JSON).is_file() or not (out_dir / RUN_JSON).is_file():
         return None
-    if key is not None and read_saved_json(out_dir / RUN_JSON, "run settings") != key:
+    if key is not None and run_key_of(read_saved_json(out_dir / RUN_JSON, "run settings")) != key:
         return None
     result = OipResult.load(out_dir)
     if key is not None and not (_agrees(result, key)
@@ -130,14 +131,15 @@ def _note_default(line: str) -> None:
 
 def _examined(subject: Subject, result: OipResult, images, examples_path: Path, resume: bool,
               on_progress: Callable[[int, int], None] | None,
-              note: Callable[[str], None] = _note_default) -> tuple[OipResult, DatasetExamples]:
+              note: Callable[[str], None] = _note_default,
+              execution: Execution = Execution()) -> tuple[OipResult, DatasetExamples]:
     """The result woken and assessed on the images, and the examples (kept ones on resume)."""
     if resume and examples_path.is_file() and all(m.superstimulus_ratio is not None for m in result.maps):
         try:
             return result, DatasetExamples.load(examples_path)
         except DataError as exc:
             note(f"recomputing damaged dataset examples: {exc}")
-    result, examples = examine_layer(subject, result, images, on_progress=on_progress)
+    result, examples = examine_layer(subject, result, images, on_progress=on_progress, execution=execution)
     examples.save(examples_path)
     return result, examples
 
@@ -176,7 +178,7 @@ class _LayerJob:
         """
         out_dir, run_file = self.out_dir, self.out_dir / RUN_JSON
         if self.resume and run_file.is_file():
-            if read_saved_json(run_file, "run settings") != self.key:
+            if run_key_of(read_saved_json(run_file, "run settings")) != self.key:
                 raise ConfigError(
                     f"{out_dir} holds a run with other settings (layer, maps, parameters, model, input encoding or size); "
                     "resume it with the same options, or choose another --out"
@@ -233,7 +235,7 @@ class _LayerJob:
             if self.images is None:
                 return self.done, None
             result, examples = _examined(self.subject, self.done, self.images, self.examples_path, self.resume,
-                                         self.on_examples, self.note)
+                                         self.on_examples, self.note, self.execution)
             if result is not self.done:
                 result.save(self.out_dir)
             return result, examples
@@ -241,7 +243,7 @@ class _LayerJob:
         examples = None
         if self.images is not None:
             result, examples = _examined(self.subject, result, self.images, self.examples_path, False,
-                                         self.on_examples)
+                                         self.on_examples, execution=self.execution)
         result.save(self.out_dir)
         shutil.rmtree(self.out_dir / PARTS, ignore_errors=True)
         return result, examples
@@ -407,7 +409,7 @@ def wake_from_data(model, result: OipResult, examples: DatasetExamples, images, 
 
 def examine_layer(model, result: OipResult, images,
                   on_progress: Callable[[int, int], None] | None = None, *,
-                  wake: bool = True) -> tuple[OipResult, DatasetExamples]:
+                  wake: bool = True, execution: Execution = Execution()) -> tuple[OipResult, DatasetExamples]:
     """Dataset examples of the result's layer and the result, assessed against them.
 
     Args:
@@ -418,14 +420,18 @@ def examine_layer(model, result: OipResult, images,
         on_progress: ``on_progress(done, total)`` in images.
         wake: first retry silent OIPs of maps that fire on the data from their top
             dataset images (:func:`wake_from_data`).
+        execution: its memory budget sizes every pass's batches.
     """
     subject = as_subject(model, result.encoding)
     images = _image_set(images, subject)
     n_classes = len(images.class_names) if images.class_names is not None else None
-    examples = dataset_examples(subject, result.layer_name, images, on_progress=on_progress, n_classes=n_classes)
-    if wake:
-        result = wake_from_data(subject, result, examples, images)
-    return assess_oips(subject, result, examples), examples
+    with phase("examples"):
+        examples = dataset_examples(subject, result.layer_name, images, on_progress=on_progress,
+                                    n_classes=n_classes, execution=execution)
+    with phase("assessment"):
+        if wake:
+            result = wake_from_data(subject, result, examples, images, execution=execution)
+        return assess_oips(subject, result, examples, execution=execution), examples
 
 
 @dataclass(frozen=True, eq=False)
@@ -594,7 +600,7 @@ def run_classes(
     with output_lock(out_dir, on_note=on_note):
         [(result, _)] = _run_jobs([job], backend, execution, on_layer)
         if any(oip.evoked_probabilities is None for oip in result.maps):  # kept when resumed
-            probabilities = evoked_classes(subject, np.stack([oip.image for oip in result.maps]))
+            probabilities = evoked_classes(subject, np.stack([oip.image for oip in result.maps]), execution=execution)
             result = dataclasses.replace(result, maps=tuple(
                 dataclasses.replace(oip, evoked_probabilities=p) for oip, p in zip(result.maps, probabilities)))
             result.save(job.out_dir)
