@@ -93,3 +93,58 @@ def test_small_memory_budget_chunks_a_wide_layer_and_bounds_peak_rss():
     large = runs["512.0"]
     assert [c["batch"] for c in large["calls"] if c["submodel"] == "oip_wide"] == [256]
     assert large["growth_mb"] > GROWTH_LIMIT_MB, large["growth_mb"]
+
+
+SCRIPT_224 = r"""
+import ctypes, gc, json, os, sys
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+import keras
+import numpy as np
+from oipscope.analysis.examples import dataset_examples
+from oipscope.config import Execution, OipConfig
+from oipscope.search.pipeline import find_oips
+
+def status_mb(field):
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith(field + ":")) / 1024
+
+def reset_peak_mb():
+    gc.collect()
+    ctypes.CDLL("libc.so.6").malloc_trim(0)  # freed memory still resident would hide the next pass's growth
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")
+    return status_mb("VmRSS")
+
+keras.utils.set_random_seed(0)
+base = keras.applications.VGG16(weights=None, include_top=False, input_shape=(224, 224, 3))
+model = keras.Model(base.inputs, base.get_layer("block2_conv2").output)
+images = np.random.default_rng(0).uniform(0, 255, (24, 224, 224, 3)).astype(np.float32)
+execution = Execution(memory_budget_mb=BUDGET)
+out = {}
+before = reset_peak_mb()
+dataset_examples(model, "block2_conv2", images, execution=execution)
+out["examples"] = status_mb("VmHWM") - before
+before = reset_peak_mb()
+find_oips(model, "block2_conv2", [0, 1, 2, 3], OipConfig(steps=2, precursor=False, restarts=0), execution=execution)
+out["ascent"] = status_mb("VmHWM") - before
+before = reset_peak_mb()
+dataset_examples(model, "block2_conv2", images, batch_size=1024)  # the old default: all 24 at once
+out["examples_1024"] = status_mb("VmHWM") - before
+print("RESULT " + json.dumps(out))
+"""
+
+BUDGET_224 = 128
+FOOTPRINT_MB = 160  # TensorFlow's own growth on a first pass: tracing, oneDNN primitives, thread pools
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="needs Linux /proc peak-RSS reset")
+def test_every_pass_on_a_224_px_model_stays_within_the_budget():
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    script = SCRIPT_224.replace("BUDGET", str(BUDGET_224))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")][-1]
+    growth = json.loads(line[len("RESULT "):])
+    assert growth["examples"] < BUDGET_224 + FOOTPRINT_MB, growth
+    assert growth["ascent"] < BUDGET_224 + FOOTPRINT_MB, growth
+    assert growth["examples_1024"] > 2 * (BUDGET_224 + FOOTPRINT_MB), growth  # the bound above means something

@@ -14,9 +14,11 @@ from typing import Sequence
 import numpy as np
 
 from ..data.datasets import Split
+from ..config import Execution
 from ..errors import ConfigError
 from ..data.imagefiles import open_image_file
 from ..model.loading import output_submodel
+from ..model.memory import batch_for_budget
 from ..model.subject import as_subject
 
 __all__ = [
@@ -76,7 +78,8 @@ def _check_batch_size(batch_size: int) -> None:
         raise ConfigError(f"batch_size must be an integer >= 1, got {batch_size!r}")
 
 
-def layer_activations(model, layer_name: str, images, batch_size: int = 256) -> np.ndarray:
+def layer_activations(model, layer_name: str, images, batch_size: int | None = None, *,
+                      execution: Execution = Execution()) -> np.ndarray:
     """Activations of layer ``layer_name`` for raw input images.
 
     Args:
@@ -84,16 +87,22 @@ def layer_activations(model, layer_name: str, images, batch_size: int = 256) -> 
         layer_name: any layer (conv, pooling, flatten, dense).
         images: (N, H, W) or (N, H, W, C) pixels, uint8 or float 0..255; encoded
             with the model's input encoding as in training.
-        batch_size: images per forward pass.
+        batch_size: images per forward pass; None: as many as ``execution.memory_budget_mb`` allows
+            (each image's activations are kept, so they count too).
+        execution: its memory budget sizes the batches when ``batch_size`` is None.
 
     Returns:
         float32 array (N, *layer output shape), e.g. (N, 11, 11, 64) for ``Conv2D_2``
         of the series' CNN or (N, 70) for ``Dense_1``.
     """
-    _check_batch_size(batch_size)
+    _check_batch_size(1 if batch_size is None else batch_size)
     subject = as_subject(model)
     images = as_image_batch(images, subject.input_shape)
     submodel = layer_submodel(subject.model, layer_name)
+    if batch_size is None:  # the encoded batch, and the activations kept and concatenated
+        outputs = int(np.prod([int(d or 1) for d in submodel.output.shape[1:]]))
+        batch_size = batch_for_budget(submodel, execution.memory_budget_mb,
+                                      extra_bytes=4 * (images[0].size + 2 * outputs), limit=len(images))
     parts = [  # eager calls: no tf.function tracing per layer for a handful of images
         np.asarray(submodel(subject.encode(images[start:start + batch_size]), training=False))
         for start in range(0, len(images), batch_size)

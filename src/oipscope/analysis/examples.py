@@ -19,7 +19,9 @@ from typing import Any, Callable
 import numpy as np
 
 from .activations import as_image_batch
+from ..config import Execution
 from ..model.encoding import InputEncoding
+from ..model.memory import batch_for_budget
 from ..errors import ConfigError, DataError, LayerError
 from ..data.imagesets import finite_images
 from ..files import atomic_write, read_saved_npz, reading_saved
@@ -244,10 +246,11 @@ def dataset_examples(
     labels=None,
     k: int = 9,
     hist_top: int = 100,
-    batch_size: int = 1024,
+    batch_size: int | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     *,
     n_classes: int | None = None,
+    execution: Execution = Execution(),
 ) -> DatasetExamples:
     """Stream images through the model and collect per-map dataset examples.
 
@@ -263,14 +266,17 @@ def dataset_examples(
         k: top images kept per map.
         hist_top: how many top images per map enter ``class_histogram``.
         batch_size: images per forward pass; memory is bounded by a few batches.
+            None: as many as ``execution.memory_budget_mb`` allows
+            (:func:`oipscope.model.memory.batch_for_budget`).
         on_progress: called as ``on_progress(done, total)`` after each batch.
         n_classes: histogram width; default ``max(labels) + 1``.
+        execution: its memory budget sizes the batches when ``batch_size`` is None.
 
     Raises:
         ConfigError: bad k/hist_top/batch_size, images or labels that do not fit.
         LayerError: unknown layer or an output that is neither 4-D nor 2-D.
     """
-    for name, value in (("k", k), ("hist_top", hist_top), ("batch_size", batch_size)):
+    for name, value in (("k", k), ("hist_top", hist_top), ("batch_size", 1 if batch_size is None else batch_size)):
         _check_positive(name, value)
     subject = as_subject(model)
     input_shape = subject.input_shape
@@ -313,6 +319,9 @@ def dataset_examples(
         lambda: _make_forward(subject.output_submodel(layer_name, "act_"), input_shape, subject.encoding),
     )
 
+    if batch_size is None:  # the pixels of this batch and the next (decoded meanwhile), encoded: ~3 copies
+        batch_size = batch_for_budget(subject.output_submodel(layer_name, "act_"), execution.memory_budget_mb,
+                                      extra_bytes=12 * int(np.prod(input_shape)), limit=total)
     top_keys = np.empty((n_maps, 0), np.int64)
     top_argmax = np.empty((n_maps, 0), np.int64)
     sums = np.zeros(n_maps, np.float64)
@@ -397,7 +406,7 @@ def dataset_examples(
     )
 
 
-def pattern_accuracy(model, layer_name: str, images, labels=None, batch_size: int = 1024) -> float:
+def pattern_accuracy(model, layer_name: str, images, labels=None, batch_size: int | None = None) -> float:
     """How well a layer's activation patterns alone tell the classes apart (the series' part VI).
 
     The accuracy of a nearest-class-pattern classifier on the vector of map means,
@@ -487,7 +496,8 @@ def _output_activation(model) -> str:
     return getattr(activation, "__name__", "") if activation is not None else ""
 
 
-def evoked_classes(model, images, batch_size: int = 256) -> np.ndarray:
+def evoked_classes(model, images, batch_size: int | None = None, *,
+                   execution: Execution = Execution()) -> np.ndarray:
     """Class probabilities the full model assigns to (OIP) images.
 
     The images are fed as they are (they must already be in the model's input
@@ -501,14 +511,15 @@ def evoked_classes(model, images, batch_size: int = 256) -> np.ndarray:
     Args:
         model: the full classifier (a Keras model or a :class:`~oipscope.model.subject.Subject`).
         images: (N, H, W, C) float images in the model's input encoding (as OIPs are).
-        batch_size: images per forward pass.
+        batch_size: images per forward pass; None: as many as ``execution.memory_budget_mb`` allows.
+        execution: its memory budget sizes the batches when ``batch_size`` is None.
 
     Returns:
         (N, n_classes) float32, rows summing to 1.
     """
     import tensorflow as tf
 
-    _check_positive("batch_size", batch_size)
+    _check_positive("batch_size", 1 if batch_size is None else batch_size)
     subject = as_subject(model)
     model, input_shape = subject.model, subject.input_shape
     images = np.asarray(images)
@@ -518,6 +529,9 @@ def evoked_classes(model, images, batch_size: int = 256) -> np.ndarray:
             f"(N, H, W, C) = (N, {', '.join(map(str, input_shape))}), "
             f"got {images.shape}"
         )
+    if batch_size is None:
+        batch_size = batch_for_budget(model, execution.memory_budget_mb, extra_bytes=images[0].nbytes,
+                                      limit=len(images))
     outputs = np.concatenate([
         np.asarray(model(tf.convert_to_tensor(images[start:start + batch_size], tf.float32), training=False))
         for start in range(0, len(images), batch_size)
@@ -544,7 +558,7 @@ def _classifies(subject: Subject) -> bool:
     return len(outputs) == 1 and len(outputs[0].shape) == 2 and (outputs[0].shape[-1] or 0) >= 2
 
 
-def assess_oips(model, result, examples: DatasetExamples):
+def assess_oips(model, result, examples: DatasetExamples, *, execution: Execution = Execution()):
     """Return ``result`` with each OIP's superstimulus ratio and evoked class probabilities
     (None for a model without a classifier output, such as a base built with ``include_top=False``).
 
@@ -553,6 +567,7 @@ def assess_oips(model, result, examples: DatasetExamples):
             class each OIP evokes.
         result: an :class:`~oipscope.search.results.OipResult` for the layer of ``examples``.
         examples: dataset examples of the same layer (all its maps).
+        execution: its memory budget sizes the batches of the evoked classes.
     """
     import dataclasses
     import warnings
@@ -573,7 +588,7 @@ def assess_oips(model, result, examples: DatasetExamples):
                                  [oip.map_index for oip in result.maps])
     subject = as_subject(model, result.encoding)
     if _classifies(subject):
-        probabilities = evoked_classes(subject, np.stack([oip.image for oip in result.maps]))
+        probabilities = evoked_classes(subject, np.stack([oip.image for oip in result.maps]), execution=execution)
     else:  # a feature extractor (e.g. include_top=False): no classes to evoke
         probabilities = [None] * len(result.maps)
     maps = tuple(

@@ -33,6 +33,7 @@ import numpy as np
 from .traces import shared_function, weight_specs, weights_of, with_weights
 from ..config import Execution, OipConfig
 from ..model.encoding import InputEncoding
+from ..model.memory import batch_for_budget
 from ..errors import ConfigError
 from .objective import Context, Objective, parse_objective
 from .own_map import preactivation_through_head
@@ -103,25 +104,12 @@ class AscentArrays:
         return [Status.from_code(code) for code in self.status]
 
 
-def _activation_bytes(submodel) -> int:
-    total = 0
-    for layer in submodel.layers:
-        try:
-            shape = layer.output.shape
-        except (AttributeError, ValueError):
-            continue
-        n = 1
-        for d in shape[1:]:
-            n *= int(d or 1)
-        total += n
-    return 4 * total
-
-
 def estimate_chunk_size(submodel, n_snapshots: int, steps: int, budget_mb: float) -> int:
-    """How many batch elements fit in ``budget_mb`` (activations ×4 for fwd/bwd, snapshots, history)."""
+    """How many batch elements fit in ``budget_mb``: a gradient pass
+    (:func:`~oipscope.model.memory.gradient_bytes_per_image`), snapshots, history."""
     h, w, c = (int(d) for d in submodel.inputs[0].shape[1:])
-    per = 4 * _activation_bytes(submodel) + 4 * h * w * c * (n_snapshots + 6) + 4 * steps
-    return max(1, int(budget_mb * 2**20 // per))
+    return batch_for_budget(submodel, budget_mb, gradient=True,
+                            extra_bytes=4 * h * w * c * (n_snapshots + 6) + 4 * steps)
 
 
 def _build_segment(submodel, jit: bool, encoding: InputEncoding, objective: Objective, warm: bool,
@@ -303,7 +291,7 @@ def mean_activations(submodel, images: np.ndarray, map_indices: Sequence[int],
         return np.zeros(0, np.float32)
     forward = _forward(submodel, parse_objective(objective), execution.own_maps)
     weights = weights_of(submodel)
-    batch = 4 * estimate_chunk_size(submodel, 0, 1, execution.memory_budget_mb)  # no gradient, no history
+    batch = batch_for_budget(submodel, execution.memory_budget_mb, extra_bytes=images[0].nbytes)  # no gradient
     return np.concatenate([
         forward(tf.constant(images[s : s + batch]), tf.constant(maps[s : s + batch]), weights).numpy()
         for s in range(0, len(images), batch)

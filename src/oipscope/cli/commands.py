@@ -7,6 +7,7 @@ oipscope are printed as one line and exit with the error's code (see README);
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -26,7 +27,9 @@ from .options import (
     subject_option,
 )
 from ..errors import ConfigError, OipscopeError
+from ..runs.layout import RUN_JSON
 from ..runs.lock import output_lock
+from ..runs.phases import PHASE_SECONDS, phase, recording
 from .progress import duration_text, progress_display
 
 __all__ = ["app", "main"]
@@ -212,11 +215,15 @@ def find(
     image_set = images_option(images, subject, model, dataset=dataset) if assess else None  # before the long part
     config = subject_method_config(method, subject, image_set, steps, **fields)
     console.print(method_line(method, config, subject), markup=False, soft_wrap=True)
-    with output_errors(out), output_lock(out, on_note=note):  # one run per folder, until the grid is drawn
+    with output_errors(out), output_lock(out, on_note=note), recording() as seconds:  # one run per folder
+        began = time.perf_counter()
         result = _find_in(out, subject, layer, maps, config, resume, chunk_maps, image_set, execution, ray, workers,
                           ray_cpus_per_task, ray_gpus_per_task, unsafe_load)
+        seconds["search"] = time.perf_counter() - began - sum(seconds.values())  # the rest: OIPs
         skipped_note(image_set)
-        grid = _save_oip_grid(result, out / "oips.png")
+        with phase("gallery"):
+            grid = _save_oip_grid(result, out / "oips.png")
+        _save_phases(out / RUN_JSON, seconds)
     _print_summary(result)
     console.print(f"wrote {out} (result) and {grid}", markup=False)
 
@@ -343,9 +350,12 @@ def zoo(
                 progress.update(tasks[name, stage], completed=done, total=total)
 
             try:
-                runs = run_zoo(subject, [p.layer_name for p in plan], config, out, images=image_set, maps=maps,
-                               resume=resume, execution=execution, backend=backend, on_layer=on_layer,
-                               on_progress=on_progress, on_finished=gallery.add, on_note=note)
+                with recording() as seconds:
+                    runs = run_zoo(subject, [p.layer_name for p in plan], config, out, images=image_set, maps=maps,
+                                   resume=resume, execution=execution, backend=backend, on_layer=on_layer,
+                                   on_progress=on_progress, on_finished=gallery.add, on_note=note)
+                seconds["search"] = time.perf_counter() - started - sum(seconds.values())  # the rest: OIPs
+                class_began = time.perf_counter()
                 class_run = class_layer and run_classes(
                     subject, config, out, layer_name=class_layer, resume=resume, execution=execution,
                     backend=backend, on_layer=on_layer, on_note=note,
@@ -360,9 +370,14 @@ def zoo(
             except BaseException:
                 gallery.close()
                 raise
+        if class_layer:
+            seconds["class OIPs"] = time.perf_counter() - class_began
         skipped_note(image_set)
+        gallery_began = time.perf_counter()
         with output_errors(out):
             index = gallery.finish(class_run)
+        seconds["gallery"] = time.perf_counter() - gallery_began  # the pages left after the search
+        _save_phases(out / RUN_JSON, seconds)
     table = Table(title=f"oipscope zoo of {subject.name}")
     widest = max((len(run.result.layer_name) for run in runs), default=5)
     table.add_column("layer", no_wrap=True, min_width=min(40, widest))  # names whole: cut ones look alike
@@ -406,6 +421,17 @@ def _class_layer_option(subject, classes: Optional[bool]) -> Optional[str]:
         console.print(f"note: no class OIPs for the {n_classes} classes of {many} (more than {CLASS_LIMIT}: "
                       "long); --classes makes them", markup=False)
     return name
+
+
+def _save_phases(run_file: Path, seconds: dict[str, float]) -> None:
+    """Add the phase times to ``run_file`` (the run's key stays as it was); print them with ``--debug``."""
+    from ..files import atomic_write, read_saved_json
+
+    rounded = {name: round(value, 2) for name, value in seconds.items()}
+    saved = read_saved_json(run_file, "run settings") if run_file.is_file() else {}
+    atomic_write(run_file, json.dumps({**saved, PHASE_SECONDS: rounded}, indent=1).encode())
+    if state["debug"]:
+        err_console.print("phase seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in rounded.items()), markup=False)
 
 
 def _print_plan(subject, plan, config, image_set, execution, class_layer: Optional[str] = None) -> None:

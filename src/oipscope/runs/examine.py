@@ -19,6 +19,7 @@ from ..model.subject import Subject, as_subject
 from ..search.pipeline import retry_from
 from ..search.results import OipResult
 from ..search.status import needs_retry
+from .phases import phase
 
 __all__ = ["dataset_fits", "image_set", "wake_from_data", "examine_layer"]
 
@@ -87,7 +88,7 @@ def wake_from_data(model, result: OipResult, examples: DatasetExamples, images, 
 
 def examine_layer(model, result: OipResult, images,
                   on_progress: Callable[[int, int], None] | None = None, *,
-                  wake: bool = True) -> tuple[OipResult, DatasetExamples]:
+                  wake: bool = True, execution: Execution = Execution()) -> tuple[OipResult, DatasetExamples]:
     """Dataset examples of the result's layer and the result, assessed against them.
 
     Args:
@@ -98,11 +99,15 @@ def examine_layer(model, result: OipResult, images,
         on_progress: ``on_progress(done, total)`` in images.
         wake: first retry silent OIPs of maps that fire on the data from their top
             dataset images (:func:`wake_from_data`).
+        execution: its memory budget sizes every pass's batches.
     """
     subject = as_subject(model, result.encoding)
     images = image_set(images, subject)
     n_classes = len(images.class_names) if images.class_names is not None else None
-    examples = dataset_examples(subject, result.layer_name, images, on_progress=on_progress, n_classes=n_classes)
-    if wake:
-        result = wake_from_data(subject, result, examples, images)
-    return assess_oips(subject, result, examples), examples
+    with phase("examples"):
+        examples = dataset_examples(subject, result.layer_name, images, on_progress=on_progress,
+                                    n_classes=n_classes, execution=execution)
+    with phase("assessment"):
+        if wake:
+            result = wake_from_data(subject, result, examples, images, execution=execution)
+        return assess_oips(subject, result, examples, execution=execution), examples

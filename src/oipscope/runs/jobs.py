@@ -36,8 +36,9 @@ from ..files import atomic_write, read_saved_json
 from ..search.starts import parse_maps
 from ..model.layers import select_layers
 from .layout import EXAMPLES_NPZ, PARTS, RUN_JSON, zoo_examples_file, zoo_layer_folder
-from .examine import dataset_fits, examine_layer, image_set, wake_from_data
+from .examine import dataset_fits, examine_layer, image_set
 from .lock import output_lock
+from .phases import run_key_of
 from ..search.results import ARRAYS_NPZ, RESULT_JSON, OipResult
 from ..model.subject import Subject, as_subject
 
@@ -75,7 +76,7 @@ def _run_key(layer_name: str, maps: tuple[int, ...], config: OipConfig, model_ha
 def _saved_key(path: Path) -> dict:
     """A run.json as a run key; its config read as today's :class:`OipConfig` reads it, so a run saved
     before a field was added (e.g. ``method``) is still resumed."""
-    key = read_saved_json(path, "run settings")
+    key = run_key_of(read_saved_json(path, "run settings"))  # without its phase times
     if isinstance(key, dict) and isinstance(key.get("config"), dict):
         try:
             key = {**key, "config": OipConfig.from_dict(key["config"]).to_dict()}
@@ -138,14 +139,15 @@ def _note_default(line: str) -> None:
 
 def _examined(subject: Subject, result: OipResult, images, examples_path: Path, resume: bool,
               on_progress: Callable[[int, int], None] | None,
-              note: Callable[[str], None] = _note_default) -> tuple[OipResult, DatasetExamples]:
+              note: Callable[[str], None] = _note_default,
+              execution: Execution = Execution()) -> tuple[OipResult, DatasetExamples]:
     """The result woken and assessed on the images, and the examples (kept ones on resume)."""
     if resume and examples_path.is_file() and all(m.superstimulus_ratio is not None for m in result.maps):
         try:
             return result, DatasetExamples.load(examples_path)
         except DataError as exc:
             note(f"recomputing damaged dataset examples: {exc}")
-    result, examples = examine_layer(subject, result, images, on_progress=on_progress)
+    result, examples = examine_layer(subject, result, images, on_progress=on_progress, execution=execution)
     examples.save(examples_path)
     return result, examples
 
@@ -241,7 +243,7 @@ class _LayerJob:
             if self.images is None:
                 return self.done, None
             result, examples = _examined(self.subject, self.done, self.images, self.examples_path, self.resume,
-                                         self.on_examples, self.note)
+                                         self.on_examples, self.note, self.execution)
             if result is not self.done:
                 result.save(self.out_dir)
             return result, examples
@@ -249,7 +251,7 @@ class _LayerJob:
         examples = None
         if self.images is not None:
             result, examples = _examined(self.subject, result, self.images, self.examples_path, False,
-                                         self.on_examples)
+                                         self.on_examples, execution=self.execution)
         result.save(self.out_dir)
         shutil.rmtree(self.out_dir / PARTS, ignore_errors=True)
         return result, examples
@@ -518,7 +520,7 @@ def run_classes(
     with output_lock(out_dir, on_note=on_note):
         [(result, _)] = _run_jobs([job], backend, execution, on_layer)
         if any(oip.evoked_probabilities is None for oip in result.maps):  # kept when resumed
-            probabilities = evoked_classes(subject, np.stack([oip.image for oip in result.maps]))
+            probabilities = evoked_classes(subject, np.stack([oip.image for oip in result.maps]), execution=execution)
             result = dataclasses.replace(result, maps=tuple(
                 dataclasses.replace(oip, evoked_probabilities=p) for oip, p in zip(result.maps, probabilities)))
             result.save(job.out_dir)

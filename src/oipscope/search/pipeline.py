@@ -20,7 +20,8 @@ import numpy as np
 
 from ..config import Execution, OipConfig
 from ..model.encoding import InputEncoding
-from ..ascent.pixels import AscentArrays, ascend, estimate_chunk_size, mean_activations
+from ..ascent.pixels import AscentArrays, ascend, mean_activations
+from ..model.memory import batch_for_budget
 from ..errors import ConfigError
 from ..files import file_sha256
 from .starts import combine_grids, draw_grids, fourier_noise, parse_maps, scale_noise
@@ -105,7 +106,9 @@ class _Search:
     def starts(self, elems: Sequence[tuple[int, int]], kind: str, purpose: int, extra: int,
                n_candidates: int) -> tuple[np.ndarray, list[str]]:
         """:meth:`_starts` in batches whose candidates fit the memory budget."""
-        batch = max(1, 4 * estimate_chunk_size(self.sub, 0, 1, self.execution.memory_budget_mb) // n_candidates)
+        candidate = 8 * self.h * self.w * self.c  # its pixels, drawn and encoded
+        batch = max(1, batch_for_budget(self.sub, self.execution.memory_budget_mb, extra_bytes=candidate)
+                    // n_candidates)
         parts = [self._starts(elems[s : s + batch], kind, purpose, extra, n_candidates)
                  for s in range(0, len(elems), batch)]
         return np.concatenate([p[0] for p in parts]), [label for p in parts for label in p[1]]
