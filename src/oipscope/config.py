@@ -17,12 +17,15 @@ import numpy as np
 
 from .errors import ConfigError
 
-__all__ = ["OipConfig", "Execution", "default_snapshot_steps", "PARAMETRIZATIONS", "OPTIMIZERS", "MAX_STEPS"]
+__all__ = ["OipConfig", "Execution", "default_snapshot_steps", "PARAMETRIZATIONS", "OPTIMIZERS", "PRECISIONS",
+           "MAX_STEPS"]
 
 _EXECUTION_KEYS = ("memory_budget_mb", "jit_compile")  # OipConfig fields before Execution existed
 PARAMETRIZATIONS: tuple[str, ...] = ("pixels", "fourier")
 OPTIMIZERS: tuple[str, ...] = ("normalized", "adam")
 _CPU_BATCH = 64
+PRECISIONS: tuple[str, ...] = ("auto", "float32", "bfloat16", "float16")
+"""The choices of ``Execution.precision`` (``auto`` picks one of the others)."""
 MAX_STEPS = 1_000_000
 """The most steps of any ascent (``steps``, a stage of strategy 1, the rescue, a warm-up).
 
@@ -102,6 +105,9 @@ class OipConfig:
         warmup_round_steps: maps still silent after the restarts and the rescue get a
             last round of fresh starts climbed with a warm-up of this many steps, at
             most a quarter of the ascent (0: no such round). It changes no OIP of a live map.
+        canvas: the side in pixels (the longer one) of the image OIPs of a layer whose path from
+            the input is convolutional are grown at (:mod:`oipscope.model.canvas`); None: the
+            model's own size up to 160 px, 128 px above. Other layers use the model's size.
     """
 
     epsilon: float = 0.01
@@ -132,6 +138,7 @@ class OipConfig:
     learning_rate: float = 0.05
     warmup_steps: int = 0
     warmup_round_steps: int = 150
+    canvas: int | None = None
 
     def __post_init__(self) -> None:
         def norm(name: str, conv: Callable) -> None:
@@ -186,6 +193,8 @@ class OipConfig:
         if self.snapshot_steps is not None:
             bad = [s for s in self.snapshot_steps if not 0 <= s < self.total_steps]
             _check(not bad, f"snapshot steps {bad} outside 0..{self.total_steps - 1}")
+        _check(self.canvas is None or (_is_int(self.canvas) and 8 <= self.canvas <= 4096),
+               f"canvas (--size) must be a whole number of pixels from 8 to 4096, got {self.canvas!r}")
         self._check_method()
 
     def _check_method(self) -> None:
@@ -277,8 +286,10 @@ class OipConfig:
         return default_snapshot_steps(steps)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict (tuples become lists)."""
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+        """Plain JSON-able dict (tuples become lists; ``canvas`` only where it is set, so the
+        keys of runs saved before it existed stay the same)."""
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()
+                if not (k == "canvas" and v is None)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "OipConfig":
@@ -318,6 +329,11 @@ class Execution:
             and activations after it), compute for each element only its own map
             of it (:mod:`oipscope.ascent.own_map`); equal to the whole layer up to float
             rounding. False: the whole layer, as the series' loop does.
+        precision: what the model computes in: ``"float32"``, ``"bfloat16"``, ``"float16"``
+            (the image, its update and the criteria stay float32), or ``"auto"``: bfloat16 where
+            a short probe shows it faster on this machine and layer, mixed precision on a GPU,
+            float32 elsewhere and for small models (:mod:`oipscope.ascent.precision`). The
+            precision used is saved with the result.
     """
 
     memory_budget_mb: float = 512.0
@@ -325,6 +341,7 @@ class Execution:
     segment_steps: int | None = 20
     batch_size: int | None = None
     own_maps: bool = True
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         _check(isinstance(self.memory_budget_mb, (int, float)) and not isinstance(self.memory_budget_mb, bool)
@@ -336,6 +353,8 @@ class Execution:
         _check(self.batch_size is None or (_is_int(self.batch_size) and self.batch_size >= 1),
                f"batch_size must be an integer >= 1 or None, got {self.batch_size!r}")
         _check(isinstance(self.own_maps, bool), f"own_maps must be True or False, got {self.own_maps!r}")
+        _check(self.precision in PRECISIONS,
+               f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 
     def batch_limit(self) -> int:
         """The most OIPs per batch apart from memory: ``batch_size``, or 64 on a CPU."""

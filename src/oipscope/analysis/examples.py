@@ -481,7 +481,8 @@ def evoked_classes(model, images, batch_size: int = 256) -> np.ndarray:
 
     Args:
         model: the full classifier (a Keras model or a :class:`~oipscope.model.subject.Subject`).
-        images: (N, H, W, C) float images in the model's input encoding (as OIPs are).
+        images: (N, H, W, C) float images in the model's input encoding (as OIPs are); images
+            of another height and width (OIPs grown on a canvas) are resized to the model's.
         batch_size: images per forward pass.
 
     Returns:
@@ -493,6 +494,10 @@ def evoked_classes(model, images, batch_size: int = 256) -> np.ndarray:
     subject = as_subject(model)
     model, input_shape = subject.model, subject.input_shape
     images = np.asarray(images)
+    if images.ndim == 4 and images.shape[3] == input_shape[2] and tuple(images.shape[1:3]) != input_shape[:2]:
+        from ..search.starts import _resize  # OIPs grown on a smaller canvas, shown at the model's size
+
+        images = _resize(images.astype(np.float32), *input_shape[:2])
     if images.ndim != 4 or tuple(images.shape[1:]) != input_shape:
         raise ConfigError(
             f"images must be encoded model inputs (standardized for the series' CNN) "
