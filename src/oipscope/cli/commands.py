@@ -23,7 +23,7 @@ from .options import (
     RobustOpt, TransformsOpt, WarmupOpt, default_layer_option, method_config, MeanOpt, ModelArg, RangeOpt,
     RayCpusOpt, RayGpusOpt, RayOpt, StandardizeOpt, StdOpt, UnsafeOpt, WorkersOpt, backend_option, check_output,
     console, encoding_option, err_console, images_option, input_size_option, kept_chunks, load_model_option, numbers_option, output_errors, skipped_note, start_tensorflow, state,
-    subject_option,
+    subject_option, SizeOpt, PrecisionOpt, canvas_note,
 )
 from ..errors import ConfigError, OipscopeError, OutputError
 from ..runs.lock import output_lock
@@ -146,6 +146,8 @@ def find(
     parametrization: Optional[str] = ParametrizationOpt,
     optimizer: Optional[str] = OptimizerOpt,
     warmup_steps: Optional[int] = WarmupOpt,
+    size: Optional[int] = SizeOpt,
+    precision: str = PrecisionOpt,
     strategy: int = typer.Option(0, help="0: one ascent from mixed scales; 1: coarse-to-fine."),
     steps: Optional[int] = typer.Option(None, help="Maximum ascent steps (default 600; 512 with --robust)."),
     epsilon: float = typer.Option(0.01, help="Step size of the normalized gradient."),
@@ -193,9 +195,9 @@ def find(
     """
     from ..config import Execution, OipConfig
 
-    execution = Execution(memory_budget_mb=memory_budget_mb)
+    execution = Execution(memory_budget_mb=memory_budget_mb, precision=precision)
     config = method_config(
-        robust, steps, epsilon=epsilon, strategy=strategy, start=start,
+        robust, steps, epsilon=epsilon, strategy=strategy, start=start, canvas=size,
         precursor=None if robust and precursor else precursor,
         restarts=restarts, n_per_map=n_per_map, seed=seed, objective=objective, transforms=transforms,
         parametrization=parametrization, optimizer=optimizer, warmup_steps=warmup_steps,
@@ -208,6 +210,8 @@ def find(
     subject = subject_option(model, unsafe_load, input_range, mean, std, standardize, preprocess, bgr, input_size)
     layer = default_layer_option(layer, subject.model, config.objective)
     image_set = images_option(images, subject, model, dataset=dataset) if assess else None  # before the long part
+    if canvas_note(subject, config):
+        note(canvas_note(subject, config))
     with output_errors(out), output_lock(out, on_note=note):  # one run per folder, until the grid is drawn
         result = _find_in(out, subject, layer, maps, config, resume, chunk_maps, image_set, execution, ray, workers,
                           ray_cpus_per_task, ray_gpus_per_task, unsafe_load)
@@ -261,6 +265,8 @@ def zoo(
     steps: Optional[int] = typer.Option(None, help="Maximum ascent steps (default 600; 512 with --robust)."),
     epsilon: float = typer.Option(0.01, help="Step size of the normalized gradient."),
     seed: int = typer.Option(0, help="Random seed."),
+    size: Optional[int] = SizeOpt,
+    precision: str = PrecisionOpt,
     images: Optional[str] = ImagesOpt,
     assess: bool = typer.Option(True, "--assess/--no-assess", help="Dataset examples and superstimulus ratios."),
     input_range: Optional[str] = RangeOpt,
@@ -298,8 +304,8 @@ def zoo(
     from ..gallery.worker import BackgroundGallery
     from ..runs.jobs import run_classes, run_zoo
 
-    config = method_config(robust, steps, epsilon=epsilon, seed=seed, objective=objective)
-    execution = Execution(memory_budget_mb=memory_budget_mb)
+    config = method_config(robust, steps, epsilon=epsilon, seed=seed, objective=objective, canvas=size)
+    execution = Execution(memory_budget_mb=memory_budget_mb, precision=precision)
     from ..figures.plot import CONTRASTS
 
     if contrast not in CONTRASTS:
@@ -310,6 +316,8 @@ def zoo(
     plan = plan_zoo(subject, layers, maps)  # every layer and map checked before the first minute is spent
     image_set = images_option(images, subject, model, dataset=dataset) if assess else None
     class_layer = _class_layer_option(subject, classes)
+    if canvas_note(subject, config):
+        note(canvas_note(subject, config))
     if dry_run:
         _print_plan(subject, plan, config, image_set, execution, class_layer)
         return
