@@ -67,7 +67,7 @@ def run_arm(name: str, images_path: str, steps: int, out_dir: str) -> dict:
     run = run_layer(subject, "block4_conv3", "0-3", config, out_dir, images=images,
                     execution=oipscope.Execution(precision=arm["precision"]))
     seconds = time.perf_counter() - t
-    result = run.result
+    result = run
     return {"seconds": seconds, "precision": result.precision, "canvas": list(result.canvas),
             "activation": float(np.median([m.activation for m in result.maps])),
             "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}

@@ -145,8 +145,8 @@ def check_against_cpu(steps: int) -> bool:
         cpu = oipscope.find_oips(subject, "Conv2D_3", "0-15", config)
     act = np.array([m.activation for m in found.maps])
     act_cpu = np.array([m.activation for m in cpu.maps])
-    pixels = np.abs(subject.encoding.decode(np.stack([m.image for m in found.maps])).numpy()
-                    - subject.encoding.decode(np.stack([m.image for m in cpu.maps])).numpy())
+    pixels = np.abs(np.asarray(subject.encoding.decode(np.stack([m.image for m in found.maps])))
+                    - np.asarray(subject.encoding.decode(np.stack([m.image for m in cpu.maps]))))
     p99 = float(np.percentile(pixels, 99))
     ok = bool(np.allclose(act, act_cpu, rtol=ACTIVATION_RTOL, atol=0.05)) and p99 <= PIXEL_P99
     print(f"against the CPU: activations within rtol {ACTIVATION_RTOL} (largest relative difference "

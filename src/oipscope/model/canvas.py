@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from ..errors import ConfigError
 
-__all__ = ["DEFAULT_CANVAS", "LARGEST_OWN_SIZE", "default_canvas", "convolutional_path", "canvas_size", "check_canvas"]
+__all__ = ["DEFAULT_CANVAS", "LARGEST_OWN_SIZE", "default_canvas", "convolutional_path", "canvas_size", "check_canvas",
+           "layer_canvas"]
 
 DEFAULT_CANVAS = 128
 """The canvas of a model larger than :data:`LARGEST_OWN_SIZE` px."""
@@ -81,3 +82,10 @@ def check_canvas(sub_on_canvas, size: tuple[int, int], side: int) -> None:
     if any(d is not None and int(d) < 1 for d in out):
         raise ConfigError(f"the layer has no output on a {size[0]}x{size[1]} canvas; give a larger --size "
                           f"(the model's own is {side} px)")
+
+
+def layer_canvas(subject, layer_name: str, config) -> tuple[int, int] | None:
+    """The canvas a layer's OIPs are grown on for ``config``, or None where it is the model's own size."""
+    sub = subject.target_submodel(layer_name, config.objective)
+    size = canvas_size(config.canvas, subject.input_shape, sub)
+    return None if size == tuple(subject.input_shape[:2]) else size

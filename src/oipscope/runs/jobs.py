@@ -34,7 +34,7 @@ from ..errors import ConfigError, DataError, LayerError
 from ..analysis.examples import DatasetExamples, assess_oips, dataset_examples, evoked_classes
 from ..files import atomic_write, read_saved_json
 from ..search.starts import parse_maps
-from ..model.canvas import canvas_size
+from ..model.canvas import layer_canvas
 from ..model.layers import select_layers
 from .layout import EXAMPLES_NPZ, PARTS, RUN_JSON, zoo_examples_file, zoo_layer_folder
 from .lock import output_lock
@@ -67,24 +67,15 @@ ImageNet head's 1000 took about 87 minutes on a 2-core CPU for MobileNetV2: ``--
 
 
 def _run_key(layer_name: str, maps: tuple[int, ...], config: OipConfig, model_hash: str | None,
-             encoding: InputEncoding, input_size: tuple[int, int] | None = None,
-             canvas: tuple[int, int] | None = None) -> dict:
-    """What a resumed run must share with the run it continues: what decides the OIPs (``canvas``:
-    the size OIPs are grown at where it is not the model's own)."""
+             encoding: InputEncoding, input_size: tuple | None = None, canvas: tuple | None = None) -> dict:
+    """What a resumed run must share with the run it continues: what decides the OIPs."""
     key = {"layer_name": layer_name, "maps": list(maps), "config": config.to_dict(), "model_hash": model_hash}
     if encoding.kind != "standardize" or encoding.channel_order != "rgb":  # keys of plain standardized runs stay
         key["encoding"] = {k: v for k, v in encoding.to_dict().items() if k != "source"}
     if input_size is not None:  # an any-size model: the size chosen decides the OIPs too
         key["input_size"] = list(input_size)
-    if canvas is not None:
-        key["canvas"] = list(canvas)
+    key.update({"canvas": list(canvas)} if canvas else {})  # OIPs grown at another size than the model's
     return key
-
-
-def _canvas_of(subject, layer_name: str, config: OipConfig) -> tuple[int, int] | None:
-    """The canvas a layer's OIPs are grown on, or None where it is the model's own size."""
-    size = canvas_size(config.canvas, subject.input_shape, subject.target_submodel(layer_name, config.objective))
-    return None if size == tuple(subject.input_shape[:2]) else size
 
 
 def _agrees(result: OipResult, key: dict) -> bool:
@@ -172,7 +163,7 @@ class _LayerJob:
         self.note = on_note or _note_default
         self.total = len(selected) * config.n_per_map
         self.key = _run_key(layer_name, selected, config, subject.model_hash, subject.encoding,
-                            subject.input_size, _canvas_of(subject, layer_name, config))
+                            subject.input_size, layer_canvas(subject, layer_name, config))
         self.parts: list[OipResult] = []
         self.done: OipResult | None = None  # a finished result of an earlier run
         self.chunks: list[Chunk] = []
