@@ -240,3 +240,10 @@ def write_zip_bomb_keras(path: Path, model_file: Path, mib: int) -> Path:
             for _ in range(mib):
                 handle.write(block)
     return path
+
+
+@pytest.fixture(autouse=True)
+def _private_cache_dir(tmp_path_factory, monkeypatch):
+    """What oipscope caches about the machine (``precision.json``) goes to a temporary folder,
+    never into the real home."""
+    monkeypatch.setenv("OIPSCOPE_CACHE_DIR", str(tmp_path_factory.mktemp("oipscope-cache")))

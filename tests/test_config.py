@@ -5,7 +5,7 @@ import dataclasses
 from oipscope.config import (DeadUnitSettings, OipConfig, ParameterLoopSettings, PixelLoopSettings,
                              StartSettings)
 
-SEARCH_WIDE = {"seed", "n_per_map", "objective", "snapshot_steps", "method"}  # read by the search around every loop
+SEARCH_WIDE = {"seed", "n_per_map", "objective", "snapshot_steps", "method", "canvas"}  # read by the search around every loop
 
 
 def test_every_field_belongs_to_a_group_or_to_the_whole_search():

@@ -18,8 +18,8 @@ import numpy as np
 from .errors import ConfigError
 
 __all__ = ["OipConfig", "StartSettings", "PixelLoopSettings", "ParameterLoopSettings", "DeadUnitSettings", "Execution",
-           "default_snapshot_steps", "resolve_method", "PARAMETRIZATIONS", "OPTIMIZERS", "METHODS", "AUTO_SERIES_SIZE",
-           "ROBUST_CONTRAST", "MAX_STEPS"]
+           "default_snapshot_steps", "resolve_method", "PARAMETRIZATIONS", "OPTIMIZERS", "PRECISIONS", "METHODS",
+           "AUTO_SERIES_SIZE", "ROBUST_CONTRAST", "MAX_STEPS"]
 
 _EXECUTION_KEYS = ("memory_budget_mb", "jit_compile")  # OipConfig fields before Execution existed
 PARAMETRIZATIONS: tuple[str, ...] = ("pixels", "fourier")
@@ -31,6 +31,8 @@ AUTO_SERIES_SIZE = 32
 ROBUST_CONTRAST = 1.0
 """The robust preset's fixed contrast: the RMS of the image before the sigmoid (see ``OipConfig.contrast``)."""
 _CPU_BATCH = 64
+PRECISIONS: tuple[str, ...] = ("auto", "float32", "bfloat16", "float16")
+"""The choices of ``Execution.precision`` (``auto`` picks one of the others)."""
 MAX_STEPS = 1_000_000
 """The most steps of any ascent (``steps``, a stage of strategy 1, the rescue, a warm-up).
 
@@ -195,6 +197,9 @@ class OipConfig:
         warmup_round_steps: maps still silent after the restarts and the rescue get a
             last round of fresh starts climbed with a warm-up of this many steps, at
             most a quarter of the ascent (0: no such round). It changes no OIP of a live map.
+        canvas: the side in pixels (the longer one) of the image OIPs of a layer whose path from
+            the input is convolutional are grown at (:mod:`oipscope.model.canvas`); None: the
+            model's own size up to 160 px, 128 px above. Other layers use the model's size.
     """
 
     epsilon: float = 0.01
@@ -228,6 +233,7 @@ class OipConfig:
     warmup_steps: int = 0
     warmup_round_steps: int = 150
     method: str = "series"
+    canvas: int | None = None
 
     def __post_init__(self) -> None:
         def norm(name: str, conv: Callable) -> None:
@@ -283,6 +289,8 @@ class OipConfig:
         if self.snapshot_steps is not None:
             bad = [s for s in self.snapshot_steps if not 0 <= s < self.total_steps]
             _check(not bad, f"snapshot steps {bad} outside 0..{self.total_steps - 1}")
+        _check(self.canvas is None or (_is_int(self.canvas) and 8 <= self.canvas <= 4096),
+               f"canvas (--size) must be a whole number of pixels from 8 to 4096, got {self.canvas!r}")
         self._check_method()
 
     def _check_method(self) -> None:
@@ -414,10 +422,10 @@ class OipConfig:
         return _settings(self, DeadUnitSettings)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict (tuples become lists); ``contrast`` and ``colour_matrix`` only when set,
-        so the saved settings of runs without them read as before."""
+        """Plain JSON-able dict (tuples become lists); ``contrast``, ``colour_matrix`` and ``canvas``
+        only when set, so the saved settings of runs without them read as before."""
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()
-                if not (k in ("contrast", "colour_matrix") and v is None)}
+                if not (k in ("contrast", "colour_matrix", "canvas") and v is None)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "OipConfig":
@@ -460,6 +468,11 @@ class Execution:
             and activations after it), compute for each element only its own map
             of it (:mod:`oipscope.ascent.own_map`); equal to the whole layer up to float
             rounding. False: the whole layer, as the series' loop does.
+        precision: what the model computes in: ``"float32"``, ``"bfloat16"``, ``"float16"``
+            (the image, its update and the criteria stay float32), or ``"auto"``: bfloat16 where
+            a short probe shows it faster on this machine and layer, mixed precision on a GPU,
+            float32 elsewhere and for small models (:mod:`oipscope.ascent.precision`). The
+            precision used is saved with the result.
     """
 
     memory_budget_mb: float = 512.0
@@ -467,6 +480,7 @@ class Execution:
     segment_steps: int | None = 20
     batch_size: int | None = None
     own_maps: bool = True
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         _check(isinstance(self.memory_budget_mb, (int, float)) and not isinstance(self.memory_budget_mb, bool)
@@ -478,6 +492,8 @@ class Execution:
         _check(self.batch_size is None or (_is_int(self.batch_size) and self.batch_size >= 1),
                f"batch_size must be an integer >= 1 or None, got {self.batch_size!r}")
         _check(isinstance(self.own_maps, bool), f"own_maps must be True or False, got {self.own_maps!r}")
+        _check(self.precision in PRECISIONS,
+               f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 
     def batch_limit(self) -> int:
         """The most OIPs per batch apart from memory: ``batch_size``, or 64 on a CPU."""

@@ -496,7 +496,7 @@ def _output_activation(model) -> str:
     return getattr(activation, "__name__", "") if activation is not None else ""
 
 
-def evoked_classes(model, images, batch_size: int | None = None, *,
+def evoked_classes(model, images, batch_size: int | None = None, *, resize: bool = False,
                    execution: Execution = Execution()) -> np.ndarray:
     """Class probabilities the full model assigns to (OIP) images.
 
@@ -512,6 +512,8 @@ def evoked_classes(model, images, batch_size: int | None = None, *,
         model: the full classifier (a Keras model or a :class:`~oipscope.model.subject.Subject`).
         images: (N, H, W, C) float images in the model's input encoding (as OIPs are).
         batch_size: images per forward pass; None: as many as ``execution.memory_budget_mb`` allows.
+        resize: images of another height and width (OIPs grown on a canvas) are resized to the
+            model's; else they are refused.
         execution: its memory budget sizes the batches when ``batch_size`` is None.
 
     Returns:
@@ -523,6 +525,11 @@ def evoked_classes(model, images, batch_size: int | None = None, *,
     subject = as_subject(model)
     model, input_shape = subject.model, subject.input_shape
     images = np.asarray(images)
+    other_size = images.ndim == 4 and images.shape[3] == input_shape[2] and tuple(images.shape[1:3]) != input_shape[:2]
+    if resize and other_size:
+        from ..search.starts import _resize  # OIPs grown on a smaller canvas, shown at the model's size
+
+        images = _resize(images.astype(np.float32), *input_shape[:2])
     if images.ndim != 4 or tuple(images.shape[1:]) != input_shape:
         raise ConfigError(
             f"images must be encoded model inputs (standardized for the series' CNN) "
@@ -588,7 +595,8 @@ def assess_oips(model, result, examples: DatasetExamples, *, execution: Executio
                                  [oip.map_index for oip in result.maps])
     subject = as_subject(model, result.encoding)
     if _classifies(subject):
-        probabilities = evoked_classes(subject, np.stack([oip.image for oip in result.maps]), execution=execution)
+        probabilities = evoked_classes(subject, np.stack([oip.image for oip in result.maps]), resize=True,
+                                       execution=execution)
     else:  # a feature extractor (e.g. include_top=False): no classes to evoke
         probabilities = [None] * len(result.maps)
     maps = tuple(

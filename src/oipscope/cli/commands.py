@@ -24,7 +24,7 @@ from .options import (
     subject_method_config, MeanOpt, ModelArg, RangeOpt,
     RayCpusOpt, RayGpusOpt, RayOpt, StandardizeOpt, StdOpt, UnsafeOpt, WorkersOpt, backend_option, check_output,
     console, encoding_option, err_console, images_option, input_size_option, kept_chunks, load_model_option, numbers_option, output_errors, skipped_note, start_tensorflow, state,
-    subject_option,
+    subject_option, SizeOpt, PrecisionOpt, canvas_note,
 )
 from ..errors import ConfigError, OipscopeError
 from ..runs.layout import RUN_JSON
@@ -150,6 +150,8 @@ def find(
     parametrization: Optional[str] = ParametrizationOpt,
     optimizer: Optional[str] = OptimizerOpt,
     warmup_steps: Optional[int] = WarmupOpt,
+    size: Optional[int] = SizeOpt,
+    precision: str = PrecisionOpt,
     strategy: int = typer.Option(0, help="0: one ascent from mixed scales; 1: coarse-to-fine."),
     steps: Optional[int] = typer.Option(None, help="Maximum ascent steps (default 600; 512 with --robust)."),
     epsilon: float = typer.Option(0.01, help="Step size of the normalized gradient."),
@@ -197,10 +199,10 @@ def find(
     """
     from ..config import Execution
 
-    execution = Execution(memory_budget_mb=memory_budget_mb)
+    execution = Execution(memory_budget_mb=memory_budget_mb, precision=precision)
     method = method_option(method, robust)
     fields = dict(
-        epsilon=epsilon, strategy=strategy, start=start, precursor=None if precursor else precursor,
+        epsilon=epsilon, strategy=strategy, start=start, canvas=size, precursor=None if precursor else precursor,
         restarts=restarts, n_per_map=n_per_map, seed=seed, objective=objective, transforms=transforms,
         parametrization=parametrization, optimizer=optimizer, warmup_steps=warmup_steps,
         scales=numbers_option(scales, int, "--scales", "3,7,14,28"),
@@ -215,6 +217,8 @@ def find(
     image_set = images_option(images, subject, model, dataset=dataset) if assess else None  # before the long part
     config = subject_method_config(method, subject, image_set, steps, **fields)
     console.print(method_line(method, config, subject), markup=False, soft_wrap=True)
+    if canvas_note(subject, config):
+        note(canvas_note(subject, config))
     with output_errors(out), output_lock(out, on_note=note), recording() as seconds:  # one run per folder
         began = time.perf_counter()
         result = _find_in(out, subject, layer, maps, config, resume, chunk_maps, image_set, execution, ray, workers,
@@ -273,6 +277,8 @@ def zoo(
     steps: Optional[int] = typer.Option(None, help="Maximum ascent steps (default 600; 512 with --robust)."),
     epsilon: float = typer.Option(0.01, help="Step size of the normalized gradient."),
     seed: int = typer.Option(0, help="Random seed."),
+    size: Optional[int] = SizeOpt,
+    precision: str = PrecisionOpt,
     images: Optional[str] = ImagesOpt,
     assess: bool = typer.Option(True, "--assess/--no-assess", help="Dataset examples and superstimulus ratios."),
     input_range: Optional[str] = RangeOpt,
@@ -311,8 +317,8 @@ def zoo(
     from ..runs.jobs import run_classes, run_zoo
 
     method = method_option(method, robust)
-    config = method_config(method == "robust", steps, epsilon=epsilon, seed=seed, objective=objective)
-    execution = Execution(memory_budget_mb=memory_budget_mb)
+    config = method_config(method == "robust", steps, epsilon=epsilon, seed=seed, objective=objective, canvas=size)
+    execution = Execution(memory_budget_mb=memory_budget_mb, precision=precision)
     from ..figures.plot import CONTRASTS
 
     if contrast not in CONTRASTS:
@@ -322,9 +328,12 @@ def zoo(
     subject = subject_option(model, unsafe_load, input_range, mean, std, standardize, preprocess, bgr, input_size)
     plan = plan_zoo(subject, layers, maps)  # every layer and map checked before the first minute is spent
     image_set = images_option(images, subject, model, dataset=dataset) if assess else None
-    config = subject_method_config(method, subject, image_set, steps, epsilon=epsilon, seed=seed, objective=objective)
+    config = subject_method_config(method, subject, image_set, steps, epsilon=epsilon, seed=seed, objective=objective,
+                                   canvas=size)
     console.print(method_line(method, config, subject), markup=False, soft_wrap=True)
     class_layer = _class_layer_option(subject, classes)
+    if canvas_note(subject, config):
+        note(canvas_note(subject, config))
     if dry_run:
         _print_plan(subject, plan, config, image_set, execution, class_layer)
         return

@@ -20,11 +20,11 @@ __all__ = [
     "console", "err_console", "LOG_WIDTH", "state", "ModelArg", "UnsafeOpt", "RangeOpt", "MeanOpt", "StdOpt", "StandardizeOpt",
     "PreprocessOpt", "BgrOpt", "InputSizeOpt",
     "ImagesOpt", "DatasetOpt", "RayOpt", "WorkersOpt", "RayCpusOpt", "RayGpusOpt", "backend_option",
-    "start_tensorflow", "load_model_option", "subject_option", "input_size_option", "encoding_option",
+    "start_tensorflow", "load_model_option", "subject_option", "input_size_option", "canvas_note", "encoding_option",
     "images_option", "skipped_note",
-    "numbers_option", "check_output", "output_errors", "kept_chunks", "ObjectiveOpt", "MethodOpt", "RobustOpt", "TransformsOpt",
-    "ParametrizationOpt", "OptimizerOpt", "WarmupOpt", "method_config", "method_option", "method_line",
-    "subject_method_config", "default_layer_option",
+    "numbers_option", "check_output", "output_errors", "kept_chunks", "ObjectiveOpt", "MethodOpt", "RobustOpt",
+    "TransformsOpt", "ParametrizationOpt", "OptimizerOpt", "WarmupOpt", "SizeOpt", "PrecisionOpt", "method_config",
+    "method_option", "method_line", "subject_method_config", "default_layer_option",
 ]
 
 LOG_WIDTH = 10_000
@@ -90,6 +90,12 @@ TransformsOpt = typer.Option(None, "--transforms", metavar="LIST",
 ParametrizationOpt = typer.Option(None, "--parametrization", help="pixels (the series) or fourier (1/f spectrum).")
 OptimizerOpt = typer.Option(None, "--optimizer", help="normalized (the series' step) or adam.")
 WarmupOpt = typer.Option(None, "--warmup-steps", help="Steps in which a ReLU that is off still passes gradient.")
+SizeOpt = typer.Option(None, "--size", metavar="N",
+                       help="Canvas in px for layers whose path is convolutional (default: the model's size up to "
+                            "160, 128 above); dense and class layers use the model's size.")
+PrecisionOpt = typer.Option("auto", "--precision",
+                            help="What the model computes in: auto (bfloat16 where a probe shows it faster here, "
+                                 "mixed precision on a GPU, else float32), float32, bfloat16 or float16.")
 
 
 
@@ -317,6 +323,20 @@ def method_config(robust: bool, steps: Optional[int], **fields) -> "OipConfig":
     if steps is not None:
         given["steps"] = steps
     return OipConfig.robust(**given) if robust else OipConfig(**given)
+
+
+def canvas_note(subject, config) -> Optional[str]:
+    """The run's first line about the canvas, where it is not the model's own size (else None)."""
+    from ..model.canvas import default_canvas
+
+    height, width = subject.input_shape[:2]
+    side = max(height, width)
+    canvas = config.canvas if config.canvas is not None else default_canvas(side)
+    if canvas == side:
+        return None
+    how = f"--size {side} grows them at the model's size" if config.canvas is None else "chosen with --size"
+    return (f"canvas: OIPs of layers whose path from the input is convolutional are grown at {canvas} px "
+            f"(the model takes {height}x{width}; dense and class layers use that); {how}")
 
 
 def default_layer_option(layer: Optional[str], keras_model, objective: str) -> str:

@@ -296,10 +296,10 @@ def _is_nested_model(layer) -> bool:
     return isinstance(layer, keras.Model)
 
 
-def _flat_graph(model: keras.Model, batch_shape: tuple | None = None):
+def _flat_graph(model: keras.Model, batch_shape: tuple | None = None, dtype_policy: str | None = None):
     """A functional model computing what ``model`` does, its nested models' layers inlined as
-    fresh copies (on an input of ``batch_shape``, default the model's); returns it and the
-    (original, copy) pairs of layers with weights."""
+    fresh copies (on an input of ``batch_shape``, default the model's; computing in ``dtype_policy``,
+    default each layer's own); returns it and the (original, copy) pairs of layers with weights."""
     import keras
 
     copies: dict[int, Any] = {}
@@ -308,7 +308,10 @@ def _flat_graph(model: keras.Model, batch_shape: tuple | None = None):
     def copy_of(layer):
         if id(layer) not in copies:
             try:
-                copies[id(layer)] = type(layer).from_config(layer.get_config())
+                config = layer.get_config()
+                if dtype_policy is not None:
+                    config["dtype"] = dtype_policy
+                copies[id(layer)] = type(layer).from_config(config)
             except Exception as exc:  # noqa: BLE001 - any failure to rebuild a layer is reported the same way
                 raise ModelError(f"model {model.name!r} nests models, and its layer {layer.name!r} "
                                  f"({type(layer).__name__}) cannot be copied to inline them ({exc}); "

@@ -34,6 +34,7 @@ from ..errors import ConfigError, DataError, LayerError
 from ..analysis.examples import DatasetExamples, evoked_classes
 from ..files import atomic_write, read_saved_json
 from ..search.starts import parse_maps
+from ..model.canvas import layer_canvas
 from ..model.layers import select_layers
 from .layout import EXAMPLES_NPZ, PARTS, RUN_JSON, zoo_examples_file, zoo_layer_folder
 from .examine import dataset_fits, examine_layer, image_set
@@ -63,13 +64,14 @@ ImageNet head's 1000 took about 87 minutes on a 2-core CPU for MobileNetV2: ``--
 
 
 def _run_key(layer_name: str, maps: tuple[int, ...], config: OipConfig, model_hash: str | None,
-             encoding: InputEncoding, input_size: tuple[int, int] | None = None) -> dict:
+             encoding: InputEncoding, input_size: tuple | None = None, canvas: tuple | None = None) -> dict:
     """What a resumed run must share with the run it continues: what decides the OIPs."""
     key = {"layer_name": layer_name, "maps": list(maps), "config": config.to_dict(), "model_hash": model_hash}
     if encoding.kind != "standardize" or encoding.channel_order != "rgb":  # keys of plain standardized runs stay
         key["encoding"] = {k: v for k, v in encoding.to_dict().items() if k != "source"}
     if input_size is not None:  # an any-size model: the size chosen decides the OIPs too
         key["input_size"] = list(input_size)
+    key.update({"canvas": list(canvas)} if canvas else {})  # OIPs grown at another size than the model's
     return key
 
 
@@ -89,7 +91,7 @@ def _agrees(result: OipResult, key: dict) -> bool:
     """Whether a saved result (or chunk) was computed with the settings of ``key`` (a run's run.json)."""
     model_hash = result.model_hash if result.model_hash is not None else key.get("model_hash")
     mine = _run_key(result.layer_name, tuple(key.get("maps", ())), result.config, model_hash, result.encoding)
-    return all(mine.get(name) == key.get(name) for name in (set(mine) | set(key)) - {"input_size"})
+    return all(mine.get(name) == key.get(name) for name in (set(mine) | set(key)) - {"input_size", "canvas"})
 
 
 def finished_result(out_dir: str | os.PathLike, key: dict | None = None) -> OipResult | None:
@@ -171,7 +173,7 @@ class _LayerJob:
         self.note = on_note or _note_default
         self.total = len(selected) * config.n_per_map
         self.key = _run_key(layer_name, selected, config, subject.model_hash, subject.encoding,
-                            subject.input_size)
+                            subject.input_size, layer_canvas(subject, layer_name, config))
         self.parts: list[OipResult] = []
         self.done: OipResult | None = None  # a finished result of an earlier run
         self.chunks: list[Chunk] = []

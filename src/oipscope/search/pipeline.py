@@ -31,7 +31,10 @@ from .quality import hf_share, jitter_robustness
 from ..ascent.parameters import parametrization_of, render
 from .results import MapOip, OipResult
 from .status import Status, is_better, needs_retry
+from ..model.canvas import canvas_size, check_canvas
+from ..model.rebuild import rebuilt
 from ..model.subject import as_subject
+from ..ascent.precision import resolve_precision
 
 __all__ = ["find_oips", "retry_from", "file_sha256", "RESTART_KINDS"]
 
@@ -45,10 +48,35 @@ def _rng(config: OipConfig, m: int, r: int, purpose: int, extra: int = 0) -> np.
     return np.random.default_rng([config.seed, m, r, purpose, extra])
 
 
+@dataclasses.dataclass(frozen=True)
+class _Prepared:
+    """The sub-model an ascent climbs, on its canvas and in its precision."""
+
+    exact: object  # on the canvas, in float32: the quality numbers are measured with it
+    sub: object  # on the canvas, in ``precision``: the ascent climbs it
+    shape: tuple[int, int, int]  # the canvas (height, width, channels)
+    precision: str
+
+    def adapt(self, model):
+        """Another sub-model of the same model (e.g. the pre-activation) on this canvas and precision."""
+        return rebuilt(rebuilt(model, self.shape[:2]), None, self.precision)
+
+
+def _prepared(subject, layer_name: str, config: OipConfig, execution: Execution) -> _Prepared:
+    """The layer's sub-model on the canvas of ``config`` and in the precision of ``execution``."""
+    sub = subject.target_submodel(layer_name, config.objective)
+    size = canvas_size(config.canvas, subject.input_shape, sub)
+    exact = rebuilt(sub, size)
+    check_canvas(exact, size, max(subject.input_shape[:2]))
+    precision = resolve_precision(execution.precision, exact)
+    return _Prepared(exact, rebuilt(exact, None, precision), (*size, subject.input_shape[2]), precision)
+
+
 class _Search:
     def __init__(self, sub, shape: tuple[int, int, int], config: OipConfig, encoding: InputEncoding,
-                 execution: Execution):
+                 execution: Execution, prepared: _Prepared | None = None):
         self.sub = sub
+        self.prepared = prepared
         self.h, self.w, self.c = shape
         self.config = config
         self.encoding = encoding
@@ -300,6 +328,8 @@ def _restarts_and_rescue(search: _Search, subject, layer_name: str, elems: Seque
         if not can_rescue:
             pre = subject.preactivation_submodel(layer_name)
             can_rescue = pre is not None
+            if pre is not None and search.prepared is not None:
+                pre = search.prepared.adapt(pre)
 
     def rescue(positions: list[int]) -> None:
         maps = [elems[i][0] for i in positions]
@@ -399,10 +429,10 @@ def find_oips(
         raise ConfigError(f"config must be an OipConfig, got {type(config).__name__}")
     t0 = time.perf_counter()
     subject = as_subject(model, path=model_path)
-    sub = subject.target_submodel(layer_name, config.objective)
-    n_maps = int(sub.outputs[0].shape[-1])
+    prepared = _prepared(subject, layer_name, config, execution)
+    n_maps = int(prepared.sub.outputs[0].shape[-1])
     selected = parse_maps(maps, n_maps)
-    search = _Search(sub, subject.input_shape, config, subject.encoding, execution)
+    search = _Search(prepared.sub, prepared.shape, config, subject.encoding, execution, prepared)
     elems = [(m, r) for m in selected for r in range(config.n_per_map)]
     total = len(elems)
     done = [0]
@@ -423,7 +453,7 @@ def find_oips(
     oips = [_map_oip(first, i, m, labels[i]) for i, (m, _) in enumerate(elems)]
 
     _second_chances(search, subject, layer_name, elems, oips)
-    oips = _measured(sub, oips, execution, config.objective)
+    oips = _measured(prepared.exact, oips, execution, config.objective)
     if on_progress and done[0] < total:
         on_progress(total, total)
 
@@ -436,7 +466,17 @@ def find_oips(
         maps=tuple(oips),
         versions=_versions(),
         seconds=time.perf_counter() - t0,
+        precision=prepared.precision,
     )
+
+
+def _on_canvas(pixels: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+    """Images (N, H, W, C) resized (bicubic, antialiased) to the canvas where their size differs."""
+    if tuple(pixels.shape[1:3]) == tuple(shape[:2]):
+        return pixels
+    from .starts import _resize
+
+    return _resize(pixels, *shape[:2])
 
 
 def retry_from(model, result: OipResult, positions: Sequence[int], starts: np.ndarray,
@@ -466,16 +506,17 @@ def retry_from(model, result: OipResult, positions: Sequence[int], starts: np.nd
     t0 = time.perf_counter()
     config = result.config
     subject = as_subject(model, result.encoding)
-    sub = subject.target_submodel(result.layer_name, config.objective)
-    x0 = result.encoding.encode(np.asarray(starts, np.float32)).numpy()
+    prepared = _prepared(subject, result.layer_name, config, execution)
+    sub = prepared.sub
+    x0 = result.encoding.encode(_on_canvas(np.asarray(starts, np.float32), prepared.shape)).numpy()
     map_indices = [result.maps[p].map_index for p in positions]
     if config.uses_series_loop:
         again = ascend(sub, x0, map_indices, config, steps=config.total_steps, encoding=result.encoding,
                        execution=execution)
     else:
-        search = _Search(sub, subject.input_shape, config, result.encoding, execution)
+        search = _Search(sub, prepared.shape, config, result.encoding, execution, prepared)
         again, _ = search.render([(m, p) for m, p in zip(map_indices, positions)], _RESTART, 0, images=x0)
     maps = list(result.maps)
     _keep_better(maps, positions, again, [str(label) for label in labels])
-    maps = _measured(sub, maps, execution, config.objective)
+    maps = _measured(prepared.exact, maps, execution, config.objective)
     return dataclasses.replace(result, maps=tuple(maps), seconds=result.seconds + time.perf_counter() - t0)

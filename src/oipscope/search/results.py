@@ -109,6 +109,8 @@ class OipResult:
         seconds: wall time of the search.
         encoding: how the model expects its pixels; the OIPs are in this encoding
             (``encoding.decode`` gives pixel units for display).
+        precision: what the model computed in during the ascent (``Execution.precision``
+            resolved: "float32", "bfloat16" or "float16").
     """
 
     layer_name: str
@@ -119,6 +121,12 @@ class OipResult:
     versions: dict[str, str]
     seconds: float
     encoding: InputEncoding = field(default_factory=InputEncoding.standardize)
+    precision: str = "float32"
+
+    @property
+    def canvas(self) -> tuple[int, int] | None:
+        """(height, width) of the OIPs: the canvas they were grown on."""
+        return tuple(int(d) for d in np.shape(self.maps[0].image)[:2]) if self.maps else None
 
     def summary(self) -> dict[str, Any]:
         """Counts of OIPs per status, the wall time, the median quality numbers and, once
@@ -197,6 +205,8 @@ class OipResult:
             "encoding": self.encoding.to_dict(),
             "versions": dict(self.versions),
             "seconds": float(self.seconds),
+            "precision": self.precision,
+            "canvas": list(self.canvas) if self.canvas else None,
             "maps": meta_maps,
         }
         (folder / RESULT_JSON).unlink(missing_ok=True)  # no old JSON pairs with new arrays
@@ -250,4 +260,5 @@ class OipResult:
                 versions=dict(meta["versions"]),
                 seconds=float(meta["seconds"]),
                 encoding=InputEncoding.from_dict(meta.get("encoding")),
+                precision=str(meta.get("precision", "float32")),
             )
