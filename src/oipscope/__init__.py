@@ -60,9 +60,9 @@ _LAZY = {
     "load_image_file": "analysis.activations",
     "DatasetExamples": "analysis.examples",
     "dataset_examples": "analysis.examples",
-    "assess_oips": "analysis.examples",
-    "superstimulus_ratio": "analysis.examples",
-    "evoked_classes": "analysis.examples",
+    "assess_oips": "analysis.assessment",
+    "superstimulus_ratio": "analysis.assessment",
+    "evoked_classes": "analysis.assessment",
     "pattern_accuracy": "analysis.examples",
 }
 

@@ -34,7 +34,8 @@ def _tiny_cnn():
 def setup():
     """A tiny model, its OIPs for c1 (one map silent) and c2, assessed on random data."""
     from oipscope.ascent.pixels import OipConfig
-    from oipscope.analysis.examples import assess_oips, dataset_examples
+    from oipscope.analysis.examples import dataset_examples
+    from oipscope.analysis.assessment import assess_oips
     from oipscope.search.pipeline import find_oips
 
     model = _tiny_cnn()

@@ -53,7 +53,8 @@ def gallery(mnist_dir, tmp_path_factory) -> Path:
 
     from oipscope.data.datasets import load_dataset
     from oipscope.ascent.pixels import OipConfig
-    from oipscope.analysis.examples import assess_oips, dataset_examples
+    from oipscope.analysis.examples import dataset_examples
+    from oipscope.analysis.assessment import assess_oips
     from oipscope.model.loading import describe
     from oipscope.gallery.site import write_gallery
     from oipscope.search.pipeline import find_oips

@@ -32,7 +32,8 @@ def _hostile_model():
 def tiny():
     """Assessed OIP results and dataset examples of both conv layers of a tiny model."""
     from oipscope.ascent.pixels import OipConfig
-    from oipscope.analysis.examples import assess_oips, dataset_examples
+    from oipscope.analysis.examples import dataset_examples
+    from oipscope.analysis.assessment import assess_oips
     from oipscope.model.loading import describe
     from oipscope.search.pipeline import find_oips
 

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from oipscope.analysis.activations import layer_activations
-from oipscope.analysis.examples import dataset_examples, evoked_classes
+from oipscope.analysis.examples import dataset_examples
+from oipscope.analysis.assessment import evoked_classes
 from oipscope.ascent.pixels import estimate_chunk_size
 from oipscope.config import Execution
 from oipscope.model.memory import batch_for_budget, forward_bytes_per_image, gradient_bytes_per_image

@@ -1,7 +1,8 @@
 """What real images do to a model: activations, dataset examples, Deep Dream.
 
 - :mod:`.activations`: any layer's output for dataset images or image files.
-- :mod:`.examples`: the images that drive each map hardest; superstimulus ratios, evoked classes.
+- :mod:`.examples`: the images that drive each map hardest.
+- :mod:`.assessment`: OIPs measured against them: superstimulus ratios, evoked classes.
 - :mod:`.dream`: Deep Dream, the series' follow-up.
 """
 
@@ -12,5 +13,5 @@ __all__ = ["layer_activations", "load_image_file", "DatasetExamples", "dataset_e
 
 __getattr__, __dir__ = lazy_exports(__name__, {
     "layer_activations": "activations", "load_image_file": "activations", "DatasetExamples": "examples",
-    "dataset_examples": "examples", "assess_oips": "examples", "dream": "dream", "DreamConfig": "dream",
+    "dataset_examples": "examples", "assess_oips": "assessment", "dream": "dream", "DreamConfig": "dream",
 })

@@ -10,7 +10,7 @@ with ``classes=``)::
 
 The class OIPs come from :func:`oipscope.runs.jobs.run_classes` (or ``find_oips`` with
 ``OipConfig(objective="class")`` on the output layer, assessed with
-:func:`oipscope.analysis.examples.evoked_classes`). The module also holds two tile helpers
+:func:`oipscope.analysis.assessment.evoked_classes`). The module also holds two tile helpers
 that the layer pages share: :func:`class_label` and :func:`oip_mosaic`.
 """
 

@@ -11,7 +11,9 @@ from typing import Callable
 
 import numpy as np
 
-from ..analysis.examples import DatasetExamples, assess_oips, dataset_examples
+from ..analysis.examples import DatasetExamples, dataset_examples
+
+from ..analysis.assessment import assess_oips
 from ..config import Execution
 from ..data.datasets import Dataset
 from ..errors import ConfigError

@@ -31,7 +31,8 @@ from ..config import Execution, OipConfig
 from ..data.datasets import Dataset
 from ..model.encoding import InputEncoding
 from ..errors import ConfigError, DataError, LayerError
-from ..analysis.examples import DatasetExamples, evoked_classes
+from ..analysis.examples import DatasetExamples
+from ..analysis.assessment import evoked_classes
 from ..files import atomic_write, read_saved_json
 from ..search.starts import parse_maps
 from ..model.canvas import layer_canvas
