@@ -19,10 +19,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from .options import (
-    BgrOpt, DatasetOpt, ImagesOpt, InputSizeOpt, ObjectiveOpt, OptimizerOpt, ParametrizationOpt, PreprocessOpt,
-    MethodOpt, RobustOpt, TransformsOpt, WarmupOpt, default_layer_option, method_config, method_line, method_option,
-    subject_method_config, MeanOpt, ModelArg, RangeOpt,
-    RayCpusOpt, RayGpusOpt, RayOpt, StandardizeOpt, StdOpt, UnsafeOpt, WorkersOpt, backend_option, check_output,
+    DatasetOpt, ImagesOpt, InputSizeOpt, ObjectiveOpt, OptimizerOpt, ParametrizationOpt, MethodOpt, RobustOpt, TransformsOpt, WarmupOpt, default_layer_option, method_config, method_line, method_option,
+    subject_method_config, ModelArg, UnsafeOpt, backend_option, check_output,
     console, encoding_option, err_console, images_option, input_size_option, kept_chunks, load_model_option, numbers_option, output_errors, skipped_note, start_tensorflow, state,
     subject_option, SizeOpt, PrecisionOpt, canvas_note,
 )
@@ -30,6 +28,7 @@ from ..errors import ConfigError, OipscopeError
 from ..runs.layout import RUN_JSON
 from ..runs.lock import output_lock
 from ..runs.phases import PHASE_SECONDS, phase, recording
+from .groups import CLUSTER, ENCODING
 from .progress import duration_text, progress_display
 
 __all__ = ["app", "main"]
@@ -137,6 +136,8 @@ def info(model: Optional[Path] = ModelArg, unsafe_load: bool = UnsafeOpt,
 
 
 @app.command()
+@ENCODING
+@CLUSTER
 def find(
     model: Optional[Path] = ModelArg,
     layer: Optional[str] = typer.Option(
@@ -170,21 +171,13 @@ def find(
         None, help="Maps per saved chunk, what --resume can skip (default: as many as one batch holds)."),
     images: Optional[str] = ImagesOpt,
     assess: bool = typer.Option(True, "--assess/--no-assess", help="Compare the OIPs with the images' best ones."),
-    input_range: Optional[str] = RangeOpt,
-    mean: Optional[str] = MeanOpt,
-    std: Optional[str] = StdOpt,
-    standardize: bool = StandardizeOpt,
-    preprocess: Optional[str] = PreprocessOpt,
-    bgr: bool = BgrOpt,
-    input_size: Optional[str] = InputSizeOpt,
     out: Path = typer.Option(Path("oipscope-out"), help="Folder for the result and the PNG grid."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in --out."),
     unsafe_load: bool = UnsafeOpt,
     dataset: Optional[str] = DatasetOpt,
-    ray: Optional[str] = RayOpt,
-    workers: Optional[int] = WorkersOpt,
-    ray_cpus_per_task: float = RayCpusOpt,
-    ray_gpus_per_task: float = RayGpusOpt,
+    *,
+    encoding: dict,
+    cluster: dict,
 ) -> None:
     """Create OIPs for the maps of a layer; write the result and a PNG grid.
 
@@ -212,7 +205,7 @@ def find(
     if chunk_maps is not None and chunk_maps < 1:
         raise ConfigError(f"--chunk-maps must be >= 1, got {chunk_maps}")
     check_output(out)
-    subject = subject_option(model, unsafe_load, input_range, mean, std, standardize, preprocess, bgr, input_size)
+    subject = subject_option(model, unsafe_load, **encoding)
     layer = default_layer_option(layer, subject.model, config.objective)
     image_set = images_option(images, subject, model, dataset=dataset) if assess else None  # before the long part
     config = subject_method_config(method, subject, image_set, steps, **fields)
@@ -221,8 +214,8 @@ def find(
         note(canvas_note(subject, config))
     with output_errors(out), output_lock(out, on_note=note), recording() as seconds:  # one run per folder
         began = time.perf_counter()
-        result = _find_in(out, subject, layer, maps, config, resume, chunk_maps, image_set, execution, ray, workers,
-                          ray_cpus_per_task, ray_gpus_per_task, unsafe_load)
+        result = _find_in(out, subject, layer, maps, config, resume, chunk_maps, image_set, execution, cluster,
+                          unsafe_load)
         seconds["search"] = time.perf_counter() - began - sum(seconds.values())  # the rest: OIPs
         skipped_note(image_set)
         with phase("gallery"):
@@ -233,12 +226,11 @@ def find(
 
 
 def _find_in(out: Path, subject, layer: str, maps: str, config, resume: bool, chunk_maps: Optional[int], image_set,
-             execution, ray: Optional[str], workers: Optional[int], ray_cpus_per_task: float,
-             ray_gpus_per_task: float, unsafe_load: bool):
+             execution, cluster: dict, unsafe_load: bool):
     """The search of ``find`` with its progress bars; Ctrl-C says what is kept."""
     from ..runs.jobs import run_layer
 
-    with backend_option(ray, workers, ray_cpus_per_task, ray_gpus_per_task, unsafe_load) as backend, \
+    with backend_option(**cluster, unsafe_load=unsafe_load) as backend, \
             progress_display(console) as progress, output_errors(out):
         oips = progress.add_task(f"{layer} OIPs", total=None, visible=False)  # shown once the search reports
         examples = (progress.add_task(f"{Path(image_set.name).name} examples", total=len(image_set), visible=False)
@@ -265,6 +257,8 @@ def _find_in(out: Path, subject, layer: str, maps: str, config, resume: bool, ch
 
 
 @app.command()
+@ENCODING
+@CLUSTER
 def zoo(
     model: Optional[Path] = ModelArg,
     layers: Optional[str] = typer.Option(
@@ -281,13 +275,6 @@ def zoo(
     precision: str = PrecisionOpt,
     images: Optional[str] = ImagesOpt,
     assess: bool = typer.Option(True, "--assess/--no-assess", help="Dataset examples and superstimulus ratios."),
-    input_range: Optional[str] = RangeOpt,
-    mean: Optional[str] = MeanOpt,
-    std: Optional[str] = StdOpt,
-    standardize: bool = StandardizeOpt,
-    preprocess: Optional[str] = PreprocessOpt,
-    bgr: bool = BgrOpt,
-    input_size: Optional[str] = InputSizeOpt,
     contrast: str = typer.Option("tile", help="tile: each OIP its own robust colour scale; shared: one per layer."),
     classes: Optional[bool] = typer.Option(None, "--classes/--no-classes", help="Also the class OIPs of the "
                                            "output layer, on classes.html (default: for up to 100 classes)."),
@@ -297,10 +284,9 @@ def zoo(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and an estimated time; write nothing."),
     unsafe_load: bool = UnsafeOpt,
     dataset: Optional[str] = DatasetOpt,
-    ray: Optional[str] = RayOpt,
-    workers: Optional[int] = WorkersOpt,
-    ray_cpus_per_task: float = RayCpusOpt,
-    ray_gpus_per_task: float = RayGpusOpt,
+    *,
+    encoding: dict,
+    cluster: dict,
 ) -> None:
     """OIPs for the maps of the chosen layers, dataset examples, and a browsable HTML gallery.
 
@@ -325,7 +311,7 @@ def zoo(
         raise ConfigError(f"--contrast must be one of {', '.join(CONTRASTS)}, got {contrast!r}")
     if not dry_run:
         check_output(out)
-    subject = subject_option(model, unsafe_load, input_range, mean, std, standardize, preprocess, bgr, input_size)
+    subject = subject_option(model, unsafe_load, **encoding)
     plan = plan_zoo(subject, layers, maps)  # every layer and map checked before the first minute is spent
     image_set = images_option(images, subject, model, dataset=dataset) if assess else None
     config = subject_method_config(method, subject, image_set, steps, epsilon=epsilon, seed=seed, objective=objective,
@@ -343,7 +329,7 @@ def zoo(
         with output_errors(out):  # each finished layer's pages are drawn in a worker process while the search goes on
             gallery = BackgroundGallery(out, (subject.name, describe(subject.model)), images=image_set,
                                         contrast=contrast)
-        with backend_option(ray, workers, ray_cpus_per_task, ray_gpus_per_task, unsafe_load) as backend, \
+        with backend_option(**cluster, unsafe_load=unsafe_load) as backend, \
                 progress_display(console) as progress, output_errors(out):
             tasks: dict[tuple[str, str], int] = {}
             order = [item.layer_name for item in plan]

@@ -15,8 +15,9 @@ from rich.table import Table
 
 from ..errors import ConfigError, OutputError
 from .commands import app
+from .groups import ENCODING, PIXEL_ENCODING
 from .options import (
-    BgrOpt, ImagesOpt, InputSizeOpt, MeanOpt, ModelArg, PreprocessOpt, RangeOpt, StandardizeOpt, StdOpt, UnsafeOpt,
+    ImagesOpt, ModelArg, UnsafeOpt,
     check_output, console, images_option, output_errors, subject_option,
 )
 
@@ -24,6 +25,7 @@ __all__ = ["activations", "dream", "save_pixels"]
 
 
 @app.command()
+@ENCODING
 def activations(
     model: Optional[Path] = ModelArg,
     layer: str = typer.Option(..., "--layer", help="Layer name, e.g. Conv2D_2 or Dense_1 (see `oipscope info`)."),
@@ -33,19 +35,14 @@ def activations(
     image: Optional[Path] = typer.Option(None, "--image", help="A PNG/JPEG file instead of a set of images."),
     invert: bool = typer.Option(False, "--invert", help="Invert --image (for dark digits on light paper)."),
     images: Optional[str] = ImagesOpt,
-    input_range: Optional[str] = RangeOpt,
-    mean: Optional[str] = MeanOpt,
-    std: Optional[str] = StdOpt,
-    standardize: bool = StandardizeOpt,
-    preprocess: Optional[str] = PreprocessOpt,
-    bgr: bool = BgrOpt,
-    input_size: Optional[str] = InputSizeOpt,
     top: int = typer.Option(8, help="Top maps listed per image."),
     out: Path = typer.Option(Path("activations.png"),
                              help="Figure of the maps to write (.png, .pdf, .svg, ...; no suffix: .png)."),
     unsafe_load: bool = UnsafeOpt,
     dataset: Optional[str] = typer.Option(None, hidden=True, help="Old name: mnist or fashion-mnist."),
     split: str = typer.Option("test", hidden=True, help="Old option: the split of --dataset (test or train)."),
+    *,
+    encoding: dict,
 ) -> None:
     """Show a layer's activations for real images: top maps per image and a PNG grid of the maps.
 
@@ -73,7 +70,7 @@ def activations(
         raise ConfigError(f"--out {out}: unknown image format {out.suffix!r}; use one of "
                           f"{', '.join('.' + f for f in sorted(formats))} (no suffix: .png)")
     check_output(out)
-    subject = subject_option(model, unsafe_load, input_range, mean, std, standardize, preprocess, bgr, input_size)
+    subject = subject_option(model, unsafe_load, **encoding)
     if image is not None:
         pixels = load_image_file(image, subject.input_shape, invert=invert)[None]
         row_titles, labels = [image.name], ["-"]
@@ -104,6 +101,7 @@ def activations(
 
 
 @app.command()
+@PIXEL_ENCODING
 def dream(
     image: Path = typer.Argument(..., help="A PNG/JPEG to dream on, at its own size."),
     model: Optional[Path] = typer.Option(None, "--model", help="A .keras or .h5 model file (default: the embedded CNN)."),
@@ -113,14 +111,10 @@ def dream(
     octave_scale: float = typer.Option(1.4, help="Size ratio between neighbouring octaves."),
     steps: int = typer.Option(50, help="Ascent steps per octave."),
     epsilon: float = typer.Option(0.01, help="Step size of the normalized gradient."),
-    input_range: Optional[str] = RangeOpt,
-    mean: Optional[str] = MeanOpt,
-    std: Optional[str] = StdOpt,
-    standardize: bool = StandardizeOpt,
-    preprocess: Optional[str] = PreprocessOpt,
-    bgr: bool = BgrOpt,
     out: Path = typer.Option(Path("oipscope-dream"), help="Folder for dream.png and evolution.png."),
     unsafe_load: bool = UnsafeOpt,
+    *,
+    encoding: dict,
 ) -> None:
     """Deep Dream: amplify what a layer (or some of its maps) sees in an image, octave by octave.
 
@@ -137,8 +131,7 @@ def dream(
     config = DreamConfig(octaves=octaves, octave_scale=octave_scale, steps=steps, epsilon=epsilon)
     check_output(out)
     width, height = image_size(image)  # a file over the pixel limit fails here, before TensorFlow starts
-    subject = subject_option(model, unsafe_load, input_range, mean, std, standardize, preprocess, bgr,
-                             any_size=(height, width))  # the dream runs at the image's size anyway
+    subject = subject_option(model, unsafe_load, **encoding, any_size=(height, width))  # the dream runs at the image's size anyway
     pixels = load_image_file(image, (height, width, subject.input_shape[2]))
     with console.status(f"dreaming on {image.name} with {layer} ({octaves} octaves x {steps} steps)"):
         result = dream_image(subject, pixels, layer, maps, config)

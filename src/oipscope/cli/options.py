@@ -396,21 +396,21 @@ def kept_chunks(out: Path) -> tuple[int, int]:
 
 
 @contextmanager
-def backend_option(address: Optional[str], workers: Optional[int], cpus_per_task: float, gpus_per_task: float,
+def backend_option(ray: Optional[str], workers: Optional[int], ray_cpus_per_task: float, ray_gpus_per_task: float,
                    unsafe_load: bool):
     """The backend of ``--ray`` (None: this process), its cluster started or joined here and left on exit."""
-    if address is None:
+    if ray is None:
         if workers is not None:
             raise ConfigError("--workers needs --ray local (without --ray the chunks run in this process)")
         yield None
         return
     from ..runs.cluster import LOCAL, RayBackend
 
-    if workers is not None and address != LOCAL:
+    if workers is not None and ray != LOCAL:
         raise ConfigError("--workers only applies to --ray local; a joined cluster has the workers it has")
-    backend = RayBackend(address, workers=workers, cpus_per_task=cpus_per_task, gpus_per_task=gpus_per_task,
+    backend = RayBackend(ray, workers=workers, cpus_per_task=ray_cpus_per_task, gpus_per_task=ray_gpus_per_task,
                          safe_mode=not unsafe_load)
-    console.print(f"ray: {backend.slots} chunk(s) at once on {address}", markup=False)
+    console.print(f"ray: {backend.slots} chunk(s) at once on {ray}", markup=False)
     try:
         yield backend
     finally:
