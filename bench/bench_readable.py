@@ -6,9 +6,9 @@ Both loops climb the same maps of ``keras.applications.VGG16(weights=None)`` tru
 (:func:`oipscope.ascent.parameters.render` with the robust preset: decorrelated Fourier image,
 sigmoid bound, the standard transforms, Adam), its plain steps and its ReLU warm-up steps apart
 (the preset warms up an eighth of its steps). A map-step is one step of one map; its time is
-the difference between a run of 1 + N steps and one of 1 step, divided by N x maps, so the
-compile, the final forward pass and the host copies of a run cancel. The loops alternate and
-each keeps its fastest of the repeats.
+the difference between the fastest run of 1 + N steps and the fastest of 1 step, divided by
+N x maps, so the compile, the final forward pass and the host copies of a run cancel; wall and
+CPU time (on a busy shared machine the CPU time is the steadier). The loops alternate.
 
 Then one run of each loop under TensorFlow's profiler: the op types by time per map-step, and
 the compiled-function calls per run (one loop call per segment, not per step: no host round
@@ -88,14 +88,11 @@ def loops(sub, size: int, maps: list[int]) -> dict[str, Callable[[int], object]]
     return {"pixels": pixels, "readable": readable, "readable warm-up": lambda n: readable(n, warm=True)}
 
 
-def per_map_step(run: Callable[[int], object], n_maps: int, steps: int) -> np.ndarray:
-    """Wall and CPU seconds per map-step: (run of 1 + steps) - (run of 1), over steps x maps."""
-    clocks = []
-    for n in (1, 1 + steps):
-        start = np.array([time.perf_counter(), time.process_time()])
-        run(n)
-        clocks.append(np.array([time.perf_counter(), time.process_time()]) - start)
-    return (clocks[1] - clocks[0]) / (steps * n_maps)
+def timed(run: Callable[[int], object], n: int) -> np.ndarray:
+    """Wall and CPU seconds of a run of ``n`` steps."""
+    start = np.array([time.perf_counter(), time.process_time()])
+    run(n)
+    return np.array([time.perf_counter(), time.process_time()]) - start
 
 
 def op_profile(run: Callable[[int], object], steps: int) -> tuple[collections.Counter, int] | None:
@@ -168,10 +165,13 @@ def main() -> None:
         runs = loops(vgg16_layer(size), size, maps)
         for run in runs.values():
             run(1)  # compile
-        best = {name: np.full(2, np.inf) for name in runs}  # wall, CPU
+        # per loop, the fastest run of 1 and of 1 + steps steps (wall, CPU); the loops alternate
+        fastest = {(name, n): np.full(2, np.inf) for name in runs for n in (1, 1 + steps)}
         for _ in range(repeats):
-            for name, run in runs.items():  # alternate, so that a busy moment hurts all loops alike
-                best[name] = np.minimum(best[name], per_map_step(run, len(maps), steps))
+            for name, run in runs.items():
+                for n in (1, 1 + steps):
+                    fastest[name, n] = np.minimum(fastest[name, n], timed(run, n))
+        best = {name: (fastest[name, 1 + steps] - fastest[name, 1]) / (steps * len(maps)) for name in runs}
         preset = (1 - WARMUP_SHARE) * best["readable"] + WARMUP_SHARE * best["readable warm-up"]
         rows.append((size, best, preset))
         for k, clock in enumerate(("wall", "CPU")):
