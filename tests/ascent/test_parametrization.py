@@ -151,3 +151,38 @@ def test_colour_sqrt_is_a_square_root_of_the_covariance():
     np.testing.assert_allclose(m @ m.T, np.cov(pixels, rowvar=False), rtol=1e-4, atol=1e-6)
     assert np.all(m[:, 0] > 0)  # the luminance column comes first, positive
     np.testing.assert_array_equal(colour_sqrt(pixels), m)
+
+
+def test_the_spectrum_is_a_bitcast_with_the_gradient_of_tf_complex():
+    from oipscope.ascent.parametrization import as_complex
+
+    pairs = tf.constant(np.random.default_rng(0).standard_normal((2, 3, 8, 5, 2)).astype(np.float32))
+
+    def image_and_gradient(to_complex):
+        with tf.GradientTape() as tape:
+            tape.watch(pairs)
+            image = tf.signal.irfft2d(to_complex(pairs), fft_length=[8, 8])
+            value = tf.reduce_sum(tf.sin(image) * image)
+        return image.numpy(), tape.gradient(value, pairs).numpy()
+
+    expected = image_and_gradient(lambda p: tf.complex(p[..., 0], p[..., 1]))
+    for got, want in zip(image_and_gradient(as_complex), expected):
+        np.testing.assert_array_equal(got, want)  # bit for bit, forward and backward
+
+
+def test_the_fourier_image_and_its_gradient_copy_no_slices():
+    """Per step, the spectrum costs a bitcast each way: no strided slices of the parameters, no scatters back."""
+    param = Parametrization("fourier", (16, 16, 3), RANGE_255, decorrelate=True, bounded=True)
+
+    @tf.function(input_signature=[tf.TensorSpec((None, *param.param_shape), tf.float32)])
+    def gradient(params):
+        with tf.GradientTape() as tape:
+            tape.watch(params)
+            value = tf.reduce_sum(param.image(params))
+        return tape.gradient(value, params)
+
+    graph = gradient.get_concrete_function().graph.get_operations()
+    assert {"IRFFT2D", "Bitcast"} <= {op.type for op in graph}
+    copies = [op.name for op in graph if op.type in {"StridedSlice", "StridedSliceGrad", "Complex", "Real", "Imag"}
+              and op.inputs[0].shape.rank != 1]  # slices of shape vectors are free
+    assert not copies, copies
