@@ -9,13 +9,17 @@ rounding, so a run may be resumed with other execution settings.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .ascent.objective import Objective
 
 __all__ = ["OipConfig", "StartSettings", "PixelLoopSettings", "ParameterLoopSettings", "DeadUnitSettings", "Execution",
            "default_snapshot_steps", "resolve_method", "PARAMETRIZATIONS", "OPTIMIZERS", "PRECISIONS", "METHODS",
@@ -69,6 +73,13 @@ def resolve_method(method: str, height: int, width: int) -> str:
 def _check(cond: bool, msg: str) -> None:
     if not cond:
         raise ConfigError(msg)
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed(objective: str) -> "Objective":
+    from .ascent.objective import parse_objective
+
+    return parse_objective(objective)
 
 
 def _is_int(x: Any) -> bool:
@@ -356,11 +367,14 @@ class OipConfig:
     def uses_series_loop(self) -> bool:
         """Whether the series' compiled loop runs the ascent: pixels, no transforms, the normalized
         step, no sigmoid and no coupling of replicates (else :mod:`oipscope.ascent.parameters` does)."""
-        from .ascent.objective import parse_objective
-
         return (self.parametrization == "pixels" and not self.bounded and not self.decorrelate
                 and not self.transforms and self.optimizer == "normalized"
-                and not parse_objective(self.objective).couples)
+                and not self.parsed_objective.couples)
+
+    @property
+    def parsed_objective(self) -> "Objective":
+        """``objective`` as an :class:`~oipscope.ascent.objective.Objective` (parsed once per text)."""
+        return _parsed(self.objective)
 
     @property
     def total_steps(self) -> int:

@@ -22,7 +22,7 @@ from ..config import Execution, OipConfig
 from ..model.encoding import InputEncoding
 from .pixels import AscentArrays, estimate_chunk_size, history_every, mean_activations, sample_history
 from ..errors import ConfigError
-from .objective import Context, Objective, parse_objective
+from .objective import Context, Objective
 from .parametrization import Parametrization
 from ..search.status import Status
 from .step import normalized, value_and_gradient
@@ -198,7 +198,7 @@ def render(
     snaps = (config.resolved_snapshot_steps(steps) if snapshot_steps is None
              else tuple(sorted({int(s) for s in snapshot_steps if 0 <= int(s) < steps})))
     h, w, c = parametrization.shape
-    objective = parse_objective(config.objective)
+    objective = config.parsed_objective
     transforms = resolve_transforms(loop.transforms, h, w)
     warmup = config.warmup_steps
     loops = [_get_loop(submodel, parametrization, objective, loop.optimizer == "adam", bool(transforms), warm,

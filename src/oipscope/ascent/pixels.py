@@ -405,7 +405,7 @@ def ascend(
     snaps = (config.resolved_snapshot_steps(steps) if snapshot_steps is None
              else tuple(sorted({int(s) for s in snapshot_steps if 0 <= int(s) < steps})))
     stop = loop.stop_on_convergence if stop_on_convergence is None else bool(stop_on_convergence)
-    objective = parse_objective(config.objective)
+    objective = config.parsed_objective
     if objective.couples:
         raise ConfigError(f"objective {objective.text()!r} couples the replicates of a map; "
                           "it runs in oipscope.ascent.parameters, not the series' loop")

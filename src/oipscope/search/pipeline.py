@@ -25,7 +25,6 @@ from ..model.memory import batch_for_budget
 from ..errors import ConfigError
 from ..files import file_sha256
 from .starts import combine_grids, draw_grids, fourier_noise, parse_maps, scale_noise
-from ..ascent.objective import parse_objective
 from ..ascent.own_map import preactivation_through_head
 from .quality import hf_share, jitter_robustness
 from ..ascent.parameters import parametrization_of, render
@@ -81,7 +80,7 @@ class _Search:
         self.config = config
         self.encoding = encoding
         self.execution = execution
-        self.objective = parse_objective(config.objective)
+        self.objective = config.parsed_objective
         self.objective.check(tuple(sub.outputs[0].shape))
         self.parametrization = parametrization_of(config, shape, encoding)
         config.check_image_size(self.h, self.w)

@@ -167,9 +167,7 @@ class OipResult:
     @property
     def is_class_search(self) -> bool:
         """Whether the OIPs climbed class logits (one OIP per output class)."""
-        from ..ascent.objective import parse_objective
-
-        return parse_objective(self.config.objective).logits
+        return self.config.parsed_objective.logits
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the result into folder ``path`` (created if needed); returns the folder."""
