@@ -37,8 +37,8 @@ def wide_model(tmp_path_factory):
     keras.utils.set_random_seed(0)
     path = tmp_path_factory.mktemp("plan") / "wide.keras"
     keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(12, 5, activation="relu", name="c1"),
-                      keras.layers.MaxPooling2D(2, name="pool"), keras.layers.Conv2D(10, 3, activation="relu", name="c2"),
-                      ], name="wide").save(path)
+                      keras.layers.MaxPooling2D(2, name="pool"),
+                      keras.layers.Conv2D(10, 3, activation="relu", name="c2")], name="wide").save(path)
     return path
 
 

@@ -134,9 +134,9 @@ def print_plan(subject, choice: ZooChoice, config, image_set, execution, class_l
     for k, (item, rate) in enumerate(zip(plan, choice.rates)):
         total += (seconds := rate.seconds(item, config, n_images))
         height, width, n_maps = item.output_shape
+        source = "probed" if k == choice.probed else "from FLOPs"
         console.print(f"  {item.layer_name:<28} {item.class_name:<20} {len(item.maps):>5} of {n_maps:<5} maps  "
-                      f"{height}x{width}  ~{duration_text(seconds)}{' (probed)' if k == choice.probed else ' (from FLOPs)'}",
-                      markup=False)
+                      f"{height}x{width}  ~{duration_text(seconds)} ({source})", markup=False)
     if class_layer:
         n_classes = int(subject.model.get_layer(class_layer).output.shape[-1])
         item = LayerPlan(class_layer, "classes", tuple(range(n_classes)), (1, 1, n_classes))
