@@ -287,7 +287,7 @@ def test_find_on_imagenet_model_with_mean_std_and_unlabelled_folder(inputs, tmp_
 
 def _plan_rows(output: str) -> list[tuple[str, ...]]:
     row = re.compile(r"^\s+(\S+)\s+(\S+)\s+(\d+) of (\d+)\s+maps\s+(\d+)x(\d+)\s+"
-                     r"~\d+(?:\.\d+)? (?:s|min|h)(?: \(interpolated\))?\s*$")
+                     r"~\d+(?:\.\d+)? (?:s|min|h) \((?:probed|from FLOPs)\)\s*$")
     return [match.groups() for line in output.splitlines() if (match := row.match(line))]
 
 
@@ -299,7 +299,8 @@ def test_zoo_dry_run_lists_default_layers_and_writes_nothing(xception, tmp_path)
     result, why = _invoke("zoo", path, "--input-range", "-1,1", "--maps", "0-1", "--dry-run", "--out", out)
     assert result.exit_code == 0, why
     assert not out.exists() and sorted(tmp_path.rglob("*")) == before, "a dry run wrote files"
-    assert result.output.count("(interpolated)") == 3, "9 layers: 6 probed, 3 interpolated"
+    assert result.output.count("(from FLOPs)") == 8 and result.output.count("(probed)") == 1, \
+        "9 layers: one probed, 8 scaled by their FLOPs"
     assert len(_lines(result.output, "plan for ")) == 1, why
     assert len(_lines(result.output, "estimated time: ")) == 1, why
 

@@ -210,5 +210,5 @@ def test_plan_lines_stay_whole_in_a_log(model_file, tmp_path):
     assert len(lines) == len(LAYERS) + 1, stdout  # the layers and the class OIPs
     for line, name in zip(lines, LAYERS):
         assert line.startswith(f"  {name}") and " of 8 " in line and "~" in line, line
-    assert stdout.splitlines()[-1].startswith("estimated time: ~") and "interpolated by depth)" in stdout, stdout
+    assert stdout.splitlines()[-1].startswith("estimated time: ~") and "scaled by their FLOPs)" in stdout, stdout
     assert all(len(line) > 80 for line in lines[:-1] if LONG_NAME in line)

@@ -193,37 +193,38 @@ def test_zoo_estimate_counts_the_compiles_a_short_run_is_made_of(tiny_model, mon
     assert seconds == pytest.approx(steps + compiles)
 
 
-def test_a_zoo_of_many_layers_probes_a_few_and_interpolates_the_others_by_depth(monkeypatch):
-    """--dry-run on a deep model: at most max_probes compiles, the layers between take rates
-    interpolated by their depth in the model."""
+def test_a_zoo_estimate_probes_one_layer_and_scales_the_others_by_their_flops(monkeypatch):
+    """--dry-run on a deep model: one compile, of the middle layer on its canvas; every layer's
+    seconds per map-step are the probe's seconds per FLOP times its own FLOPs."""
     import keras
 
+    from oipscope.model.flops import ascent_flops
     from oipscope.runs import plan as plan_module
     from oipscope.runs.plan import Probe, estimate_zoo_seconds, plan_zoo
 
     image = keras.Input((8, 8, 1))
     x = image
     for k in range(9):
-        x = keras.layers.Conv2D(2, 3, padding="same", name=f"c{k}")(x)
+        x = keras.layers.Conv2D(2 + k, 3, padding="same", name=f"c{k}")(x)
     model = keras.Model(image, x)
     plans = plan_zoo(model, "all")
-    assert len(plans) == 9
     probed = []
 
-    def fake_probe(subject, plan, config, **kwargs):  # rates growing with depth: c0 costs 1, c8 costs 9
+    def fake_probe(subject, plan, config, **kwargs):
         probed.append(plan.layer_name)
-        depth = int(plan.layer_name[1:]) + 1
-        return Probe(per_map_step=0.001 * depth, compile_seconds=float(depth), per_image=0.0)
+        return Probe(per_map_step=0.5, compile_seconds=2.0, per_image=0.0)
 
     monkeypatch.setattr(plan_module, "probe_layer", fake_probe)
     config = OipConfig(steps=10)
-    estimates = estimate_zoo_seconds(model, plans, config, max_probes=3)
-    assert probed == ["c0", "c4", "c8"]
-    assert [p for _, p in estimates] == [k in (0, 4, 8) for k in range(9)]
-    for k, (seconds, _) in enumerate(estimates):  # the linear rates are recovered exactly
-        expected = fake_probe(None, plans[k], config).seconds(plans[k], config)
-        assert seconds == pytest.approx(expected)
-    assert len(estimate_zoo_seconds(model, plans[:2], config, max_probes=6)) == 2
+    estimates = estimate_zoo_seconds(model, plans, config)
+    assert probed == ["c4"]
+    assert [p for _, p in estimates] == [k == 4 for k in range(9)]
+    flops = [ascent_flops(keras.Model(image, model.get_layer(f"c{k}").output)) for k in range(9)]
+    for k, (seconds, _) in enumerate(estimates):
+        rates = Probe(0.5 * flops[k] / flops[4], 2.0 * (k + 2) / 6)  # compiles: by the layers on the path
+        assert seconds == pytest.approx(rates.seconds(plans[k], config))
+    assert estimates[8][0] > estimates[4][0] > estimates[0][0]
+    assert estimate_zoo_seconds(model, [], config) == []
 
 
 def _cut_after_first_chunk(model, out):

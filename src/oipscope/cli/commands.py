@@ -29,7 +29,8 @@ from ..runs.layout import RUN_JSON
 from ..runs.lock import output_lock
 from ..runs.phases import PHASE_SECONDS, phase, recording
 from .groups import CLUSTER, ENCODING
-from .progress import duration_text, progress_display
+from .progress import progress_display
+from .zoo_plan import choice_note, choose_zoo_maps, print_plan
 
 __all__ = ["app", "main"]
 
@@ -264,7 +265,11 @@ def zoo(
     layers: Optional[str] = typer.Option(
         None, help="Layers: names, shell globs (activation_*, block*_relu) or all, comma-separated "
                    "(default: one layer per convolution, after its normalization and activation)."),
-    maps: str = typer.Option("all", help='Maps of every layer: "all", or indices and ranges like "0-15".'),
+    maps: Optional[str] = typer.Option(
+        None, help='Maps of every layer: "all", or indices and ranges like "0-15" (default: all; 8 per layer, '
+                   'evenly spread, when the whole zoo would take over an hour).'),
+    time_budget: Optional[str] = typer.Option(
+        None, "--time-budget", help="Sample as many maps per layer as fit this time: 90s, 30m, 2h, 1h30m."),
     objective: str = ObjectiveOpt,
     method: str = MethodOpt,
     robust: bool = RobustOpt,
@@ -301,6 +306,7 @@ def zoo(
     from ..runs.plan import plan_zoo
     from ..gallery.worker import BackgroundGallery
     from ..runs.jobs import run_classes, run_zoo
+    from ..runs.sampling import parse_duration
 
     method = method_option(method, robust)
     config = method_config(method == "robust", steps, epsilon=epsilon, seed=seed, objective=objective, canvas=size)
@@ -309,10 +315,13 @@ def zoo(
 
     if contrast not in CONTRASTS:
         raise ConfigError(f"--contrast must be one of {', '.join(CONTRASTS)}, got {contrast!r}")
+    budget = parse_duration(time_budget) if time_budget is not None else None
+    if budget is not None and maps is not None:
+        raise ConfigError("--maps and --time-budget both choose the maps; give one of them")
     if not dry_run:
         check_output(out)
     subject = subject_option(model, unsafe_load, **encoding)
-    plan = plan_zoo(subject, layers, maps)  # every layer and map checked before the first minute is spent
+    plan = plan_zoo(subject, layers, maps or "all")  # every layer and map checked before the first minute is spent
     image_set = images_option(images, subject, model, dataset=dataset) if assess else None
     config = subject_method_config(method, subject, image_set, steps, epsilon=epsilon, seed=seed, objective=objective,
                                    canvas=size)
@@ -320,9 +329,13 @@ def zoo(
     class_layer = _class_layer_option(subject, classes)
     if canvas_note(subject, config):
         note(canvas_note(subject, config))
+    choice = choose_zoo_maps(subject, plan, config, image_set, execution, explicit=maps is not None, budget=budget,
+                             estimate=dry_run, resume_from=out if resume else None)
     if dry_run:
-        _print_plan(subject, plan, config, image_set, execution, class_layer)
+        print_plan(subject, choice, config, image_set, execution, class_layer)
         return
+    if choice_note(choice):
+        note(choice_note(choice))
     with output_lock(out, on_note=note):  # one run per folder: the search, then the last pages
         started = time.perf_counter()
         begun: list[str] = []  # layers in the order they were started; all but the last are finished
@@ -346,7 +359,8 @@ def zoo(
 
             try:
                 with recording() as seconds:
-                    runs = run_zoo(subject, [p.layer_name for p in plan], config, out, images=image_set, maps=maps,
+                    runs = run_zoo(subject, [p.layer_name for p in plan], config, out, images=image_set,
+                                   maps=choice.maps() if choice.sampled else maps or "all",
                                    resume=resume, execution=execution, backend=backend, on_layer=on_layer,
                                    on_progress=on_progress, on_finished=gallery.add, on_note=note)
                 seconds["search"] = time.perf_counter() - started - sum(seconds.values())  # the rest: OIPs
@@ -427,32 +441,6 @@ def _save_phases(run_file: Path, seconds: dict[str, float]) -> None:
     atomic_write(run_file, json.dumps({**saved, PHASE_SECONDS: rounded}, indent=1).encode())
     if state["debug"]:
         err_console.print("phase seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in rounded.items()), markup=False)
-
-
-def _print_plan(subject, plan, config, image_set, execution, class_layer: Optional[str] = None) -> None:
-    """``zoo --dry-run``: one line per layer with its maps, output size and estimated time."""
-    from ..runs.plan import LayerPlan, estimate_seconds, estimate_zoo_seconds
-    from ..runs.jobs import class_config
-
-    n_images = len(image_set) if image_set is not None else 0
-    images_text = f"{n_images} images of {image_set.name}" if image_set is not None else "no images"
-    console.print(f"plan for {subject.name}: {len(plan)} layer(s), input {subject.encoding.describe()}, "
-                  f"{images_text}; nothing is written", markup=False)
-    total = 0.0
-    estimates = estimate_zoo_seconds(subject, plan, config, n_images=n_images, execution=execution)
-    for item, (seconds, probed) in zip(plan, estimates):
-        total += seconds
-        height, width, n_maps = item.output_shape
-        console.print(f"  {item.layer_name:<28} {item.class_name:<20} {len(item.maps):>5} of {n_maps:<5} maps  "
-                      f"{height}x{width}  ~{duration_text(seconds)}{'' if probed else ' (interpolated)'}", markup=False)
-    if class_layer:
-        n_classes = int(subject.model.get_layer(class_layer).output.shape[-1])
-        item = LayerPlan(class_layer, "classes", tuple(range(n_classes)), (1, 1, n_classes))
-        total += (seconds := estimate_seconds(subject, item, class_config(config), execution=execution))
-        console.print(f"  class OIPs of {class_layer}: {n_classes} classes  ~{duration_text(seconds)}", markup=False)
-    probed = sum(probed for _, probed in estimates)
-    console.print(f"estimated time: ~{duration_text(total)} on this machine (from short timed probes of {probed} of "
-                  f"{len(plan)} layer(s), the others interpolated by depth)", markup=False)
 
 
 @app.command()

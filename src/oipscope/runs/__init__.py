@@ -5,6 +5,7 @@
 - :mod:`.chunks`: the work of a layer cut into chunks, and the local backend.
 - :mod:`.cluster`: the Ray backend.
 - :mod:`.plan`: a zoo's plan and estimate before it runs.
+- :mod:`.sampling`: maps sampled per layer so that a large zoo fits its time.
 - :mod:`.layout`: where a run keeps its files.
 """
 

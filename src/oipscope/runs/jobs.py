@@ -22,7 +22,7 @@ import os
 import shutil
 import warnings
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -373,7 +373,7 @@ def run_zoo(
     *,
     images=None,
     dataset: Dataset | None = None,
-    maps: str | int | Iterable[int] | None = "all",
+    maps: str | int | Iterable[int] | Mapping[str, Iterable[int]] | None = "all",
     resume: bool = False,
     model_path: str | os.PathLike | None = None,
     execution: Execution = Execution(),
@@ -396,7 +396,8 @@ def run_zoo(
             examples of each layer and the OIPs' superstimulus ratios and evoked classes.
         dataset: a :class:`~oipscope.data.datasets.Dataset` instead of ``images`` (its training split).
         maps: the maps of every layer ("all", "0-15", ...; indices past a layer's
-            last map are left out for that layer).
+            last map are left out for that layer), or a mapping of layer names to each
+            one's maps (e.g. sampled ones; a layer not in it: all).
         resume: keep the layers (and chunks) an interrupted run with the same settings finished.
         model_path: the model file, to record its hash.
         execution: how the work is carried out; never changes an OIP.
@@ -413,7 +414,8 @@ def run_zoo(
     names = select_layers(subject.model, layers)
     if not names:
         raise LayerError(f"model {subject.name!r} has no layers with feature maps (4-D outputs)")
-    layer_maps = {name: layer_map_selection(subject, name, maps) for name in names}  # all checked up front
+    chosen = (lambda name: maps.get(name, "all")) if isinstance(maps, Mapping) else (lambda name: maps)
+    layer_maps = {name: layer_map_selection(subject, name, chosen(name)) for name in names}  # all checked up front
     images = image_set(images if images is not None else dataset, subject)
     if images is not None and not dataset_fits(subject, images):
         raise ConfigError(f"the images of {images.name} do not fit the input of model {subject.name!r}; "

@@ -3,9 +3,9 @@
 :func:`plan_zoo` resolves the layer and map selection exactly as
 :func:`oipscope.runs.jobs.run_zoo` will; :func:`estimate_seconds` times a short
 ascent of a layer (and a forward pass over a few images) and scales it to
-the full search; :func:`estimate_zoo_seconds` does so for a few layers of a zoo and
-interpolates the others, so ``oipscope zoo --dry-run`` can say what a run would cost
-without writing anything, in seconds even for a model of many layers.
+the full search; :func:`estimate_zoo_seconds` does so for one layer of a zoo and scales
+the others by their FLOPs, so ``oipscope zoo --dry-run`` can say what a run would cost
+without writing anything, in seconds even for a deep model at 224 px.
 """
 
 from __future__ import annotations
@@ -18,11 +18,15 @@ import numpy as np
 
 from ..config import Execution, OipConfig
 from ..ascent.pixels import ascend
+from ..model.canvas import canvas_size
+from ..model.flops import ascent_flops, forward_flops
 from ..model.layers import select_layers
+from ..model.rebuild import rebuilt
 from .jobs import layer_map_selection
 from ..model.subject import as_subject
 
-__all__ = ["LayerPlan", "Probe", "plan_zoo", "probe_layer", "estimate_seconds", "estimate_zoo_seconds"]
+__all__ = ["LayerPlan", "Probe", "plan_zoo", "probe_layer", "estimate_seconds", "zoo_rates",
+           "estimate_zoo_seconds"]
 
 _SEARCH_OVERHEAD = 1.15  # precursor scoring and the few maps that need restarts, measured on the embedded CNN
 _COMPILES_PER_LAYER = 3  # a run compiles each layer's ascent, its measure and its second chances' loops
@@ -79,30 +83,32 @@ class Probe:
 
 def probe_layer(model, plan: LayerPlan, config: OipConfig = OipConfig(), *, n_images: int = 0,
                 probe_maps: int = 16, probe_steps: int = 8, execution: Execution = Execution()) -> Probe:
-    """Time a short ascent of one layer (and, with ``n_images``, a forward pass of 64 images).
+    """Time a short ascent of one layer on its canvas (and, with ``n_images``, a forward pass of 64 images).
 
     A batch of ``probe_maps`` maps ascends ``probe_steps`` steps twice: the first run
     compiles the loop, the second gives the seconds per map and step.
     """
     subject = as_subject(model)
     sub = subject.feature_submodel(plan.layer_name)
-    height, width, channels = subject.input_shape
+    height, width = canvas_size(config.canvas, subject.input_shape, sub)
+    channels = subject.input_shape[2]
+    on_canvas = rebuilt(sub, (height, width))
     n = max(1, min(probe_maps, len(plan.maps)))
     rng = np.random.default_rng(0)
     start = subject.encoding.start(rng.standard_normal((n, height, width, channels)).astype(np.float32))
     maps = list(plan.maps[:n])
     probe = Execution(memory_budget_mb=execution.memory_budget_mb, segment_steps=None)
     began = time.perf_counter()
-    ascend(sub, start, maps, config, steps=2, snapshot_steps=(), encoding=subject.encoding,
+    ascend(on_canvas, start, maps, config, steps=2, snapshot_steps=(), encoding=subject.encoding,
            execution=probe)  # compiles the loop
     compiled = time.perf_counter()
-    ascend(sub, start, maps, config, steps=probe_steps, snapshot_steps=(), stop_on_convergence=False,
+    ascend(on_canvas, start, maps, config, steps=probe_steps, snapshot_steps=(), stop_on_convergence=False,
            encoding=subject.encoding, execution=probe)
     per_map_step = (time.perf_counter() - compiled) / (n * probe_steps)
     compile_seconds = max(0.0, compiled - began - per_map_step * n * 2)
     per_image = 0.0
     if n_images:
-        batch = subject.encode(np.full((64, height, width, channels), 128.0, np.float32))
+        batch = subject.encode(np.full((64, *subject.input_shape), 128.0, np.float32))
         forward = subject.output_submodel(plan.layer_name, "act_")
         forward(batch, training=False)
         began = time.perf_counter()
@@ -125,35 +131,39 @@ def estimate_seconds(model, plan: LayerPlan, config: OipConfig = OipConfig(), *,
     return probe.seconds(plan, config, n_images)
 
 
-def estimate_zoo_seconds(model, plans: Sequence[LayerPlan], config: OipConfig = OipConfig(), *,
-                         n_images: int = 0, max_probes: int = 6, execution: Execution = Execution(),
-                         ) -> list[tuple[float, bool]]:
-    """``(seconds, probed)`` per layer of a zoo, probing at most ``max_probes`` layers.
+def _path_counts(subject, layer_name: str, config: OipConfig) -> tuple[int, int, int]:
+    """(ascent FLOPs per map-step on the layer's canvas, forward FLOPs per dataset image, layers on its path)."""
+    sub = subject.feature_submodel(layer_name)
+    on_canvas = rebuilt(sub, canvas_size(config.canvas, subject.input_shape, sub))
+    return ascent_flops(on_canvas), forward_flops(sub), len(sub.layers)
 
-    Every probe compiles a loop (seconds each on a deep model), so a plan of many layers
-    probes the first, the last and layers evenly between; the others take rates
-    interpolated by their depth in the model (the sub-model up to a layer holds every
-    layer before it, so deeper layers cost more).
+
+def zoo_rates(model, plans: Sequence[LayerPlan], config: OipConfig = OipConfig(), *, n_images: int = 0,
+              execution: Execution = Execution()) -> tuple[list[Probe], int]:
+    """The rates of every layer of a zoo from one timed probe, and the index of the probed layer.
+
+    Compiling a loop takes seconds on a deep model, so only one layer, in the middle of
+    the plan, is probed (on the canvas its OIPs grow on): its seconds per operation
+    scale every other layer's ascent FLOPs (:func:`oipscope.model.flops.ascent_flops`,
+    forward and backward up to the layer, on its canvas) and forward FLOPs per dataset
+    image; compile times scale with the number of layers on the path.
     """
     subject = as_subject(model)
     if not plans:
-        return []
-    depth = {layer.name: index for index, layer in enumerate(subject.model.layers)}
-    count, n_probes = len(plans), max(1, min(max_probes, len(plans)))
-    chosen = sorted({round(k * (count - 1) / max(1, n_probes - 1)) for k in range(n_probes)})
-    probes = {k: probe_layer(subject, plans[k], config, n_images=n_images, execution=execution) for k in chosen}
-    estimates = []
-    for k, plan in enumerate(plans):
-        if k in probes:
-            estimates.append((probes[k].seconds(plan, config, n_images), True))
-            continue
-        below = max(j for j in chosen if j < k)
-        above = min((j for j in chosen if j > k), default=below)  # past the last probe: its rates
-        low, high = depth.get(plans[below].layer_name, below), depth.get(plans[above].layer_name, above)
-        share = (depth.get(plan.layer_name, k) - low) / (high - low) if high != low else 0.5
-        a, b = probes[below], probes[above]
-        rates = Probe(*(x + share * (y - x) for x, y in ((a.per_map_step, b.per_map_step),
-                                                         (a.compile_seconds, b.compile_seconds),
-                                                         (a.per_image, b.per_image))))
-        estimates.append((rates.seconds(plan, config, n_images), False))
-    return estimates
+        return [], -1
+    counts = [_path_counts(subject, plan.layer_name, config) for plan in plans]
+    mid = len(plans) // 2
+    probe = probe_layer(subject, plans[mid], config, n_images=n_images, probe_maps=4, probe_steps=4,
+                        execution=execution)
+    ascent, forward, depth = counts[mid]
+    return [Probe(probe.per_map_step * flops / max(1, ascent), probe.compile_seconds * layers / max(1, depth),
+                  probe.per_image * image_flops / max(1, forward))
+            for flops, image_flops, layers in counts], mid
+
+
+def estimate_zoo_seconds(model, plans: Sequence[LayerPlan], config: OipConfig = OipConfig(), *,
+                         n_images: int = 0, execution: Execution = Execution(),
+                         ) -> list[tuple[float, bool]]:
+    """``(seconds, probed)`` per layer of a zoo (:func:`zoo_rates`); ``probed`` only for the probed layer."""
+    rates, mid = zoo_rates(model, plans, config, n_images=n_images, execution=execution)
+    return [(rate.seconds(plan, config, n_images), k == mid) for k, (plan, rate) in enumerate(zip(plans, rates))]
