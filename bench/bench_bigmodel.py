@@ -12,7 +12,7 @@ in random colours; 400 by default). Targets: the new arm at least 8x faster with
 from the canvas and batching), peak RSS under 3 GB, and no pass other than the ascent (dataset
 examples, assessment) over 20 % of the new arm's time. The CPU's SIMD and AMX are printed::
 
-    python bench/bench_bigmodel.py [--quick] [--images N] [--steps N]
+    python bench/bench_bigmodel.py [--quick] [--images N] [--steps N] [--method auto|series|robust]
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def textured_crops(n: int, size: int = 224, seed: int = 0) -> np.ndarray:
     return out
 
 
-def run_arm(name: str, images_path: str, steps: int, out_dir: str) -> dict:
+def run_arm(name: str, images_path: str, steps: int, out_dir: str, method: str = "auto") -> dict:
     """One arm, in this process: its seconds, precision, canvas and peak RSS."""
     import keras
 
@@ -64,7 +64,10 @@ def run_arm(name: str, images_path: str, steps: int, out_dir: str) -> dict:
     subject = oipscope.Subject(vgg, oipscope.InputEncoding.preset("caffe"))
     images = oipscope.open_images(images_path, subject.input_shape)
     arm = ARMS[name]
-    config = oipscope.OipConfig(steps=steps, canvas=arm["canvas"])
+    from oipscope.config import resolve_method
+
+    chosen = resolve_method(method, *subject.input_shape[:2])  # auto: what `find` runs at 224 px (robust)
+    config = oipscope.OipConfig.for_method(chosen, steps=steps, canvas=arm["canvas"])
     t = time.perf_counter()
     with recording() as phases:
         result = run_layer(subject, "block4_conv3", "0-3", config, out_dir, images=images,
@@ -81,13 +84,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="40 images, 10 steps.")
     parser.add_argument("--images", type=int, default=400, help="Crops to compare with (default 400).")
     parser.add_argument("--steps", type=int, default=40, help="Ascent steps (default 40).")
+    parser.add_argument("--method", choices=("auto", "series", "robust"), default="auto",
+                        help="The OIP method, as find's --method (auto: robust at 224 px).")
     parser.add_argument("--arm", choices=sorted(ARMS), help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     n_images, steps = (40, 10) if args.quick else (args.images, args.steps)
     if args.arm:
         with tempfile.TemporaryDirectory() as out:
-            print(json.dumps(run_arm(args.arm, args.data, steps, out)))
+            print(json.dumps(run_arm(args.arm, args.data, steps, out, args.method)))
         return 0
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
@@ -101,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         data = Path(folder) / "crops.npy"
         np.save(data, textured_crops(n_images))
         for name in ARMS:
-            command = [sys.executable, __file__, "--arm", name, "--data", str(data), "--steps", str(steps)]
+            command = [sys.executable, __file__, "--arm", name, "--data", str(data), "--steps", str(steps),
+                       "--method", args.method]
             done = subprocess.run(command, capture_output=True, text=True, check=False)
             if done.returncode != 0:
                 print(f"arm {name} failed:\n{done.stderr[-3000:]}")

@@ -64,7 +64,7 @@ def test_a_second_run_on_a_busy_folder_stops_and_the_first_completes(model, tmp_
                       cwd=tmp_path)
     try:
         deadline = time.monotonic() + 180
-        while not (out / ".oipscope.runs.lock").is_file():
+        while not (out / ".oipscope.lock").is_file():
             assert first.poll() is None and time.monotonic() < deadline, first.communicate()
             time.sleep(0.02)
         os.kill(first.pid, signal.SIGSTOP)  # the first run holds the folder while the second starts
@@ -77,7 +77,7 @@ def test_a_second_run_on_a_busy_folder_stops_and_the_first_completes(model, tmp_
     assert first.returncode == 0, stdout + stderr
     assert json.loads((out / "run.json").read_text())["config"]["steps"] == 300
     assert json.loads((out / "result.json").read_text())["config"]["steps"] == 300
-    assert not (out / ".oipscope.runs.lock").exists()
+    assert not (out / ".oipscope.lock").exists()
 
 
 def test_resume_takes_over_a_stale_lock_and_recomputes_a_damaged_chunk(model, tmp_path):
@@ -88,7 +88,7 @@ def test_resume_takes_over_a_stale_lock_and_recomputes_a_damaged_chunk(model, tm
     chunks = sorted(out.glob("parts/maps-*"))
     (chunks[0] / "arrays.npz").write_bytes((chunks[0] / "arrays.npz").read_bytes()[:100])
     dead = _dead_pid()
-    (out / ".oipscope.runs.lock").write_text(json.dumps({"pid": dead, "host": socket.gethostname(), "started": 1.7e9,
+    (out / ".oipscope.lock").write_text(json.dumps({"pid": dead, "host": socket.gethostname(), "started": 1.7e9,
                                                      "command": "oipscope find (killed)"}))
     resumed = _run(*args, "--resume", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
@@ -98,7 +98,7 @@ def test_resume_takes_over_a_stale_lock_and_recomputes_a_damaged_chunk(model, tm
     assert any("damaged chunk" in line and "arrays.npz" in line for line in notes), resumed.stdout
     result = json.loads((out / "result.json").read_text())
     assert [m["map_index"] for m in result["maps"]] == list(range(6))
-    assert not (out / ".oipscope.runs.lock").exists()
+    assert not (out / ".oipscope.lock").exists()
 
 
 def test_report_on_damaged_gallery_data_exits_3_naming_the_file(model, tmp_path):

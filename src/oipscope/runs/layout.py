@@ -2,7 +2,7 @@
 
 A layer run (``oipscope find``, :func:`oipscope.runs.jobs.run_layer`)::
 
-    <out>/.oipscope.runs.lock                who writes here now (:mod:`oipscope.runs.lock`)
+    <out>/.oipscope.lock                who writes here now (:mod:`oipscope.runs.lock`)
     <out>/run.json                      the settings of the run (what --resume must match)
     <out>/parts/maps-00000-00127/       finished chunks while the run is under way
     <out>/result.json, arrays.npz       the merged result (:class:`~oipscope.search.results.OipResult`)
@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 RUN_JSON = "run.json"
-LOCK_FILE = ".oipscope.runs.lock"
+LOCK_FILE = ".oipscope.lock"
 PARTS = "parts"
 EXAMPLES_NPZ = "examples.npz"
 DATA_DIR = "data"

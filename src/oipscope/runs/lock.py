@@ -1,7 +1,7 @@
 """One run per output folder: a lock file that names its holder.
 
 A run that writes a folder (``find``, ``zoo``, ``report``; :func:`oipscope.runs.jobs.run_layer`
-and friends) holds ``<folder>/.oipscope.runs.lock`` while it writes. A second run on the
+and friends) holds ``<folder>/.oipscope.lock`` while it writes. A second run on the
 same folder stops at once with :class:`~oipscope.errors.FolderInUseError` (exit code 8),
 naming the holder (pid, host, command, start time), instead of deleting the first
 run's chunks and mixing its files. A lock left by a process that is gone (same host,
