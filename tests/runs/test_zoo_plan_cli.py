@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 from typer.testing import CliRunner
@@ -117,17 +116,14 @@ def test_a_time_budget_chooses_the_maps_per_layer(wide_model, tmp_path, monkeypa
     assert " 12 of 12 " in _rows(roomy.output)["c1"] and "sampled:" not in roomy.output, why
 
 
-def test_vgg16_dry_run_answers_within_20_seconds(tmp_path):
-    """A 224 px VGG16 (13 layers): one compile, not one per layer (it took 2.5 min with six probes)."""
+def test_vgg16_dry_run_samples_the_maps_of_a_plan_over_an_hour(tmp_path):
+    """A 224 px VGG16 (13 layers): one compile, not one per layer; its time is bench/bench_zoo_plan.py's."""
     import keras
 
     path = tmp_path / "vgg16.keras"
     keras.applications.VGG16(weights=None, include_top=False, input_shape=(224, 224, 3)).save(path)
-    began = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "oipscope", "zoo", str(path), "--preprocess", "caffe", "--dry-run",
                            "--out", str(tmp_path / "zoo")], capture_output=True, text=True,
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "COLUMNS": "200"}, timeout=300)
-    seconds = time.perf_counter() - began
     assert done.returncode == 0, done.stdout + done.stderr
     assert "8 of 512" in done.stdout and "sampled: the whole plan would take ~" in done.stdout, done.stdout
-    assert seconds < 20, f"zoo --dry-run of VGG16 took {seconds:.1f} s"

@@ -29,6 +29,7 @@ __all__ = ["LayerPlan", "Probe", "plan_zoo", "probe_layer", "estimate_seconds", 
            "estimate_zoo_seconds"]
 
 _SEARCH_OVERHEAD = 1.15  # precursor scoring and the few maps that need restarts, measured on the embedded CNN
+_SMALL_STEP_FLOPS = 1e9  # ascent FLOPs per map-step under which zoo_rates probes 16 maps, not 4
 _COMPILES_PER_LAYER = 3  # a run compiles each layer's ascent, its measure and its second chances' loops
 
 
@@ -153,9 +154,11 @@ def zoo_rates(model, plans: Sequence[LayerPlan], config: OipConfig = OipConfig()
         return [], -1
     counts = [_path_counts(subject, plan.layer_name, config) for plan in plans]
     mid = len(plans) // 2
-    probe = probe_layer(subject, plans[mid], config, n_images=n_images, probe_maps=4, probe_steps=4,
-                        execution=execution)
     ascent, forward, depth = counts[mid]
+    # a small layer's step costs little: probe it in a batch like the run's (a batch of 4 is mostly overhead)
+    maps = 16 if ascent < _SMALL_STEP_FLOPS else 4
+    probe = probe_layer(subject, plans[mid], config, n_images=n_images, probe_maps=maps, probe_steps=4,
+                        execution=execution)
     return [Probe(probe.per_map_step * flops / max(1, ascent), probe.compile_seconds * layers / max(1, depth),
                   probe.per_image * image_flops / max(1, forward))
             for flops, image_flops, layers in counts], mid
