@@ -15,6 +15,8 @@ import os
 import subprocess
 import sys
 
+from _machine import describe_machine
+
 CHILD = r"""
 import ctypes, gc, json, os, sys, time
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
@@ -60,12 +62,6 @@ def run(*args: str) -> dict:
     return json.loads(lines[-1][len("RESULT "):])
 
 
-def cpu_features() -> str:
-    flags = open("/proc/cpuinfo").read()
-    simd = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
-    return f"{os.cpu_count()} cores, {simd}, {'AMX' if 'amx_tile' in flags else 'no AMX'}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="vgg16", choices=("vgg16", "mobilenetv2"))
@@ -73,7 +69,7 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=512.0)
     parser.add_argument("--images", type=int, default=96)
     args = parser.parse_args()
-    print(f"{args.model} up to {args.layer}, 224 px, budget {args.budget:g} MB, {cpu_features()}")
+    print(f"{args.model} up to {args.layer}, 224 px, budget {args.budget:g} MB, {describe_machine()}")
     common = (args.model, args.layer, args.budget, args.images)
     for label, passage, batch in (("examples, old default", "examples", 1024), ("examples, budget", "examples", "auto"),
                                   ("ascent (4 maps, 3 steps)", "ascent", "auto")):

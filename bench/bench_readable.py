@@ -33,22 +33,10 @@ from typing import Callable
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
+from _machine import describe_machine  # noqa: E402
 
 LAYER = "block4_conv3"
 WARMUP_SHARE = 1 / 8  # the robust preset warms up an eighth of its steps (at most 64 of 512)
-
-
-def cpu_features() -> str:
-    """'N cores, AVX-512|AVX2, AMX yes|no' from /proc/cpuinfo."""
-    flags: set[str] = set()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            line = next((l for l in fh if l.startswith("flags")), "")
-        flags = set(line.partition(":")[2].split())
-    except OSError:
-        pass
-    simd = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
-    return f"{os.cpu_count()} cores, {simd}, AMX {'yes' if 'amx_tile' in flags else 'no'}"
 
 
 def vgg16_layer(size: int):
@@ -158,7 +146,7 @@ def main() -> None:
     sizes = [224] if args.quick else [int(s) for s in args.sizes.split(",")]
     steps, repeats = (2, 2) if args.quick else (args.steps, args.repeats)
     maps = list(range(args.maps))
-    print(f"machine: {cpu_features()}; VGG16(weights=None) to {LAYER}, {len(maps)} maps, "
+    print(f"machine: {describe_machine()}; VGG16(weights=None) to {LAYER}, {len(maps)} maps, "
           f"{steps} steps, best of {repeats}")
     rows = []
     for size in sizes:

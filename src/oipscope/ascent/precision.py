@@ -11,8 +11,8 @@ its update and the convergence criteria stay float32 (:func:`oipscope.model.rebu
 - on a GPU: bfloat16 from compute capability 8.0 (Ampere), float16 from 7.0, else float32;
 - on a CPU, a short timed probe of one input-gradient step in float32 and in bfloat16:
   bfloat16 where it is at least :data:`MIN_SPEEDUP` times faster and the layer's output
-  agrees within :data:`AGREEMENT` (relative), else float32. On a CPU with AMX bfloat16 is
-  measured about 5× faster; with AVX-512 or AVX2 alone it is usually slower.
+  agrees within :data:`AGREEMENT` (relative), else float32. Measured on VGG16: about 5× faster
+  with AMX, about 2× on an AVX-512 CPU with AVX512_BF16; on AVX2 alone it can be slower.
 
 The probe's verdict is cached per machine (CPU model and SIMD flags, or the GPU) and layer
 shape in ``precision.json`` under :func:`cache_dir` (``$OIPSCOPE_CACHE_DIR``, else
