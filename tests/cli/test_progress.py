@@ -58,3 +58,18 @@ def test_a_line_comes_while_nothing_is_done_then_an_estimate_then_done():
     count = len(lines)
     time.sleep(0.15)
     assert len(buffer.getvalue().splitlines()) == count, "no line after the display stopped"
+
+
+def test_a_phase_made_early_counts_its_time_from_the_end_of_the_one_before(monkeypatch):
+    """find makes its examples' task with its OIPs' task; the examples' done line tells their own time."""
+    clock = [time.monotonic()]  # tasks take their start from the real clock
+    monkeypatch.setattr("oipscope.cli.progress.time.monotonic", lambda: clock[0])
+    console, buffer = _log_console()
+    progress = PlainProgress(console, interval=3600)
+    oips = progress.add_task("c2 OIPs", total=4)
+    examples = progress.add_task("photos examples", total=10, visible=False)
+    clock[0] += 120  # the search takes two minutes
+    progress.update(oips, completed=4)
+    clock[0] += 15  # the examples fifteen seconds
+    progress.update(examples, completed=10, visible=True)
+    assert buffer.getvalue().splitlines() == ["c2 OIPs 4/4 done in 2 min", "photos examples 10/10 done in 15 s"]

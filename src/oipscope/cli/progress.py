@@ -76,6 +76,7 @@ class PlainProgress:
         self._tasks: list[_Task] = []
         self._current: _Task | None = None  # the phase last reported on
         self._began = time.monotonic()
+        self._last_done: float | None = None  # when the last phase finished
         self._lock = threading.Lock()
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
@@ -100,6 +101,8 @@ class PlainProgress:
             if total is not None:
                 task.total = total
             if visible is not None:
+                if visible and not task.visible and self._last_done is not None:
+                    task.began = max(task.began, self._last_done)  # a phase made early starts after the last one
                 task.visible = visible
             if description is not None:
                 task.description = description
@@ -110,6 +113,7 @@ class PlainProgress:
             line = None
             if task.visible and task.finished and not task.done_reported:
                 task.done_reported = True
+                self._last_done = time.monotonic()
                 line = (f"{task.description} {_count(task.completed)}/{_count(task.total)} done in "
                         f"{duration_text(time.monotonic() - task.began)}")
         if line:
